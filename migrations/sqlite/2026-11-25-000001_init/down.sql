@@ -1,0 +1,17 @@
+DROP TABLE audit_log;
+DROP TABLE outing_events;
+DROP TABLE push_deliveries;
+DROP TABLE notifications;
+DROP TABLE alerts;
+DROP TABLE idempotency_keys;
+DROP TABLE checkins;
+DROP TABLE outing_companions;
+DROP TABLE outings;
+DROP TABLE push_subscriptions;
+DROP TABLE login_attempts;
+DROP TABLE refresh_tokens;
+DROP TABLE sessions;
+DROP TABLE police_assignments;
+DROP TABLE recovery_codes;
+DROP TABLE users;
+DROP TABLE organisations;

@@ -1,0 +1,4 @@
+//! Credentials: password and PIN hashing, access tokens, refresh tokens.
+
+pub mod password;
+pub mod tokens;

@@ -1,0 +1,343 @@
+//! One typed `Settings`, built from built-in defaults, an optional TOML file and
+//! `DOORSTEP_SECTION__KEY` environment variables (which win), then validated as a whole so the
+//! service refuses to start on half a config.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::policy::EscalationPolicy;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub push: PushSettings,
+    pub limits: LimitSettings,
+    pub escalation: EscalationPolicy,
+    pub privacy: PrivacySettings,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Listen address, `host:port`. Port 0 picks a free port (tests).
+    pub bind: String,
+    /// Folder for generated keys and the default SQLite file.
+    pub data_dir: PathBuf,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Believe `X-Forwarded-For` for the client address (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` (relative paths are relative to the working directory) or `postgres://...`.
+    pub url: String,
+    /// Connections in the pool (PostgreSQL; SQLite readers).
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub access_ttl_s: i64,
+    pub refresh_ttl_s: i64,
+    /// Base64url HMAC key (≥ 32 bytes) for access tokens. Unset: generated once into
+    /// `<data_dir>/jwt-signing.key`. Several replicas must share one key.
+    pub jwt_secret: Option<String>,
+    /// Keys that still verify tokens after a rotation (base64url), newest first.
+    pub jwt_previous_secrets: Vec<String>,
+    /// Login attempts allowed per client address within `login_window_s`.
+    pub login_max_per_address: u32,
+    /// Failed logins allowed per email within `login_window_s`.
+    pub login_max_failures_per_email: u32,
+    pub login_window_s: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushSettings {
+    /// Base64url raw P-256 private key (32 bytes).
+    pub vapid_private_key: Option<String>,
+    /// PEM file holding the VAPID private key.
+    pub vapid_key_file: Option<PathBuf>,
+    /// VAPID `sub` claim: a `mailto:` or `https:` contact for push services.
+    pub subject: String,
+    pub allow_private_endpoints: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    pub min_checkin_interval_s: i64,
+    /// Most vertices accepted in an outing's area.
+    pub max_area_vertices: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySettings {
+    pub location_retention_days: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    pub url: Option<String>,
+    pub from: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            auth: AuthSettings::default(),
+            push: PushSettings::default(),
+            limits: LimitSettings::default(),
+            escalation: EscalationPolicy::default(),
+            privacy: PrivacySettings::default(),
+            smtp: SmtpSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("data"),
+            max_body_bytes: 64 * 1024,
+            workers: 0,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/doorstep.db".into(),
+            pool_size: 8,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl_s: 900,
+            refresh_ttl_s: 2_592_000,
+            jwt_secret: None,
+            jwt_previous_secrets: Vec::new(),
+            login_max_per_address: 30,
+            login_max_failures_per_email: 10,
+            login_window_s: 300,
+        }
+    }
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            vapid_private_key: None,
+            vapid_key_file: None,
+            subject: "mailto:safety@doorstep.invalid".into(),
+            allow_private_endpoints: false,
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            min_checkin_interval_s: 60,
+            max_area_vertices: 2_000,
+        }
+    }
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            location_retention_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Which storage a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseSettings {
+    pub fn kind(&self) -> Result<DatabaseKind, ConfigError> {
+        if let Some(path) = self.url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "database.url",
+                    message: "sqlite:// needs a file path, e.g. sqlite://data/doorstep.db".into(),
+                });
+            }
+            Ok(DatabaseKind::Sqlite(PathBuf::from(path)))
+        } else if self.url.starts_with("postgres://") || self.url.starts_with("postgresql://") {
+            Ok(DatabaseKind::Postgres(self.url.clone()))
+        } else {
+            Err(ConfigError::Invalid {
+                key: "database.url",
+                message: "must start with sqlite:// or postgres://".into(),
+            })
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `config/default.toml` when present (or `file`, which must exist), then env.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::MissingFile(path.to_path_buf()));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => {
+                let default = Path::new("config/default.toml");
+                if default.exists() {
+                    figment = figment.merge(Toml::file(default));
+                }
+            }
+        }
+        figment = figment.merge(Env::prefixed("DOORSTEP_").split("__"));
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                message: message.into(),
+            }
+        }
+        self.server
+            .bind
+            .parse::<SocketAddr>()
+            .map_err(|e| bad("server.bind", format!("not a socket address: {e}")))?;
+        if self.server.max_body_bytes < 1024 {
+            return Err(bad("server.max_body_bytes", "must be at least 1024"));
+        }
+        self.database.kind()?;
+        if self.database.pool_size == 0 {
+            return Err(bad("database.pool_size", "must be at least 1"));
+        }
+        if self.auth.access_ttl_s < 30 || self.auth.access_ttl_s > 86_400 {
+            return Err(bad("auth.access_ttl_s", "must be between 30 and 86400"));
+        }
+        if self.auth.refresh_ttl_s < self.auth.access_ttl_s {
+            return Err(bad(
+                "auth.refresh_ttl_s",
+                "must not be shorter than auth.access_ttl_s",
+            ));
+        }
+        if self.auth.login_window_s <= 0 {
+            return Err(bad("auth.login_window_s", "must be positive"));
+        }
+        if let Some(secret) = &self.auth.jwt_secret {
+            crate::auth::tokens::decode_secret(secret).map_err(|m| bad("auth.jwt_secret", m))?;
+        }
+        for secret in &self.auth.jwt_previous_secrets {
+            crate::auth::tokens::decode_secret(secret)
+                .map_err(|m| bad("auth.jwt_previous_secrets", m))?;
+        }
+        if !(self.push.subject.starts_with("mailto:") || self.push.subject.starts_with("https://"))
+        {
+            return Err(bad("push.subject", "must be a mailto: or https:// URI"));
+        }
+        if self.limits.min_checkin_interval_s < 1 {
+            return Err(bad("limits.min_checkin_interval_s", "must be at least 1"));
+        }
+        if self.limits.max_area_vertices < 4 {
+            return Err(bad("limits.max_area_vertices", "must be at least 4"));
+        }
+        if let Err(errors) = self.escalation.validate(self.limits.min_checkin_interval_s) {
+            let detail = errors
+                .iter()
+                .map(|e| format!("escalation.{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(bad("escalation", detail));
+        }
+        if self.privacy.location_retention_days < 1 {
+            return Err(bad("privacy.location_retention_days", "must be at least 1"));
+        }
+        if self.smtp.url.is_some() && self.smtp.from.is_none() {
+            return Err(bad("smtp.from", "is required when smtp.url is set"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_database_url_names_the_key() {
+        let mut s = Settings::default();
+        s.database.url = "mysql://x".into();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("database.url"), "{err}");
+    }
+
+    #[test]
+    fn bad_bind_names_the_key() {
+        let mut s = Settings::default();
+        s.server.bind = "nowhere".into();
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.bind"));
+    }
+
+    #[test]
+    fn escalation_policy_is_checked_against_the_minimum_interval() {
+        let mut s = Settings::default();
+        s.escalation.police_after_s = 5;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("police_after_s"), "{err}");
+    }
+}

@@ -1,0 +1,7 @@
+//! Pure domain rules and types: no I/O here, so every rule is unit-tested directly.
+
+pub mod account;
+pub mod field_error;
+pub mod ids;
+pub mod policy;
+pub mod time;

@@ -1,0 +1,183 @@
+//! The service's one error type, mapped once to RFC 9457 problem details.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::domain::field_error::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("authentication required")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("too many requests")]
+    RateLimited { retry_after_s: u64 },
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn internal(message: impl Into<String>) -> Self {
+        AppError::Internal(message.into())
+    }
+
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// Stable problem `type` URI and title for each kind of failure.
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            AppError::BadRequest(_) => ("bad-request", "Bad request"),
+            AppError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
+            AppError::Forbidden(_) => ("forbidden", "Forbidden"),
+            AppError::NotFound(_) => ("not-found", "Not found"),
+            AppError::Conflict(_) => ("conflict", "Conflict"),
+            AppError::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
+            AppError::Validation(_) => ("validation", "Validation failed"),
+            AppError::RateLimited { .. } => ("rate-limited", "Too many requests"),
+            AppError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            AppError::Internal(_) => ("internal", "Internal server error"),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            AppError::Unauthorized(reason) => reason.clone(),
+            AppError::PayloadTooLarge { limit } => {
+                format!("request body exceeds the limit of {limit} bytes")
+            }
+            AppError::Validation(errors) => match errors.as_slice() {
+                [one] => format!("{}: {}", one.field, one.message),
+                _ => format!("{} fields are invalid", errors.len()),
+            },
+            AppError::RateLimited { retry_after_s } => {
+                format!("too many requests; retry after {retry_after_s} s")
+            }
+            // Never echo storage or internal causes to the client: they are logged instead.
+            AppError::Unavailable(_) => "storage is temporarily unavailable; retry shortly".into(),
+            AppError::Internal(_) => "an unexpected error occurred; it has been logged".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+pub const PROBLEM_TYPE_BASE: &str = "https://doorstep.invalid/problems/";
+
+/// A problem+json response for statuses produced outside `AppError` (unknown routes, 405).
+pub fn problem_response(status: StatusCode, slug: &str, title: &str, detail: &str) -> HttpResponse {
+    let body = Problem {
+        type_uri: format!("{PROBLEM_TYPE_BASE}{slug}"),
+        title: title.into(),
+        status: status.as_u16(),
+        detail: detail.into(),
+        errors: Vec::new(),
+    };
+    HttpResponse::build(status)
+        .content_type(PROBLEM_JSON)
+        .json(body)
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            AppError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            AppError::Unavailable(cause) => tracing::warn!(%cause, "storage unavailable"),
+            _ => {}
+        }
+        let (slug, title) = self.kind();
+        let body = Problem {
+            type_uri: format!("{PROBLEM_TYPE_BASE}{slug}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors: match self {
+                AppError::Validation(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+        };
+        let mut response = HttpResponse::build(status);
+        response.content_type(PROBLEM_JSON);
+        match self {
+            AppError::RateLimited { retry_after_s } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+            }
+            AppError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            AppError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        response.json(body)
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &e {
+            Error::NotFound => AppError::NotFound("resource"),
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                AppError::Unavailable(e.to_string())
+            }
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("busy") =>
+            {
+                AppError::Unavailable(e.to_string())
+            }
+            _ => AppError::Internal(format!("database: {e}")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for AppError {
+    fn from(e: r2d2::Error) -> Self {
+        AppError::Unavailable(e.to_string())
+    }
+}

@@ -1,0 +1,250 @@
+//! Request extractors: JSON bodies parsed strictly into typed requests, and the authenticated
+//! caller.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::domain::account::Role;
+use crate::domain::ids::{OrgId, UserId};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store;
+
+/// A JSON request body. Wrong content type or malformed JSON → 400; too large → 413; a value
+/// of the wrong type, a missing or an unknown field → 422 naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.settings.server.max_body_bytes)
+            .unwrap_or(64 * 1024);
+        let content_type_ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        let declared_length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(AppError::BadRequest(
+                    "Content-Type must be application/json".into(),
+                ));
+            }
+            if declared_length.is_some_and(|n| n > limit) {
+                return Err(AppError::PayloadTooLarge { limit });
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|e| AppError::BadRequest(format!("cannot read request body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(AppError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(ApiJson)
+        })
+    }
+}
+
+/// Strict JSON parsing with the path of the failing field.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    use serde_json::error::Category;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let value = match value {
+        Ok(value) => value,
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            return Err(match inner.classify() {
+                Category::Data => {
+                    let message = strip_position(&inner.to_string());
+                    AppError::field(field_of(&path, &message), message)
+                }
+                Category::Syntax | Category::Eof | Category::Io => {
+                    AppError::BadRequest(format!("malformed JSON: {inner}"))
+                }
+            });
+        }
+    };
+    deserializer
+        .end()
+        .map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// serde names unknown and missing fields in its message, with the path at their parent.
+fn field_of(path: &str, message: &str) -> String {
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    match (path, named) {
+        (".", Some(name)) => name.to_owned(),
+        // For an unknown field the path already ends at the field itself.
+        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => {
+            path.to_owned()
+        }
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (".", None) => "body".to_owned(),
+        (path, None) => path.to_owned(),
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The authenticated caller, from a valid access token of a live login.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub id: UserId,
+    pub role: Role,
+    pub org_id: Option<OrgId>,
+    pub display_name: String,
+    pub email: String,
+}
+
+impl Caller {
+    pub fn require_role(&self, allowed: &[Role]) -> Result<(), AppError> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "a {} may not do this",
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        })
+}
+
+impl FromRequest for Caller {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
+            let token =
+                token.ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+            let claims = state.keys.verify(&token).map_err(|reason| {
+                tracing::debug!(%reason, "access token refused");
+                AppError::Unauthorized("invalid or expired access token".into())
+            })?;
+            let now_ms = state.clock.now_ms();
+            let session = claims.sid.to_string();
+            let row = state
+                .store
+                .read(move |conn| store::auth::active_session_user(conn, &session, now_ms))
+                .await?
+                .ok_or_else(|| AppError::Unauthorized("login has ended".into()))?;
+            let account = store::accounts::Account::try_from(&row)?;
+            if account.id != claims.sub {
+                return Err(AppError::Unauthorized("invalid access token".into()));
+            }
+            Ok(Caller {
+                id: account.id,
+                role: account.role,
+                org_id: account.org_id,
+                display_name: account.display_name,
+                email: account.email,
+            })
+        })
+    }
+}
+
+/// Parses a path id; anything that is not a UUID cannot name a resource, so it is a 404.
+pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, AppError> {
+    raw.parse().map_err(|_| AppError::NotFound(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        count: u32,
+    }
+
+    fn field(body: &str) -> String {
+        match parse_json::<Body>(body.as_bytes()) {
+            Err(AppError::Validation(errors)) => errors[0].field.clone(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_field() {
+        assert_eq!(field(r#"{"name": 3}"#), "name");
+        assert_eq!(field(r#"{"name": "a", "grace_s": 3}"#), "grace_s");
+        assert_eq!(field(r#"{}"#), "name");
+        assert_eq!(
+            field(r#"{"name": "a", "inner": {"count": -1}}"#),
+            "inner.count"
+        );
+        assert_eq!(field(r#"{"name": "a", "inner": {"x": 1}}"#), "inner.x");
+    }
+
+    #[test]
+    fn malformed_is_bad_request() {
+        for body in ["", "{", r#"{"name": "a"} trailing"#, "nul"] {
+            assert!(
+                matches!(
+                    parse_json::<Body>(body.as_bytes()),
+                    Err(AppError::BadRequest(_))
+                ),
+                "{body}"
+            );
+        }
+    }
+}

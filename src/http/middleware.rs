@@ -1,0 +1,80 @@
+//! Cross-cutting middleware: request metrics, security headers, and problem+json for errors
+//! that the framework produces itself (405, unmatched routes inside scopes).
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next};
+use actix_web::Error;
+
+use crate::error::{problem_response, PROBLEM_JSON};
+
+/// Counts requests and records latency by method, route pattern and status.
+pub async fn record_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    // The pattern, not the path: ids in paths would explode the label set.
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.call(req).await?;
+    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!("doorstep_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("doorstep_http_request_duration_seconds", "method" => method, "route" => route).record(elapsed);
+    Ok(response)
+}
+
+/// Headers every response carries. API responses are never cached and never framed.
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let is_docs = req.path().starts_with("/api/v1/docs");
+    let mut response = next.call(req).await?;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !is_docs {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
+}
+
+/// Turns any error response that is not already problem+json into one.
+pub fn problem_errors() -> ErrorHandlers<BoxBody> {
+    ErrorHandlers::new().default_handler(|res: ServiceResponse<BoxBody>| {
+        let is_problem = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+        if is_problem {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let status = res.status();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let slug = title.to_ascii_lowercase().replace(' ', "-");
+        let (req, _) = res.into_parts();
+        let detail = format!("{} {}", req.method(), req.path());
+        let response = problem_response(status, &slug, title, &detail);
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, response).map_into_right_body(),
+        ))
+    })
+}

@@ -1,0 +1,69 @@
+//! HTTP: the route table, middleware, and the mapping of everything to problem+json.
+
+pub mod auth;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod ops;
+pub mod orgs;
+pub mod users;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::{problem_response, AppError};
+
+/// Every route of the service, in one place.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics_text))
+        .service(
+            SwaggerUi::new("/api/v1/docs/{_:.*}")
+                .url("/api/v1/openapi.json", openapi::ApiDoc::openapi()),
+        )
+        .service(
+            web::scope("/api/v1")
+                .route("/auth/login", web::post().to(auth::login))
+                .route("/auth/refresh", web::post().to(auth::refresh))
+                .route("/auth/logout", web::post().to(auth::logout))
+                .route("/me", web::get().to(auth::me))
+                .route("/users", web::post().to(users::create_user))
+                .route("/orgs", web::post().to(orgs::create_org))
+                .route("/orgs/{id}", web::get().to(orgs::get_org))
+                .route(
+                    "/orgs/{id}/escalation-policy",
+                    web::put().to(orgs::put_policy),
+                )
+                .route(
+                    "/orgs/{id}/police-contacts",
+                    web::post().to(orgs::add_police_contact),
+                )
+                .route(
+                    "/orgs/{id}/police-contacts/{user_id}",
+                    web::delete().to(orgs::remove_police_contact),
+                ),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    problem_response(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        &format!("no route for {} {}", req.method(), req.path()),
+    )
+}
+
+/// Query strings that do not parse are the client's mistake.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _| AppError::BadRequest(format!("invalid query string: {err}")).into())
+}
+
+/// Path segments that do not parse name nothing.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| AppError::NotFound("resource").into())
+}

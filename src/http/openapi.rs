@@ -1,0 +1,47 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{auth, ops, orgs, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Doorstep API",
+        description = "Safety check-ins and escalation for canvassers. Errors are RFC 9457 problem details.",
+    ),
+    paths(
+        auth::login, auth::refresh, auth::logout, auth::me,
+        users::create_user,
+        orgs::create_org, orgs::get_org, orgs::put_policy,
+        orgs::add_police_contact, orgs::remove_police_contact,
+        ops::healthz, ops::readyz, ops::metrics_text,
+    ),
+    components(schemas(crate::error::Problem, crate::domain::field_error::FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Login, token refresh, logout, the caller"),
+        (name = "users", description = "Accounts"),
+        (name = "organisations", description = "Organisations, escalation policy, police contacts"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! Operations endpoints at the root: `/healthz`, `/readyz`, `/metrics`.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::telemetry;
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Ready to serve: the database answers and its schema is current.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200), (status = 503, description = "not ready; the body says why")))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = state.store.read(Store::migrations_current).await;
+    let (ready, database, migrations) = match database {
+        Ok(true) => (true, "ok", "current"),
+        Ok(false) => (false, "ok", "pending"),
+        Err(_) => (false, "unreachable", "unknown"),
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "database": database,
+        "migrations": migrations,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics_text(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let gauges = state.store.read(crate::store::stats::gauges).await?;
+    metrics::gauge!("doorstep_active_outings").set(gauges.active_outings as f64);
+    metrics::gauge!("doorstep_open_alerts", "level" => "1").set(gauges.open_alerts_level1 as f64);
+    metrics::gauge!("doorstep_open_alerts", "level" => "2").set(gauges.open_alerts_level2 as f64);
+    let text = telemetry::metrics_handle()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text))
+}

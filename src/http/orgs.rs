@@ -1,0 +1,173 @@
+//! `/orgs`: organisations, their escalation policy and police contacts.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{path_id, ApiJson, Caller};
+use crate::domain::account::{DisplayName, Role};
+use crate::domain::ids::{OrgId, UserId};
+use crate::domain::policy::EscalationPolicy;
+use crate::error::{AppError, Problem};
+use crate::state::AppState;
+use crate::store::{self, DbConn};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgRequest {
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrgResponse {
+    pub id: OrgId,
+    pub name: String,
+    /// The policy in force: the organisation's own, or the server default.
+    pub escalation_policy: EscalationPolicy,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoliceContactRequest {
+    pub user_id: String,
+}
+
+/// Who may see an organisation: admins, its members and its assigned police.
+pub fn can_see_org(conn: &mut DbConn, caller: &Caller, org: OrgId) -> Result<bool, AppError> {
+    Ok(match caller.role {
+        Role::Admin => true,
+        Role::Organiser | Role::Canvasser => caller.org_id == Some(org),
+        Role::Police => store::accounts::is_police_of(conn, caller.id, org)?,
+    })
+}
+
+fn org_response(org: store::orgs::Organisation, default: &EscalationPolicy) -> OrgResponse {
+    OrgResponse {
+        escalation_policy: org.policy(default),
+        id: org.id,
+        name: org.name,
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "organisations", security(("bearer" = [])),
+    request_body = CreateOrgRequest,
+    responses((status = 201, body = OrgResponse), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_org(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateOrgRequest>,
+) -> Result<HttpResponse, AppError> {
+    caller.require_role(&[Role::Admin])?;
+    let name = DisplayName::parse("name", &body.name).map_err(|e| AppError::Validation(vec![e]))?;
+    let now_ms = state.clock.now_ms();
+    let org = state
+        .store
+        .write(move |conn| store::orgs::insert(conn, name.as_str(), now_ms))
+        .await?;
+    Ok(HttpResponse::Created().json(org_response(org, &state.settings.escalation)))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "organisations", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = OrgResponse), (status = 404, body = Problem)))]
+pub async fn get_org(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let org_id: OrgId = path_id(&id, "organisation")?;
+    let org = state
+        .store
+        .read(move |conn| {
+            if !can_see_org(conn, &caller, org_id)? {
+                return Ok(None);
+            }
+            store::orgs::find(conn, org_id)
+        })
+        .await?
+        .ok_or(AppError::NotFound("organisation"))?;
+    Ok(HttpResponse::Ok().json(org_response(org, &state.settings.escalation)))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/escalation-policy", tag = "organisations",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = EscalationPolicy,
+    responses((status = 200, body = EscalationPolicy), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_policy(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    ApiJson(policy): ApiJson<EscalationPolicy>,
+) -> Result<HttpResponse, AppError> {
+    let org_id: OrgId = path_id(&id, "organisation")?;
+    let min = state.settings.limits.min_checkin_interval_s;
+    state
+        .store
+        .write(move |conn| {
+            if !can_see_org(conn, &caller, org_id)? || store::orgs::find(conn, org_id)?.is_none() {
+                return Err(AppError::NotFound("organisation"));
+            }
+            caller.require_role(&[Role::Admin, Role::Organiser])?;
+            policy.validate(min).map_err(AppError::Validation)?;
+            store::orgs::set_policy(conn, org_id, &policy)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(policy))
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/police-contacts", tag = "organisations",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = PoliceContactRequest,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn add_police_contact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    ApiJson(body): ApiJson<PoliceContactRequest>,
+) -> Result<HttpResponse, AppError> {
+    let org_id: OrgId = path_id(&id, "organisation")?;
+    let now_ms = state.clock.now_ms();
+    state
+        .store
+        .write(move |conn| {
+            if !can_see_org(conn, &caller, org_id)? || store::orgs::find(conn, org_id)?.is_none() {
+                return Err(AppError::NotFound("organisation"));
+            }
+            caller.require_role(&[Role::Admin])?;
+            let not_police = || AppError::field("user_id", "must be the id of a police user");
+            let user_id: UserId = body.user_id.parse().map_err(|_| not_police())?;
+            let user = store::accounts::find(conn, user_id)?.ok_or_else(not_police)?;
+            if user.role != Role::Police.as_str() {
+                return Err(not_police());
+            }
+            store::accounts::assign_police(conn, org_id, user_id, now_ms)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{id}/police-contacts/{user_id}", tag = "organisations",
+    security(("bearer" = [])), params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn remove_police_contact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (org, user) = path.into_inner();
+    let org_id: OrgId = path_id(&org, "organisation")?;
+    let user_id: UserId = path_id(&user, "police contact")?;
+    state
+        .store
+        .write(move |conn| {
+            if !can_see_org(conn, &caller, org_id)? || store::orgs::find(conn, org_id)?.is_none() {
+                return Err(AppError::NotFound("organisation"));
+            }
+            caller.require_role(&[Role::Admin])?;
+            if !store::accounts::unassign_police(conn, org_id, user_id)? {
+                return Err(AppError::NotFound("police contact"));
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,141 @@
+//! The `doorstep` command: serve, migrate, bootstrap an admin, generate VAPID keys.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use doorstep::config::Settings;
+use doorstep::startup::Application;
+
+#[derive(Parser)]
+#[command(
+    name = "doorstep",
+    version,
+    about = "Check-ins and escalation that keep canvassers safe"
+)]
+struct Cli {
+    /// Configuration file (default: config/default.toml when present, else built-in defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, scheduler and push delivery (applies pending migrations first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage platform administrators.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// VAPID keys for Web Push.
+    Vapid {
+        #[command(subcommand)]
+        command: VapidCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a platform admin.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The password (prefer --password-stdin: arguments are visible to other users).
+        #[arg(
+            long,
+            conflicts_with = "password_stdin",
+            required_unless_present = "password_stdin"
+        )]
+        password: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum VapidCommand {
+    /// Print a new VAPID key pair.
+    Generate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    doorstep::telemetry::init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("doorstep: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    if let Command::Vapid {
+        command: VapidCommand::Generate,
+    } = cli.command
+    {
+        let pair = doorstep::vapid::generate();
+        println!("private_key = \"{}\"", pair.private_key);
+        println!("public_key  = \"{}\"", pair.public_key);
+        return Ok(());
+    }
+    let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Serve => serve(settings),
+        Command::Migrate => {
+            let store =
+                doorstep::store::Store::connect(&settings.database).map_err(|e| e.to_string())?;
+            let applied = store.migrate().map_err(|e| e.to_string())?;
+            println!("{applied} migration(s) applied");
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    email,
+                    password,
+                    password_stdin,
+                    name,
+                },
+        } => {
+            let password = match (password, password_stdin) {
+                (Some(p), _) => p,
+                (None, _) => {
+                    let mut input = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut input)
+                        .map_err(|e| format!("reading the password from stdin: {e}"))?;
+                    input.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let id = doorstep::admin::create_admin(&settings, &email, &password, &name)
+                .map_err(|e| e.to_string())?;
+            println!("admin {id} created");
+            Ok(())
+        }
+        Command::Vapid { .. } => Ok(()),
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let bind = settings.server.bind.clone();
+        let app = Application::build(settings).map_err(|e| e.to_string())?;
+        tracing::info!(%bind, port = app.port(), "doorstep serving");
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}

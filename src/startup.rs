@@ -1,0 +1,118 @@
+//! Builds the application: storage, keys, HTTP server. Binds before it runs, so tests can ask
+//! for port 0 and learn the real port.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::tokens::JwtKeys;
+use crate::config::Settings;
+use crate::state::{AppState, Clock};
+use crate::store::Store;
+use crate::{http, telemetry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::auth::tokens::KeyError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Opens the store, applies migrations, loads keys and binds the listener.
+    pub fn build(settings: Settings) -> Result<Application, StartError> {
+        let store = Store::connect(&settings.database)?;
+        let applied = store.migrate()?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+        Self::build_with_store(settings, store, Clock::default())
+    }
+
+    pub fn build_with_store(
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+    ) -> Result<Application, StartError> {
+        let keys = JwtKeys::load(&settings.auth, &settings.server.data_dir)?;
+        telemetry::metrics_handle();
+        let listener =
+            TcpListener::bind(&settings.server.bind).map_err(|source| StartError::Bind {
+                address: settings.server.bind.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                address: settings.server.bind.clone(),
+                source,
+            })?
+            .port();
+        let workers = settings.server.workers;
+        let state = web::Data::new(AppState {
+            settings: Arc::new(settings),
+            store,
+            keys,
+            clock,
+        });
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(http::query_config())
+                .app_data(http::path_config())
+                .wrap(http::middleware::problem_errors())
+                .wrap(from_fn(http::middleware::security_headers))
+                .wrap(from_fn(http::middleware::record_metrics))
+                .configure(http::routes)
+        })
+        .shutdown_timeout(5);
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartError::Bind {
+                address: format!("port {port}"),
+                source,
+            })?
+            .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the process is told to stop (SIGINT/SIGTERM), then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,195 @@
+//! Users and police assignments.
+
+use diesel::prelude::*;
+
+use super::schema::{police_assignments, users};
+use super::DbConn;
+use crate::domain::account::Role;
+use crate::domain::ids::{OrgId, UserId};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub display_name: String,
+    pub role: String,
+    pub org_id: Option<String>,
+    pub phone: Option<String>,
+    pub safe_pin_hash: Option<String>,
+    pub duress_pin_hash: Option<String>,
+    pub totp_secret: Option<String>,
+    pub totp_enabled: bool,
+    pub totp_last_step: Option<i64>,
+    pub email_alerts: bool,
+    pub webhook_url: Option<String>,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+/// A user as the rest of the service sees it: typed ids and role.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub org_id: Option<OrgId>,
+    pub phone: Option<String>,
+    pub has_pins: bool,
+    pub disabled: bool,
+}
+
+pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::internal(format!("stored {what} id {raw:?} is not a UUID")))
+}
+
+impl TryFrom<&UserRow> for Account {
+    type Error = AppError;
+
+    fn try_from(row: &UserRow) -> Result<Self, AppError> {
+        Ok(Account {
+            id: parse_id(&row.id, "user")?,
+            email: row.email.clone(),
+            display_name: row.display_name.clone(),
+            role: Role::parse(&row.role)
+                .ok_or_else(|| AppError::internal(format!("stored role {:?}", row.role)))?,
+            org_id: row
+                .org_id
+                .as_deref()
+                .map(|o| parse_id(o, "organisation"))
+                .transpose()?,
+            phone: row.phone.clone(),
+            has_pins: row.safe_pin_hash.is_some() && row.duress_pin_hash.is_some(),
+            disabled: row.disabled_at.is_some(),
+        })
+    }
+}
+
+pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<UserRow>, AppError> {
+    // Served by the unique index on users.email.
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>, AppError> {
+    Ok(users::table
+        .find(id.to_string())
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn email_exists(conn: &mut DbConn, email: &str) -> Result<bool, AppError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        users::table.filter(users::email.eq(email)),
+    ))
+    .get_result(conn)?)
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password_hash: String,
+    pub display_name: &'a str,
+    pub role: Role,
+    pub org_id: Option<OrgId>,
+    pub phone: Option<&'a str>,
+    pub now_ms: i64,
+}
+
+/// Inserts a user; a taken email is a 409 (checked first so the answer is clear, and guarded
+/// by the unique index against a concurrent insert).
+pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> Result<Account, AppError> {
+    if email_exists(conn, new.email)? {
+        return Err(AppError::Conflict(
+            "a user with this email already exists".into(),
+        ));
+    }
+    let row = UserRow {
+        id: UserId::new().to_string(),
+        email: new.email.to_owned(),
+        password_hash: new.password_hash,
+        display_name: new.display_name.to_owned(),
+        role: new.role.as_str().to_owned(),
+        org_id: new.org_id.map(|o| o.to_string()),
+        phone: new.phone.map(str::to_owned),
+        safe_pin_hash: None,
+        duress_pin_hash: None,
+        totp_secret: None,
+        totp_enabled: false,
+        totp_last_step: None,
+        email_alerts: false,
+        webhook_url: None,
+        created_at: new.now_ms,
+        disabled_at: None,
+    };
+    diesel::insert_into(users::table)
+        .values(&row)
+        .execute(conn)
+        .map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => AppError::Conflict("a user with this email already exists".into()),
+            other => other.into(),
+        })?;
+    Account::try_from(&row)
+}
+
+/// Organisations a police user is assigned to.
+pub fn police_orgs(conn: &mut DbConn, police: UserId) -> Result<Vec<OrgId>, AppError> {
+    // Served by police_assignments_user.
+    police_assignments::table
+        .filter(police_assignments::user_id.eq(police.to_string()))
+        .select(police_assignments::org_id)
+        .load::<String>(conn)?
+        .iter()
+        .map(|o| parse_id(o, "organisation"))
+        .collect()
+}
+
+pub fn is_police_of(conn: &mut DbConn, police: UserId, org: OrgId) -> Result<bool, AppError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        police_assignments::table
+            .filter(police_assignments::org_id.eq(org.to_string()))
+            .filter(police_assignments::user_id.eq(police.to_string())),
+    ))
+    .get_result(conn)?)
+}
+
+/// Adds an assignment; assigning twice is not an error (PUT-like semantics for a 204 API).
+pub fn assign_police(
+    conn: &mut DbConn,
+    org: OrgId,
+    police: UserId,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    if is_police_of(conn, police, org)? {
+        return Ok(());
+    }
+    diesel::insert_into(police_assignments::table)
+        .values((
+            police_assignments::org_id.eq(org.to_string()),
+            police_assignments::user_id.eq(police.to_string()),
+            police_assignments::created_at.eq(now_ms),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Removes an assignment; returns whether there was one.
+pub fn unassign_police(conn: &mut DbConn, org: OrgId, police: UserId) -> Result<bool, AppError> {
+    let removed = diesel::delete(
+        police_assignments::table
+            .filter(police_assignments::org_id.eq(org.to_string()))
+            .filter(police_assignments::user_id.eq(police.to_string())),
+    )
+    .execute(conn)?;
+    Ok(removed > 0)
+}

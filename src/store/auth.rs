@@ -1,0 +1,210 @@
+//! Logins (sessions), refresh-token rotation with reuse detection, and login rate limiting.
+
+use diesel::prelude::*;
+
+use super::accounts::UserRow;
+use super::schema::{login_attempts, refresh_tokens, sessions, users};
+use super::{new_id, DbConn};
+use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
+use crate::domain::ids::{SessionId, UserId};
+use crate::error::AppError;
+
+/// Starts a login and returns its first refresh token (plaintext, shown to the client once).
+pub fn create_session(
+    conn: &mut DbConn,
+    user: UserId,
+    now_ms: i64,
+    refresh_ttl_ms: i64,
+) -> Result<(SessionId, String), AppError> {
+    let session = SessionId::new();
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(session.to_string()),
+            sessions::user_id.eq(user.to_string()),
+            sessions::created_at.eq(now_ms),
+            sessions::expires_at.eq(now_ms + refresh_ttl_ms),
+        ))
+        .execute(conn)?;
+    let token = insert_refresh_token(conn, session, now_ms, refresh_ttl_ms)?;
+    Ok((session, token))
+}
+
+fn insert_refresh_token(
+    conn: &mut DbConn,
+    session: SessionId,
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<String, AppError> {
+    let token = new_refresh_token();
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::id.eq(new_id()),
+            refresh_tokens::session_id.eq(session.to_string()),
+            refresh_tokens::token_hash.eq(hash_refresh_token(&token)),
+            refresh_tokens::created_at.eq(now_ms),
+            refresh_tokens::expires_at.eq(now_ms + ttl_ms),
+        ))
+        .execute(conn)?;
+    Ok(token)
+}
+
+pub enum RefreshOutcome {
+    Rotated {
+        user: Box<UserRow>,
+        session: SessionId,
+        refresh_token: String,
+    },
+    /// A spent token came back: someone holds a copy. The whole login has been revoked.
+    Reused,
+    Invalid,
+}
+
+/// Spends `presented` and issues its successor in the same login. Must run in a transaction
+/// that commits even for `Reused`, so the revocation sticks.
+pub fn rotate_refresh_token(
+    conn: &mut DbConn,
+    presented: &str,
+    now_ms: i64,
+    refresh_ttl_ms: i64,
+) -> Result<RefreshOutcome, AppError> {
+    let hash = hash_refresh_token(presented);
+    // Served by the unique index on refresh_tokens.token_hash.
+    let found: Option<(String, String, i64, Option<i64>)> = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(&hash))
+        .select((
+            refresh_tokens::id,
+            refresh_tokens::session_id,
+            refresh_tokens::expires_at,
+            refresh_tokens::spent_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((token_id, session_id, expires_at, spent_at)) = found else {
+        return Ok(RefreshOutcome::Invalid);
+    };
+    if spent_at.is_some() {
+        revoke_session(conn, &session_id, "refresh token reused", now_ms)?;
+        return Ok(RefreshOutcome::Reused);
+    }
+    if expires_at <= now_ms {
+        return Ok(RefreshOutcome::Invalid);
+    }
+    let Some(user) = active_session_user(conn, &session_id, now_ms)? else {
+        return Ok(RefreshOutcome::Invalid);
+    };
+    // Conditional spend: of two concurrent refreshes with one token, exactly one wins; the
+    // other is treated as reuse.
+    let spent = diesel::update(
+        refresh_tokens::table
+            .find(&token_id)
+            .filter(refresh_tokens::spent_at.is_null()),
+    )
+    .set(refresh_tokens::spent_at.eq(now_ms))
+    .execute(conn)?;
+    if spent != 1 {
+        revoke_session(conn, &session_id, "refresh token reused", now_ms)?;
+        return Ok(RefreshOutcome::Reused);
+    }
+    let session: SessionId = super::accounts::parse_id(&session_id, "session")?;
+    let refresh_token = insert_refresh_token(conn, session, now_ms, refresh_ttl_ms)?;
+    Ok(RefreshOutcome::Rotated {
+        user: Box::new(user),
+        session,
+        refresh_token,
+    })
+}
+
+fn revoke_session(
+    conn: &mut DbConn,
+    session_id: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    diesel::update(
+        sessions::table
+            .find(session_id)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(now_ms),
+        sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Ends the login a refresh token belongs to. Unknown tokens are ignored: logout is idempotent.
+pub fn logout(conn: &mut DbConn, presented: &str, now_ms: i64) -> Result<(), AppError> {
+    let session: Option<String> = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(hash_refresh_token(presented)))
+        .select(refresh_tokens::session_id)
+        .first(conn)
+        .optional()?;
+    if let Some(session) = session {
+        revoke_session(conn, &session, "logout", now_ms)?;
+    }
+    Ok(())
+}
+
+/// The user of a live login (not revoked, not expired, account not disabled). Every
+/// authenticated request passes through here, so a revoked login stops working at once rather
+/// than when its access token expires.
+pub fn active_session_user(
+    conn: &mut DbConn,
+    session_id: &str,
+    now_ms: i64,
+) -> Result<Option<UserRow>, AppError> {
+    // Primary-key lookups on sessions and users.
+    Ok(sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(session_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now_ms))
+        .filter(users::disabled_at.is_null())
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Attempts in `bucket` since `since_ms`, and the oldest of them (to compute Retry-After).
+pub fn recent_attempts(
+    conn: &mut DbConn,
+    bucket: &str,
+    since_ms: i64,
+) -> Result<(i64, Option<i64>), AppError> {
+    // Served by login_attempts_bucket_time.
+    let (count, oldest) = login_attempts::table
+        .filter(login_attempts::bucket.eq(bucket))
+        .filter(login_attempts::attempted_at.gt(since_ms))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(login_attempts::attempted_at),
+        ))
+        .first::<(i64, Option<i64>)>(conn)?;
+    Ok((count, oldest))
+}
+
+/// Records an attempt and forgets this bucket's attempts that no longer count.
+pub fn record_attempt(
+    conn: &mut DbConn,
+    bucket: &str,
+    now_ms: i64,
+    succeeded: bool,
+    forget_before_ms: i64,
+) -> Result<(), AppError> {
+    diesel::delete(
+        login_attempts::table
+            .filter(login_attempts::bucket.eq(bucket))
+            .filter(login_attempts::attempted_at.lt(forget_before_ms)),
+    )
+    .execute(conn)?;
+    diesel::insert_into(login_attempts::table)
+        .values((
+            login_attempts::id.eq(new_id()),
+            login_attempts::bucket.eq(bucket),
+            login_attempts::attempted_at.eq(now_ms),
+            login_attempts::succeeded.eq(succeeded),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

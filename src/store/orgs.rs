@@ -1,0 +1,88 @@
+//! Organisations and their escalation policy.
+
+use diesel::prelude::*;
+
+use super::schema::organisations;
+use super::DbConn;
+use crate::domain::ids::OrgId;
+use crate::domain::policy::EscalationPolicy;
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = organisations)]
+pub struct OrgRow {
+    pub id: String,
+    pub name: String,
+    pub escalation_policy: Option<String>,
+    pub require_totp: bool,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Organisation {
+    pub id: OrgId,
+    pub name: String,
+    /// `None` when the organisation follows the server's default policy.
+    pub custom_policy: Option<EscalationPolicy>,
+}
+
+impl Organisation {
+    pub fn policy(&self, server_default: &EscalationPolicy) -> EscalationPolicy {
+        self.custom_policy.unwrap_or(*server_default)
+    }
+}
+
+impl TryFrom<OrgRow> for Organisation {
+    type Error = AppError;
+
+    fn try_from(row: OrgRow) -> Result<Self, AppError> {
+        let custom_policy = row
+            .escalation_policy
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| AppError::internal(format!("stored policy of org {}: {e}", row.id)))?;
+        Ok(Organisation {
+            id: super::accounts::parse_id(&row.id, "organisation")?,
+            name: row.name,
+            custom_policy,
+        })
+    }
+}
+
+pub fn insert(conn: &mut DbConn, name: &str, now_ms: i64) -> Result<Organisation, AppError> {
+    let row = OrgRow {
+        id: OrgId::new().to_string(),
+        name: name.to_owned(),
+        escalation_policy: None,
+        require_totp: false,
+        webhook_url: None,
+        webhook_secret: None,
+        created_at: now_ms,
+    };
+    diesel::insert_into(organisations::table)
+        .values(&row)
+        .execute(conn)?;
+    Organisation::try_from(row)
+}
+
+pub fn find(conn: &mut DbConn, id: OrgId) -> Result<Option<Organisation>, AppError> {
+    organisations::table
+        .find(id.to_string())
+        .select(OrgRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Organisation::try_from)
+        .transpose()
+}
+
+pub fn set_policy(conn: &mut DbConn, id: OrgId, policy: &EscalationPolicy) -> Result<(), AppError> {
+    let json = serde_json::to_string(policy)
+        .map_err(|e| AppError::internal(format!("serialising policy: {e}")))?;
+    diesel::update(organisations::table.find(id.to_string()))
+        .set(organisations::escalation_policy.eq(Some(json)))
+        .execute(conn)?;
+    Ok(())
+}

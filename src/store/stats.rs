@@ -1,0 +1,32 @@
+//! Counts for `/metrics`, read from the database so every replica reports the same truth.
+
+use diesel::prelude::*;
+
+use super::schema::{alerts, outings};
+use super::DbConn;
+use crate::error::AppError;
+
+pub struct Gauges {
+    pub active_outings: i64,
+    pub open_alerts_level1: i64,
+    pub open_alerts_level2: i64,
+}
+
+pub fn gauges(conn: &mut DbConn) -> Result<Gauges, AppError> {
+    let active_outings = outings::table
+        .filter(outings::status.ne("ended"))
+        .count()
+        .get_result(conn)?;
+    let open_at = |conn: &mut DbConn, level: i32| -> Result<i64, AppError> {
+        Ok(alerts::table
+            .filter(alerts::status.ne("resolved"))
+            .filter(alerts::level.eq(level))
+            .count()
+            .get_result(conn)?)
+    };
+    Ok(Gauges {
+        active_outings,
+        open_alerts_level1: open_at(conn, 1)?,
+        open_alerts_level2: open_at(conn, 2)?,
+    })
+}
