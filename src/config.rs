@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::policy::EscalationPolicy;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -96,21 +96,6 @@ pub struct PrivacySettings {
 pub struct SmtpSettings {
     pub url: Option<String>,
     pub from: Option<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            server: ServerSettings::default(),
-            database: DatabaseSettings::default(),
-            auth: AuthSettings::default(),
-            push: PushSettings::default(),
-            limits: LimitSettings::default(),
-            escalation: EscalationPolicy::default(),
-            privacy: PrivacySettings::default(),
-            smtp: SmtpSettings::default(),
-        }
-    }
 }
 
 impl Default for ServerSettings {

@@ -133,9 +133,15 @@ fn serve(settings: Settings) -> Result<(), String> {
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
     runtime.block_on(async move {
-        let bind = settings.server.bind.clone();
+        let host = settings
+            .server
+            .bind
+            .rsplit_once(':')
+            .map(|(h, _)| h.to_owned())
+            .unwrap_or_default();
         let app = Application::build(settings).map_err(|e| e.to_string())?;
-        tracing::info!(%bind, port = app.port(), "doorstep serving");
+        // A stable line on stdout that scripts and tests can wait for (the port may have been 0).
+        println!("doorstep listening on http://{host}:{}", app.port());
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
 }

@@ -83,7 +83,7 @@ impl JwtKeys {
         Ok(Self::from_secrets(&keys, settings.access_ttl_s))
     }
 
-    fn from_secrets(secrets: &[Vec<u8>], access_ttl_s: i64) -> JwtKeys {
+    pub fn from_secrets(secrets: &[Vec<u8>], access_ttl_s: i64) -> JwtKeys {
         let decoding = secrets
             .iter()
             .map(|s| (key_id(s), DecodingKey::from_secret(s)))

@@ -189,7 +189,8 @@ impl RecordedAt {
         if value > latest {
             Err(FieldError::new(
                 Self::FIELD,
-                "is more than 5 minutes ahead of the server's clock; check the phone's date and time",
+                "is more than 5 minutes ahead of the server's clock; check the phone's date and \
+                 time",
             ))
         } else if value < earliest {
             Err(FieldError::new(
@@ -339,7 +340,8 @@ pub const PIN_MIN_DIGITS: usize = 4;
 pub const PIN_MAX_DIGITS: usize = 8;
 
 fn is_well_formed_pin(pin: &str) -> bool {
-    (PIN_MIN_DIGITS..=PIN_MAX_DIGITS).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit())
+    (PIN_MIN_DIGITS..=PIN_MAX_DIGITS).contains(&pin.len())
+        && pin.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Classifies a presented PIN. The matchers compare against the stored (hashed) PINs.
@@ -390,14 +392,484 @@ pub fn validate_pin_pair(safe: &str, duress: &str) -> Result<(), Vec<FieldError>
         errors.push(FieldError::new("duress_pin", MESSAGE));
     }
     if safe_ok && duress_ok && safe == duress {
-        errors.push(FieldError::new(
-            "duress_pin",
-            "must differ from safe_pin",
-        ));
+        errors.push(FieldError::new("duress_pin", "must differ from safe_pin"));
     }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+    use std::cell::Cell;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn assert_field<T: std::fmt::Debug>(result: Result<T, FieldError>, field: &str) {
+        match result {
+            Ok(v) => panic!("accepted {v:?}"),
+            Err(e) => assert_eq!(e.field, field, "{e:?}"),
+        }
+    }
+
+    const NON_FINITE: [f64; 3] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
+
+    #[test]
+    fn latitude_range() {
+        for ok in [-90.0, -0.0, 0.0, 45.5, 90.0] {
+            assert_eq!(Latitude::parse(ok).unwrap().get(), ok);
+        }
+        for bad in [-90.000_001, 90.000_001, 180.0, -1e300]
+            .into_iter()
+            .chain(NON_FINITE)
+        {
+            assert_field(Latitude::parse(bad), "lat");
+        }
+    }
+
+    #[test]
+    fn longitude_range() {
+        for ok in [-180.0, 0.0, 13.4, 180.0] {
+            assert_eq!(Longitude::parse(ok).unwrap().get(), ok);
+        }
+        for bad in [-180.000_001, 180.000_001, 360.0]
+            .into_iter()
+            .chain(NON_FINITE)
+        {
+            assert_field(Longitude::parse(bad), "lon");
+        }
+    }
+
+    #[test]
+    fn accuracy_is_finite_and_not_negative() {
+        for ok in [0.0, 3.5, 10_000.0, f64::MAX] {
+            assert_eq!(AccuracyM::parse(ok).unwrap().get(), ok);
+        }
+        // -0 is accepted as 0 and never printed as "-0".
+        let zero = AccuracyM::parse(-0.0).unwrap().get();
+        assert!(zero == 0.0 && zero.is_sign_positive());
+        for bad in [-0.001, -5.0].into_iter().chain(NON_FINITE) {
+            assert_field(AccuracyM::parse(bad), "accuracy_m");
+        }
+    }
+
+    #[test]
+    fn battery_range() {
+        for ok in [0.0, 1.0, 55.5, 100.0] {
+            assert_eq!(BatteryPct::parse(ok).unwrap().get(), ok);
+        }
+        for bad in [-1.0, 100.01, 255.0].into_iter().chain(NON_FINITE) {
+            assert_field(BatteryPct::parse(bad), "battery_pct");
+        }
+    }
+
+    #[test]
+    fn interval_bounds() {
+        let min = CheckinInterval::DEFAULT_MIN_S;
+        assert_eq!(CheckinInterval::parse(60, min).unwrap().as_secs(), 60);
+        assert_eq!(
+            CheckinInterval::parse(86_400, min).unwrap().as_time_delta(),
+            TimeDelta::hours(24)
+        );
+        for bad in [59, 0, -60, 86_401, i64::MIN, i64::MAX] {
+            assert_field(CheckinInterval::parse(bad, min), "checkin_interval_s");
+        }
+        let e = CheckinInterval::parse(10, 300).unwrap_err();
+        assert_eq!(e.message, "must be between 300 and 86400 seconds");
+    }
+
+    #[test]
+    fn interval_minimum_is_at_least_one_second() {
+        assert!(CheckinInterval::parse(1, 0).is_ok());
+        assert!(CheckinInterval::parse(0, 0).is_err());
+        assert!(CheckinInterval::parse(0, -100).is_err());
+    }
+
+    #[test]
+    fn misconfigured_minimum_above_max_accepts_nothing() {
+        for v in [86_400, 90_000, 100_000] {
+            assert!(CheckinInterval::parse(v, 90_000).is_err());
+        }
+    }
+
+    #[test]
+    fn recorded_at_window() {
+        let now = now();
+        for ok in [
+            now,
+            now + TimeDelta::minutes(5),
+            now - TimeDelta::days(7),
+            now - TimeDelta::hours(3),
+        ] {
+            assert_eq!(RecordedAt::parse(ok, now).unwrap().get(), ok);
+        }
+        let ahead = RecordedAt::parse(now + TimeDelta::minutes(5) + TimeDelta::seconds(1), now);
+        assert!(ahead.as_ref().unwrap_err().message.contains("ahead"));
+        assert_field(ahead, "recorded_at");
+        let old = RecordedAt::parse(now - TimeDelta::days(7) - TimeDelta::seconds(1), now);
+        assert!(old.as_ref().unwrap_err().message.contains("7 days"));
+        assert_field(old, "recorded_at");
+    }
+
+    #[test]
+    fn recorded_at_saturates_at_the_ends_of_time() {
+        let (min, max) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+        assert!(RecordedAt::parse(max, max).is_ok());
+        assert!(RecordedAt::parse(min, min).is_ok());
+        assert!(RecordedAt::parse(max, min).is_err());
+        assert!(RecordedAt::parse(min, max).is_err());
+    }
+
+    #[test]
+    fn recorded_at_from_rfc3339() {
+        let now = now();
+        assert_eq!(
+            RecordedAt::parse_rfc3339("2025-06-01T13:58:00+02:00", now)
+                .unwrap()
+                .get(),
+            now - TimeDelta::minutes(2)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2025-06-01 11:58:00",
+            "2025-06-01T11:58:00",
+        ] {
+            assert_field(RecordedAt::parse_rfc3339(bad, now), "recorded_at");
+        }
+        assert_field(
+            RecordedAt::parse_rfc3339("2025-06-01T12:06:00Z", now),
+            "recorded_at",
+        );
+    }
+
+    #[test]
+    fn kind_names() {
+        assert_eq!(CheckinKind::default(), CheckinKind::Ok);
+        assert_eq!(CheckinKind::parse("ok").unwrap(), CheckinKind::Ok);
+        assert_eq!(
+            CheckinKind::parse("need_help").unwrap(),
+            CheckinKind::NeedHelp
+        );
+        for bad in ["OK", "needHelp", "need-help", "", "help"] {
+            assert_field(CheckinKind::parse(bad), "kind");
+        }
+        for kind in [CheckinKind::Ok, CheckinKind::NeedHelp] {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, kind.as_str());
+            assert_eq!(serde_json::from_value::<CheckinKind>(json).unwrap(), kind);
+        }
+        assert!(serde_json::from_value::<CheckinKind>(serde_json::json!("NeedHelp")).is_err());
+    }
+
+    #[test]
+    fn position_collects_every_error() {
+        let p = Position::parse(52.5, 13.4, Some(8.0)).unwrap();
+        assert_eq!((p.lat.get(), p.lon.get()), (52.5, 13.4));
+        assert_eq!(p.accuracy_m.map(AccuracyM::get), Some(8.0));
+        assert_eq!(Position::parse(52.5, 13.4, None).unwrap().accuracy_m, None);
+        let fields: Vec<_> = Position::parse(f64::NAN, 200.0, Some(-1.0))
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["lat", "lon", "accuracy_m"]);
+        assert_eq!(Position::parse(0.0, 200.0, None).unwrap_err().len(), 1);
+    }
+
+    #[test]
+    fn values_serialize_as_plain_json() {
+        let p = Position::parse(52.5, 13.4, None).unwrap();
+        assert_eq!(
+            serde_json::to_value(p).unwrap(),
+            serde_json::json!({"lat": 52.5, "lon": 13.4, "accuracy_m": null})
+        );
+        let interval = CheckinInterval::parse(900, 60).unwrap();
+        assert_eq!(serde_json::to_value(interval).unwrap(), 900);
+    }
+
+    // --- Display order ---
+
+    #[test]
+    fn display_orders_by_recorded_time_then_receipt() {
+        let now = now();
+        let early = DisplayOrder::new(Some(now - TimeDelta::minutes(30)), now);
+        let late = DisplayOrder::new(Some(now - TimeDelta::minutes(10)), now);
+        assert!(late > early, "same batch: recorded order");
+        let same_recorded_later_receipt = DisplayOrder::new(
+            Some(now - TimeDelta::minutes(10)),
+            now + TimeDelta::seconds(1),
+        );
+        assert!(same_recorded_later_receipt > late);
+        let without = DisplayOrder::new(None, now);
+        assert_eq!(without.recorded_at(), now);
+        assert_eq!(without.received_at(), now);
+    }
+
+    #[test]
+    fn fast_phone_clock_cannot_outrank_a_later_checkin() {
+        let batch_received = now();
+        // The batch phone's clock is 4 minutes fast (within the 5 minutes tolerated).
+        let batch_item =
+            DisplayOrder::new(Some(batch_received + TimeDelta::minutes(4)), batch_received);
+        assert_eq!(batch_item.recorded_at(), batch_received);
+        let live = DisplayOrder::new(
+            Some(batch_received + TimeDelta::minutes(1)),
+            batch_received + TimeDelta::minutes(1),
+        );
+        assert!(live > batch_item);
+    }
+
+    // --- PINs ---
+
+    #[test]
+    fn pin_pair_rules() {
+        assert_eq!(validate_pin_pair("1234", "4321"), Ok(()));
+        assert_eq!(validate_pin_pair("12345678", "0000"), Ok(()));
+        let fields = |safe: &str, duress: &str| -> Vec<(String, String)> {
+            validate_pin_pair(safe, duress)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| (e.field, e.message))
+                .collect()
+        };
+        let format = "must be 4 to 8 digits (0-9)".to_owned();
+        assert_eq!(fields("123", "4321"), [("safe_pin".into(), format.clone())]);
+        assert_eq!(
+            fields("1234", "123456789"),
+            [("duress_pin".into(), format.clone())]
+        );
+        assert_eq!(
+            fields("12a4", ""),
+            [
+                ("safe_pin".into(), format.clone()),
+                ("duress_pin".into(), format)
+            ]
+        );
+        assert_eq!(
+            fields("1234", "1234"),
+            [("duress_pin".into(), "must differ from safe_pin".into())]
+        );
+        for bad in [" 1234", "1234 ", "１２３４", "12-34", "+1234", "1e10"] {
+            assert!(validate_pin_pair(bad, "5678").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pin_errors_never_echo_the_pin() {
+        for (safe, duress) in [("98765", "98765"), ("98x76", "5678"), ("1234", "98x76")] {
+            for e in validate_pin_pair(safe, duress).unwrap_err() {
+                assert!(!e.message.contains("987"), "{e:?}");
+            }
+        }
+    }
+
+    fn classify(has_pins: bool, presented: Option<&str>) -> PinCheck {
+        classify_pin(has_pins, presented, |p| p == "1111", |p| p == "9999")
+    }
+
+    #[test]
+    fn pin_classification() {
+        assert_eq!(classify(false, None), PinCheck::NotSet);
+        assert_eq!(classify(false, Some("9999")), PinCheck::NotSet);
+        assert_eq!(classify(true, None), PinCheck::Missing);
+        assert_eq!(classify(true, Some("")), PinCheck::Missing);
+        assert_eq!(classify(true, Some("1111")), PinCheck::Safe);
+        assert_eq!(classify(true, Some("9999")), PinCheck::Duress);
+        assert_eq!(classify(true, Some("2222")), PinCheck::Wrong);
+        assert_eq!(classify(true, Some(" 1111")), PinCheck::Wrong);
+        assert_eq!(classify(true, Some("abc")), PinCheck::Wrong);
+    }
+
+    #[test]
+    fn duress_wins_when_both_match() {
+        assert_eq!(
+            classify_pin(true, Some("1234"), |_| true, |_| true),
+            PinCheck::Duress
+        );
+    }
+
+    #[test]
+    fn both_matchers_always_run_on_a_well_formed_pin() {
+        for (pin, expected) in [
+            ("1111", PinCheck::Safe),
+            ("9999", PinCheck::Duress),
+            ("5555", PinCheck::Wrong),
+        ] {
+            let calls = Cell::new(0);
+            let result = classify_pin(
+                true,
+                Some(pin),
+                |p| {
+                    calls.set(calls.get() + 1);
+                    p == "1111"
+                },
+                |p| {
+                    calls.set(calls.get() + 1);
+                    p == "9999"
+                },
+            );
+            assert_eq!((result, calls.get()), (expected, 2), "{pin}");
+        }
+    }
+
+    #[test]
+    fn malformed_pin_is_never_hashed() {
+        let huge = "1".repeat(1_000_000);
+        for pin in [huge.as_str(), "12", "12ab", "123456789"] {
+            let result = classify_pin(
+                true,
+                Some(pin),
+                |_| panic!("safe matcher called"),
+                |_| panic!("duress matcher called"),
+            );
+            assert_eq!(result, PinCheck::Wrong);
+        }
+    }
+
+    // --- Properties ---
+
+    fn any_float() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>(),
+            -200.0f64..200.0,
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(-0.0),
+            Just(90.0),
+            Just(-90.0),
+            Just(180.0),
+            Just(-180.0),
+            Just(100.0),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn float_values_accept_exactly_their_range(v in any_float()) {
+            let within = |min: f64, max: f64| v.is_finite() && (min..=max).contains(&v);
+            prop_assert_eq!(Latitude::parse(v).is_ok(), within(-90.0, 90.0));
+            prop_assert_eq!(Longitude::parse(v).is_ok(), within(-180.0, 180.0));
+            prop_assert_eq!(AccuracyM::parse(v).is_ok(), v.is_finite() && v >= 0.0);
+            prop_assert_eq!(BatteryPct::parse(v).is_ok(), within(0.0, 100.0));
+            if let Ok(lat) = Latitude::parse(v) {
+                prop_assert_eq!(lat.get(), v);
+            }
+        }
+
+        #[test]
+        fn interval_accepts_exactly_its_range(
+            v in prop_oneof![any::<i64>(), -10i64..100_000],
+            min in prop_oneof![any::<i64>(), -10i64..1_000],
+        ) {
+            let expected = v >= min.max(1) && v <= CheckinInterval::MAX_S;
+            prop_assert_eq!(CheckinInterval::parse(v, min).is_ok(), expected);
+        }
+
+        #[test]
+        fn recorded_at_accepts_exactly_its_window(
+            now_s in -100_000_000_000i64..100_000_000_000,
+            offset_s in prop_oneof![any::<i64>(), -700_000i64..400],
+        ) {
+            let Some(now) = DateTime::from_timestamp(now_s, 0) else { return Ok(()) };
+            let Some(value) = DateTime::from_timestamp(now_s.saturating_add(offset_s), 0) else {
+                return Ok(());
+            };
+            let expected = (-7 * 86_400..=300).contains(&offset_s);
+            prop_assert_eq!(RecordedAt::parse(value, now).is_ok(), expected);
+        }
+
+        #[test]
+        fn rfc3339_never_panics(s in "\\PC{0,40}", digits in "[0-9T:Z+.-]{0,30}") {
+            let _ = RecordedAt::parse_rfc3339(&s, now());
+            let _ = RecordedAt::parse_rfc3339(&digits, now());
+        }
+
+        #[test]
+        fn kind_parse_never_panics(s in "\\PC{0,20}") {
+            let parsed = CheckinKind::parse(&s);
+            prop_assert_eq!(parsed.is_ok(), s == "ok" || s == "need_help");
+        }
+
+        #[test]
+        fn pin_pair_accepts_exactly_distinct_well_formed_pins(
+            safe in prop_oneof!["[0-9]{0,10}", "\\PC{0,10}"],
+            duress in prop_oneof!["[0-9]{0,10}", "\\PC{0,10}"],
+        ) {
+            let well_formed =
+                |p: &str| (4..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit());
+            let expected = well_formed(&safe) && well_formed(&duress) && safe != duress;
+            prop_assert_eq!(validate_pin_pair(&safe, &duress).is_ok(), expected);
+            prop_assert!(validate_pin_pair(&safe, &safe).is_err());
+        }
+
+        #[test]
+        fn classify_is_consistent_with_the_matchers(
+            has_pins in any::<bool>(),
+            presented in proptest::option::of(prop_oneof!["[0-9]{0,9}", "\\PC{0,9}"]),
+            safe in "[0-9]{4,8}",
+            duress in "[0-9]{4,8}",
+        ) {
+            let presented = presented.as_deref();
+            let result = classify_pin(has_pins, presented, |p| p == safe, |p| p == duress);
+            let expected = match presented {
+                _ if !has_pins => PinCheck::NotSet,
+                None | Some("") => PinCheck::Missing,
+                Some(p) if p == duress => PinCheck::Duress,
+                Some(p) if p == safe => PinCheck::Safe,
+                Some(_) => PinCheck::Wrong,
+            };
+            prop_assert_eq!(result, expected);
+        }
+
+        /// An item of an offline batch never sorts after a check-in that was received later
+        /// and recorded (by a right clock) after the batch arrived, whatever the batch
+        /// phone's clock said.
+        #[test]
+        fn batch_never_outranks_a_later_live_checkin(
+            batch_recorded in proptest::collection::vec(
+                proptest::option::of(-700_000i64..=300), 1..10),
+            live_after_s in 1i64..100_000,
+            live_recorded_after_batch_s in proptest::option::of(0i64..100_000),
+        ) {
+            let batch_received = now();
+            let live_received = batch_received + TimeDelta::seconds(live_after_s);
+            let live = DisplayOrder::new(
+                live_recorded_after_batch_s.map(|s| batch_received + TimeDelta::seconds(s)),
+                live_received,
+            );
+            for offset in batch_recorded {
+                let item = DisplayOrder::new(
+                    offset.map(|s| batch_received + TimeDelta::seconds(s)),
+                    batch_received,
+                );
+                prop_assert!(item < live, "{item:?} >= {live:?}");
+                prop_assert!(item.recorded_at() <= item.received_at());
+            }
+        }
+
+        /// Among check-ins whose phone clocks were not ahead, display order is recorded order.
+        #[test]
+        fn display_order_follows_recorded_time(
+            a_recorded in -700_000i64..0,
+            b_recorded in -700_000i64..0,
+            a_received in 0i64..100,
+            b_received in 0i64..100,
+        ) {
+            let at = |s: i64| now() + TimeDelta::seconds(s);
+            let a = DisplayOrder::new(Some(at(a_recorded)), at(a_received));
+            let b = DisplayOrder::new(Some(at(b_recorded)), at(b_received));
+            if a_recorded < b_recorded {
+                prop_assert!(a < b);
+            }
+        }
     }
 }

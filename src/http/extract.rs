@@ -71,6 +71,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 /// Strict JSON parsing with the path of the failing field.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     use serde_json::error::Category;
+    // serde would also read a struct from an array; the contract's bodies are objects.
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(AppError::BadRequest("malformed JSON: empty body".into())),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(_) => AppError::field("body", "must be a JSON object"),
+                Err(e) => AppError::BadRequest(format!("malformed JSON: {e}")),
+            })
+        }
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
     let value = match value {

@@ -1,0 +1,8 @@
+//! End-to-end tests over real HTTP against an in-process server, each on SQLite and PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod auth;
+mod errors;
+mod ops;

@@ -1,0 +1,208 @@
+//! The `doorstep` binary as an operator uses it: bootstrap an admin, serve, log in over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_doorstep");
+
+fn doorstep(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("DOORSTEP_SERVER__BIND", "127.0.0.1:0");
+    cmd
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(dir: &std::path::Path) -> (Server, String) {
+    let mut child = doorstep(dir)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("doorstep serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reading the listening line");
+    let address = line
+        .trim()
+        .strip_prefix("doorstep listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (server, address)
+}
+
+#[test]
+fn vapid_generate_prints_a_key_pair() {
+    let out = Command::new(BIN)
+        .args(["vapid", "generate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("private_key = \"") && text.contains("public_key  = \"B"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_configuration_is_refused_with_the_key_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = doorstep(dir.path())
+        .arg("migrate")
+        .env("DOORSTEP_DATABASE__URL", "mysql://localhost/x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("database.url"), "{err}");
+
+    let out = doorstep(dir.path())
+        .arg("migrate")
+        .env("DOORSTEP_AUTH__ACCESS_TTL_S", "forever")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .to_lowercase()
+        .contains("access_ttl_s"));
+
+    let out = doorstep(dir.path())
+        .args(["--config", "missing.toml", "migrate"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+
+    std::fs::write(dir.path().join("typo.toml"), "[escalation]\ngrace = 10\n").unwrap();
+    let out = doorstep(dir.path())
+        .args(["--config", "typo.toml", "migrate"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a misspelt key must not be ignored");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("grace"));
+}
+
+#[tokio::test]
+async fn admin_create_then_login_refresh_logout_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    // No config file at all: built-in defaults, SQLite under ./data.
+    let out = doorstep(dir.path())
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "root@example.org",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"a long admin password\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("data/doorstep.db").exists());
+
+    let again = doorstep(dir.path())
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "ROOT@example.org",
+            "--password",
+            "another long one",
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let (_server, address) = start_server(dir.path());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let post = |path: &str, body: Value| client.post(format!("{address}{path}")).json(&body).send();
+
+    let login: Value = post(
+        "/api/v1/auth/login",
+        json!({"email": "root@example.org", "password": "a long admin password"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let access = login["access_token"].as_str().expect("logged in");
+    let me: Value = client
+        .get(format!("{address}/api/v1/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "admin");
+
+    let refreshed = post(
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": login["refresh_token"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let logout = post(
+        "/api/v1/auth/logout",
+        json!({"refresh_token": refreshed["refresh_token"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(logout.status(), 204);
+    let after = post(
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": refreshed["refresh_token"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(after.status(), 401);
+
+    // The signing key was generated once and kept, owner-only.
+    let key = dir.path().join("data/jwt-signing.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
