@@ -20,50 +20,99 @@ use crate::store;
 /// of the wrong type, a missing or an unknown field → 422 naming the field.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
-    type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+/// The raw bytes of a JSON request body, checked for content type and size (for handlers that
+/// also need the bytes, e.g. to fingerprint an idempotent request).
+pub struct RawJson(pub web::Bytes);
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.server.max_body_bytes)
-            .unwrap_or(64 * 1024);
-        let content_type_ok = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| {
-                let v = v.trim().to_ascii_lowercase();
-                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        let declared_length = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if !content_type_ok {
-                return Err(AppError::BadRequest(
-                    "Content-Type must be application/json".into(),
-                ));
-            }
-            if declared_length.is_some_and(|n| n > limit) {
+/// Like [`ApiJson`], but an empty body (no `Content-Type` needed) means `T::default()`: for
+/// actions such as the panic button whose body is optional.
+pub struct OptionalJson<T>(pub T);
+
+type BodyFuture<T> = Pin<Box<dyn Future<Output = Result<T, AppError>>>>;
+
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    allow_empty: bool,
+) -> BodyFuture<Option<web::Bytes>> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.server.max_body_bytes)
+        .unwrap_or(64 * 1024);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let content_type_ok = content_type.as_deref().is_some_and(|v| {
+        v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+    });
+    let declared_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    Box::pin(async move {
+        if declared_length.is_some_and(|n| n > limit) {
+            return Err(AppError::PayloadTooLarge { limit });
+        }
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| AppError::BadRequest(format!("cannot read request body: {e}")))?;
+            if body.len() + chunk.len() > limit {
                 return Err(AppError::PayloadTooLarge { limit });
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|e| AppError::BadRequest(format!("cannot read request body: {e}")))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(AppError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
+            body.extend_from_slice(&chunk);
+        }
+        if allow_empty && body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        if !content_type_ok {
+            return Err(AppError::BadRequest(
+                "Content-Type must be application/json".into(),
+            ));
+        }
+        Ok(Some(body.freeze()))
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = AppError;
+    type Future = BodyFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload, false);
+        Box::pin(async move {
+            let body = body.await?.unwrap_or_default();
             parse_json(&body).map(ApiJson)
+        })
+    }
+}
+
+impl FromRequest for RawJson {
+    type Error = AppError;
+    type Future = BodyFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload, false);
+        Box::pin(async move { Ok(RawJson(body.await?.unwrap_or_default())) })
+    }
+}
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = AppError;
+    type Future = BodyFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload, true);
+        Box::pin(async move {
+            match body.await? {
+                None => Ok(OptionalJson(T::default())),
+                Some(body) => parse_json(&body).map(OptionalJson),
+            }
         })
     }
 }

@@ -6,7 +6,10 @@ pub mod middleware;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;
+pub mod outings;
+pub mod pagination;
 pub mod users;
+pub mod views;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
@@ -29,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/auth/refresh", web::post().to(auth::refresh))
                 .route("/auth/logout", web::post().to(auth::logout))
                 .route("/me", web::get().to(auth::me))
+                .route("/me/pins", web::put().to(outings::put_pins))
                 .route("/users", web::post().to(users::create_user))
                 .route("/orgs", web::post().to(orgs::create_org))
                 .route("/orgs/{id}", web::get().to(orgs::get_org))
@@ -43,7 +47,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/orgs/{id}/police-contacts/{user_id}",
                     web::delete().to(orgs::remove_police_contact),
-                ),
+                )
+                .route("/outings", web::post().to(outings::start_outing))
+                .route("/outings", web::get().to(outings::list_outings))
+                .route("/outings/{id}", web::get().to(outings::get_outing))
+                .route("/outings/{id}/checkins", web::post().to(outings::check_in))
+                .route(
+                    "/outings/{id}/checkins",
+                    web::get().to(outings::list_checkins),
+                )
+                .route(
+                    "/outings/{id}/checkins/batch",
+                    web::post().to(outings::check_in_batch),
+                )
+                .route("/outings/{id}/panic", web::post().to(outings::panic))
+                .route("/outings/{id}/end", web::post().to(outings::end_outing)),
         )
         .default_service(web::to(not_found));
 }

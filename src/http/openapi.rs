@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, ops, orgs, users};
+use super::{auth, ops, orgs, outings, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,9 @@ use super::{auth, ops, orgs, users};
         users::create_user,
         orgs::create_org, orgs::get_org, orgs::put_policy,
         orgs::add_police_contact, orgs::remove_police_contact,
+        outings::start_outing, outings::get_outing, outings::list_outings, outings::list_checkins,
+        outings::check_in, outings::check_in_batch, outings::panic, outings::end_outing,
+        outings::put_pins,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
     components(schemas(crate::error::Problem, crate::domain::field_error::FieldError)),
@@ -24,6 +27,7 @@ use super::{auth, ops, orgs, users};
         (name = "auth", description = "Login, token refresh, logout, the caller"),
         (name = "users", description = "Accounts"),
         (name = "organisations", description = "Organisations, escalation policy, police contacts"),
+        (name = "outings", description = "Outings, check-ins, panic, PINs"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -193,3 +193,18 @@ pub fn unassign_police(conn: &mut DbConn, org: OrgId, police: UserId) -> Result<
     .execute(conn)?;
     Ok(removed > 0)
 }
+
+pub fn set_pins(
+    conn: &mut DbConn,
+    user: UserId,
+    safe_hash: &str,
+    duress_hash: &str,
+) -> Result<(), AppError> {
+    diesel::update(users::table.find(user.to_string()))
+        .set((
+            users::safe_pin_hash.eq(Some(safe_hash)),
+            users::duress_pin_hash.eq(Some(duress_hash)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

@@ -2,8 +2,11 @@
 //! migrations, and the small set of backend-specific statements.
 
 pub mod accounts;
+pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod orgs;
+pub mod outings;
 pub mod schema;
 pub mod stats;
 

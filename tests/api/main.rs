@@ -6,3 +6,4 @@ mod accounts;
 mod auth;
 mod errors;
 mod ops;
+mod outings;

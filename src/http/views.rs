@@ -1,0 +1,213 @@
+//! Response bodies of the contract (`Outing`, `Checkin`, `Alert`), built from stored rows under
+//! the viewer's visibility.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::domain::ids::UserId;
+use chrono::{DateTime, Utc};
+
+use crate::domain::time::from_millis;
+use crate::error::AppError;
+use crate::store::accounts::parse_id;
+use crate::store::alerts::{AlertRow, DeliveryRecord};
+use crate::store::outings::{CheckinRow, OutingRow};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PersonRef {
+    pub id: UserId,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecipientRef {
+    pub id: UserId,
+    pub display_name: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckinView {
+    pub id: String,
+    /// Null once removed by the retention job.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub accuracy_m: Option<f64>,
+    pub recorded_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    /// `ok`, `need_help`, or for positions sent with other actions `panic` / `end`.
+    pub kind: String,
+    pub battery_pct: Option<i32>,
+    pub inside_area: Option<bool>,
+}
+
+impl From<&CheckinRow> for CheckinView {
+    fn from(row: &CheckinRow) -> Self {
+        CheckinView {
+            id: row.id.clone(),
+            lat: row.lat,
+            lon: row.lon,
+            accuracy_m: row.accuracy_m,
+            recorded_at: from_millis(row.recorded_at),
+            received_at: from_millis(row.received_at),
+            kind: row.kind.clone(),
+            battery_pct: row.battery_pct,
+            inside_area: row.inside_area,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LocationView {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub recipient: RecipientRef,
+    pub level: i32,
+    pub channel: String,
+    pub status: String,
+    pub attempts: i32,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AlertView {
+    pub id: String,
+    pub outing_id: String,
+    pub canvasser: PersonRef,
+    pub kind: String,
+    pub level: i32,
+    pub status: String,
+    pub opened_at: DateTime<Utc>,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<PersonRef>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution: Option<String>,
+    pub note: Option<String>,
+    pub last_location: Option<LocationView>,
+    pub notifications: Vec<DeliveryView>,
+}
+
+pub fn alert_view(
+    row: &AlertRow,
+    canvasser_name: String,
+    acknowledged_by: Option<PersonRef>,
+    deliveries: Vec<DeliveryRecord>,
+) -> Result<AlertView, AppError> {
+    let last_location = match (row.last_lat, row.last_lon, row.last_recorded_at) {
+        (Some(lat), Some(lon), Some(at)) => Some(LocationView {
+            lat,
+            lon,
+            accuracy_m: row.last_accuracy_m,
+            recorded_at: from_millis(at),
+        }),
+        _ => None,
+    };
+    let notifications = deliveries
+        .into_iter()
+        .map(|d| {
+            Ok(DeliveryView {
+                recipient: RecipientRef {
+                    id: parse_id(&d.recipient_id, "user")?,
+                    display_name: d.display_name,
+                    role: d.role,
+                },
+                level: d.level,
+                channel: d.channel,
+                status: d.status,
+                attempts: d.attempts,
+                sent_at: d.sent_at.map(from_millis),
+                last_error: d.last_error,
+            })
+        })
+        .collect::<Result<_, AppError>>()?;
+    Ok(AlertView {
+        id: row.id.clone(),
+        outing_id: row.outing_id.clone(),
+        canvasser: PersonRef {
+            id: row.canvasser()?,
+            display_name: canvasser_name,
+        },
+        kind: row.kind.clone(),
+        level: row.level,
+        status: row.status.clone(),
+        opened_at: from_millis(row.opened_at),
+        escalated_at: row.escalated_at.map(from_millis),
+        acknowledged_at: row.acknowledged_at.map(from_millis),
+        acknowledged_by,
+        resolved_at: row.resolved_at.map(from_millis),
+        resolution: row.resolution.clone(),
+        note: row.note.clone(),
+        last_location,
+        notifications,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OutingView {
+    pub id: String,
+    pub canvasser: PersonRef,
+    pub org_id: String,
+    /// `active`, `overdue` or `ended`.
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub checkin_interval_s: i64,
+    pub next_checkin_due_at: Option<DateTime<Utc>>,
+    pub planned_end_at: Option<DateTime<Utc>>,
+    /// GeoJSON Polygon/MultiPolygon or `{"type": "Circle", "center": [lon, lat], "radius_m": R}`.
+    #[schema(value_type = Option<Object>)]
+    pub area: Option<Value>,
+    pub companions: Vec<PersonRef>,
+    pub solo: bool,
+    pub note: Option<String>,
+    /// Null when the viewer may not see live location.
+    pub last_checkin: Option<CheckinView>,
+    pub inside_area: Option<bool>,
+    pub open_alert: Option<AlertView>,
+}
+
+/// What of an outing the viewer gets.
+pub struct OutingParts {
+    pub canvasser_name: String,
+    pub companions: Vec<PersonRef>,
+    /// `None` when the viewer may not see live location.
+    pub last_checkin: Option<Option<CheckinRow>>,
+    pub open_alert: Option<AlertView>,
+}
+
+pub fn outing_view(row: &OutingRow, parts: OutingParts) -> Result<OutingView, AppError> {
+    let sees_location = parts.last_checkin.is_some();
+    Ok(OutingView {
+        id: row.id.clone(),
+        canvasser: PersonRef {
+            id: row.canvasser()?,
+            display_name: parts.canvasser_name,
+        },
+        org_id: row.org_id.clone(),
+        status: row.status.clone(),
+        started_at: from_millis(row.started_at),
+        ended_at: row.ended_at.map(from_millis),
+        checkin_interval_s: row.checkin_interval_s,
+        next_checkin_due_at: row.next_checkin_due_at.map(from_millis),
+        planned_end_at: row.planned_end_at.map(from_millis),
+        area: row
+            .area
+            .as_deref()
+            .and_then(|a| serde_json::from_str(a).ok()),
+        companions: parts.companions,
+        solo: row.solo,
+        note: row.note.clone(),
+        last_checkin: parts.last_checkin.flatten().as_ref().map(CheckinView::from),
+        inside_area: if sees_location { row.inside_area } else { None },
+        open_alert: parts.open_alert,
+    })
+}

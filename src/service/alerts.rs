@@ -1,0 +1,215 @@
+//! Opening, upgrading, acknowledging and resolving alerts.
+
+use crate::domain::escalation::{self, AlertClock, AlertKind, AlertStatus, Opening};
+use crate::domain::ids::{AlertId, UserId};
+use crate::domain::policy::EscalationPolicy;
+use crate::domain::time::{from_millis, to_millis};
+use crate::error::AppError;
+use crate::store::alerts::AlertRow;
+use crate::store::outings::OutingRow;
+use crate::store::{self, DbConn};
+
+/// Where the canvasser was last seen, copied onto the alert so it survives location retention.
+#[derive(Debug, Clone, Copy)]
+pub struct LastLocation {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub recorded_at_ms: i64,
+}
+
+pub fn clock_of(row: &AlertRow) -> Result<AlertClock, AppError> {
+    let policy: EscalationPolicy = serde_json::from_str(&row.policy)
+        .map_err(|e| AppError::internal(format!("stored policy of alert {}: {e}", row.id)))?;
+    Ok(AlertClock {
+        kind: AlertKind::parse(&row.kind)
+            .ok_or_else(|| AppError::internal(format!("stored alert kind {:?}", row.kind)))?,
+        level: u8::try_from(row.level).unwrap_or(2).clamp(1, 2),
+        status: AlertStatus::parse(&row.status)
+            .ok_or_else(|| AppError::internal(format!("stored alert status {:?}", row.status)))?,
+        opened_at: from_millis(row.opened_at),
+        escalated_at: row.escalated_at.map(from_millis),
+        acknowledged_at: row.acknowledged_at.map(from_millis),
+        last_pushed_at: from_millis(row.last_pushed_at.unwrap_or(row.opened_at)),
+        repeats_sent: u32::try_from(row.repeats_sent).unwrap_or(0),
+        ack_timeouts: u32::try_from(row.ack_timeouts).unwrap_or(0),
+        policy,
+    })
+}
+
+/// Copies a clock's state onto the row and recomputes the alert's next scheduler time.
+pub fn apply_clock(row: &mut AlertRow, clock: &AlertClock, now_ms: i64) {
+    row.kind = clock.kind.as_str().to_owned();
+    row.level = i32::from(clock.level);
+    row.status = clock.status.as_str().to_owned();
+    row.escalated_at = clock.escalated_at.map(to_millis);
+    row.acknowledged_at = clock.acknowledged_at.map(to_millis);
+    row.last_pushed_at = Some(to_millis(clock.last_pushed_at));
+    row.repeats_sent = i32::try_from(clock.repeats_sent).unwrap_or(i32::MAX);
+    row.ack_timeouts = i32::try_from(clock.ack_timeouts).unwrap_or(i32::MAX);
+    row.next_action_at = escalation::next_alert_action_at(clock).map(to_millis);
+    row.updated_at = now_ms;
+}
+
+/// What `raise` did.
+pub enum Raised {
+    Opened(AlertRow),
+    Upgraded(AlertRow),
+    Unchanged(AlertRow),
+}
+
+impl Raised {
+    pub fn alert(&self) -> &AlertRow {
+        match self {
+            Raised::Opened(a) | Raised::Upgraded(a) | Raised::Unchanged(a) => a,
+        }
+    }
+}
+
+/// Opens an alert of `kind` on the outing, or upgrades its unresolved one (an outing has at
+/// most one). The policy is snapshotted onto a new alert. The caller saves the outing.
+pub fn raise(
+    conn: &mut DbConn,
+    outing: &mut OutingRow,
+    kind: AlertKind,
+    location: Option<LastLocation>,
+    policy: &EscalationPolicy,
+    now_ms: i64,
+) -> Result<Raised, AppError> {
+    let existing = match outing.open_alert_id.as_deref() {
+        Some(id) => store::alerts::find_for_update(conn, id)?
+            .filter(|a| a.status != AlertStatus::Resolved.as_str()),
+        None => None,
+    };
+    let existing_clock = existing.as_ref().map(clock_of).transpose()?;
+    let now = from_millis(now_ms);
+    let raised = match (
+        escalation::open_or_upgrade(existing_clock.as_ref(), kind),
+        existing,
+    ) {
+        (Opening::Open { kind, level }, _) => {
+            let clock = AlertClock {
+                kind,
+                level,
+                status: AlertStatus::Open,
+                opened_at: now,
+                escalated_at: None,
+                acknowledged_at: None,
+                last_pushed_at: now,
+                repeats_sent: 0,
+                ack_timeouts: 0,
+                policy: *policy,
+            };
+            let mut row = AlertRow {
+                id: AlertId::new().to_string(),
+                outing_id: outing.id.clone(),
+                org_id: outing.org_id.clone(),
+                canvasser_id: outing.canvasser_id.clone(),
+                kind: String::new(),
+                level: 0,
+                status: String::new(),
+                policy: serde_json::to_string(policy)
+                    .map_err(|e| AppError::internal(format!("policy snapshot: {e}")))?,
+                opened_at: now_ms,
+                escalated_at: None,
+                acknowledged_at: None,
+                acknowledged_by: None,
+                resolved_at: None,
+                resolved_by: None,
+                resolution: None,
+                note: None,
+                last_lat: None,
+                last_lon: None,
+                last_accuracy_m: None,
+                last_recorded_at: None,
+                repeats_sent: 0,
+                ack_timeouts: 0,
+                last_pushed_at: None,
+                next_action_at: None,
+                claimed_by: None,
+                claimed_until: None,
+                updated_at: now_ms,
+            };
+            apply_clock(&mut row, &clock, now_ms);
+            set_location(
+                &mut row,
+                location.or_else(|| last_location_of(conn, outing).ok().flatten()),
+            );
+            store::alerts::insert(conn, &row)?;
+            outing.open_alert_id = Some(row.id.clone());
+            Raised::Opened(row)
+        }
+        (Opening::Upgrade { kind, to_level, .. }, Some(mut row)) => {
+            let mut clock = clock_of(&row)?;
+            if to_level > clock.level {
+                clock.escalated_at = Some(now);
+            }
+            clock.kind = kind;
+            clock.level = to_level;
+            // New danger re-opens an acknowledged alert and restarts its repeat clock.
+            clock.status = AlertStatus::Open;
+            clock.acknowledged_at = None;
+            clock.last_pushed_at = now;
+            row.acknowledged_by = None;
+            apply_clock(&mut row, &clock, now_ms);
+            if location.is_some() {
+                set_location(&mut row, location);
+            }
+            store::alerts::update(conn, &row)?;
+            Raised::Upgraded(row)
+        }
+        (_, Some(row)) => Raised::Unchanged(row),
+        (_, None) => return Err(AppError::internal("alert upgrade without an open alert")),
+    };
+    Ok(raised)
+}
+
+fn set_location(row: &mut AlertRow, location: Option<LastLocation>) {
+    if let Some(l) = location {
+        row.last_lat = Some(l.lat);
+        row.last_lon = Some(l.lon);
+        row.last_accuracy_m = l.accuracy_m;
+        row.last_recorded_at = Some(l.recorded_at_ms);
+    }
+}
+
+/// The outing's latest known position, if it has one that has not been purged.
+pub fn last_location_of(
+    conn: &mut DbConn,
+    outing: &OutingRow,
+) -> Result<Option<LastLocation>, AppError> {
+    let Some(id) = outing.last_checkin_id.as_deref() else {
+        return Ok(None);
+    };
+    Ok(store::outings::find_checkin(conn, id)?.and_then(|c| {
+        Some(LastLocation {
+            lat: c.lat?,
+            lon: c.lon?,
+            accuracy_m: c.accuracy_m,
+            recorded_at_ms: c.recorded_at,
+        })
+    }))
+}
+
+/// Resolves the alert with `resolution` (`checked_in`, `ended_safe`, or a contact's outcome).
+/// The caller clears the outing's `open_alert_id` and saves the outing.
+pub fn resolve(
+    conn: &mut DbConn,
+    row: &mut AlertRow,
+    resolution: &str,
+    by: Option<UserId>,
+    note: Option<String>,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    let clock = clock_of(row)?;
+    let resolved = escalation::resolve(&clock, from_millis(now_ms))
+        .map_err(|e| AppError::Conflict(e.to_string()))?;
+    apply_clock(row, &resolved, now_ms);
+    row.resolved_at = Some(now_ms);
+    row.resolved_by = by.map(|u| u.to_string());
+    row.resolution = Some(resolution.to_owned());
+    if note.is_some() {
+        row.note = note;
+    }
+    store::alerts::update(conn, row)
+}

@@ -1,0 +1,5 @@
+//! Use cases: each composes domain rules and storage inside one transaction. Handlers parse and
+//! render; services decide and persist.
+
+pub mod alerts;
+pub mod outings;

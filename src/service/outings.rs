@@ -1,0 +1,676 @@
+//! Starting, checking in to, ending and viewing outings.
+
+use crate::domain::account::Role;
+use crate::domain::area::{self, Area};
+use crate::domain::checkin::{
+    BatteryPct, CheckinInterval, CheckinKind, DisplayOrder, PinCheck, Position,
+};
+use crate::domain::escalation::{self, AlertKind, AlertStatus, OutingClock, OutingStatus};
+use crate::domain::ids::{CheckinId, OrgId, OutingId, UserId};
+use crate::domain::outing::{checkin_effect, IncomingCheckin, OutingState};
+use crate::domain::policy::EscalationPolicy;
+use crate::domain::time::{from_millis, to_millis, Instant};
+use crate::domain::visibility::{outing_visibility, OutingFacts, OutingVisibility, Viewer};
+use crate::error::AppError;
+use crate::http::extract::Caller;
+use crate::http::views::{self, OutingParts, OutingView, PersonRef};
+use crate::service::alerts::{self, LastLocation, Raised};
+use crate::store::outings::{CheckinRow, OutingRow};
+use crate::store::{self, DbConn};
+
+/// A validated request to start an outing.
+pub struct StartOuting {
+    pub interval: CheckinInterval,
+    pub planned_end_at: Option<Instant>,
+    pub area: Option<Area>,
+    pub companions: Vec<UserId>,
+    pub note: Option<String>,
+    pub start_location: Option<Position>,
+}
+
+/// A validated check-in.
+#[derive(Debug, Clone)]
+pub struct NewCheckin {
+    pub position: Position,
+    pub recorded_at: Option<Instant>,
+    pub battery_pct: Option<BatteryPct>,
+    pub kind: CheckinKind,
+    pub client_id: Option<String>,
+}
+
+/// The server settings that outing rules depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct OutingRules {
+    pub default_policy: EscalationPolicy,
+    pub max_area_vertices: usize,
+}
+
+impl From<&crate::config::Settings> for OutingRules {
+    fn from(settings: &crate::config::Settings) -> Self {
+        OutingRules {
+            default_policy: settings.escalation,
+            max_area_vertices: settings.limits.max_area_vertices,
+        }
+    }
+}
+
+/// The policy in force for an organisation (its own, or the server default).
+pub fn org_policy(
+    conn: &mut DbConn,
+    org: OrgId,
+    default: &EscalationPolicy,
+) -> Result<EscalationPolicy, AppError> {
+    Ok(store::orgs::find(conn, org)?
+        .map(|o| o.policy(default))
+        .unwrap_or(*default))
+}
+
+fn outing_clock(row: &OutingRow) -> Result<OutingClock, AppError> {
+    Ok(OutingClock {
+        status: OutingStatus::parse(&row.status)
+            .ok_or_else(|| AppError::internal(format!("stored outing status {:?}", row.status)))?,
+        next_checkin_due_at: row.next_checkin_due_at.map(from_millis),
+        reminder_sent_for: row.reminder_sent_for.map(from_millis),
+    })
+}
+
+/// Recomputes when the scheduler next has to look at this outing.
+pub fn reschedule(row: &mut OutingRow, policy: &EscalationPolicy) -> Result<(), AppError> {
+    row.next_action_at =
+        escalation::next_outing_action_at(policy, &outing_clock(row)?).map(to_millis);
+    Ok(())
+}
+
+fn parse_area(row: &OutingRow, max_vertices: usize) -> Option<Area> {
+    // Stored areas were validated on the way in; an unreadable one means "no geofence", not a
+    // failed check-in.
+    let value: serde_json::Value = serde_json::from_str(row.area.as_deref()?).ok()?;
+    area::parse_area(&value, max_vertices.max(100_000)).ok()
+}
+
+/// Starts an outing for `caller`. Companions must be canvassers or organisers of the same
+/// organisation. A start location becomes the first check-in.
+pub fn start(
+    conn: &mut DbConn,
+    caller: &Caller,
+    req: StartOuting,
+    default_policy: &EscalationPolicy,
+    now_ms: i64,
+) -> Result<OutingRow, AppError> {
+    if !matches!(caller.role, Role::Canvasser | Role::Organiser) {
+        return Err(AppError::Forbidden(
+            "only canvassers and organisers run outings".into(),
+        ));
+    }
+    let org = caller
+        .org_id
+        .ok_or_else(|| AppError::Forbidden("you belong to no organisation".into()))?;
+    if store::outings::open_outing_of(conn, caller.id)?.is_some() {
+        return Err(AppError::Conflict(
+            "you already have an outing that has not ended".into(),
+        ));
+    }
+    let mut errors = Vec::new();
+    for (i, companion) in req.companions.iter().enumerate() {
+        let field = format!("companions[{i}]");
+        if *companion == caller.id {
+            errors.push(crate::domain::field_error::FieldError::new(
+                field,
+                "you cannot accompany yourself",
+            ));
+            continue;
+        }
+        let ok = store::accounts::find(conn, *companion)?.is_some_and(|u| {
+            u.org_id.as_deref() == Some(org.to_string().as_str())
+                && (u.role == "canvasser" || u.role == "organiser")
+                && u.disabled_at.is_none()
+        });
+        if !ok {
+            errors.push(crate::domain::field_error::FieldError::new(
+                field,
+                "must be a canvasser or organiser of your organisation",
+            ));
+        }
+    }
+    let policy = org_policy(conn, org, default_policy)?;
+    let solo = req.companions.is_empty();
+    if let (true, Some(max)) = (solo, policy.solo_max_checkin_interval_s) {
+        if req.interval.as_secs() > max {
+            errors.push(crate::domain::field_error::FieldError::new(
+                "checkin_interval_s",
+                format!("alone, check in at least every {max} s (your organisation's policy)"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let started_at = from_millis(now_ms);
+    let due = crate::domain::deadline::next_checkin_due_at(
+        started_at,
+        req.interval.as_secs(),
+        req.planned_end_at,
+    );
+    let id = OutingId::new().to_string();
+    let mut row = OutingRow {
+        id: id.clone(),
+        canvasser_id: caller.id.to_string(),
+        org_id: org.to_string(),
+        status: OutingStatus::Active.as_str().to_owned(),
+        started_at: now_ms,
+        ended_at: None,
+        checkin_interval_s: req.interval.as_secs(),
+        next_checkin_due_at: Some(to_millis(due)),
+        planned_end_at: req.planned_end_at.map(to_millis),
+        area: req.area.as_ref().map(|a| area::to_geojson(a).to_string()),
+        solo,
+        note: req.note,
+        last_checkin_id: None,
+        last_received_at: now_ms,
+        inside_area: None,
+        low_battery_notified: false,
+        outside_area_notified: false,
+        reminder_sent_for: None,
+        open_alert_id: None,
+        next_action_at: None,
+        claimed_by: None,
+        claimed_until: None,
+        created_at: now_ms,
+        updated_at: now_ms,
+    };
+    if let Some(position) = req.start_location {
+        let inside = req.area.as_ref().map(|a| {
+            area::contains(
+                a,
+                position.lat.get(),
+                position.lon.get(),
+                position.accuracy_m.map(|x| x.get()),
+            )
+        });
+        let checkin = checkin_row(
+            &id,
+            caller.id,
+            &position,
+            None,
+            CheckinKind::Ok,
+            "start",
+            now_ms,
+            now_ms,
+            inside,
+            None,
+        );
+        row.last_checkin_id = Some(checkin.id.clone());
+        row.inside_area = inside;
+        reschedule(&mut row, &policy)?;
+        store::outings::insert_outing(conn, &row, &req.companions)?;
+        store::outings::insert_checkin(conn, &checkin)?;
+        if inside == Some(false) {
+            store::outings::record_event(conn, &id, "left_area", now_ms, None)?;
+        }
+    } else {
+        reschedule(&mut row, &policy)?;
+        store::outings::insert_outing(conn, &row, &req.companions)?;
+    }
+    Ok(row)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn checkin_row(
+    outing: &str,
+    user: UserId,
+    position: &Position,
+    battery: Option<BatteryPct>,
+    kind: CheckinKind,
+    source: &str,
+    recorded_at: i64,
+    received_at: i64,
+    inside_area: Option<bool>,
+    client_id: Option<String>,
+) -> CheckinRow {
+    CheckinRow {
+        id: CheckinId::new().to_string(),
+        outing_id: outing.to_owned(),
+        user_id: user.to_string(),
+        lat: Some(position.lat.get()),
+        lon: Some(position.lon.get()),
+        accuracy_m: position.accuracy_m.map(|a| a.get()),
+        // Validated 0–100; whole percent is all a phone reports.
+        battery_pct: battery.map(|b| b.get().round() as i32),
+        kind: kind.as_str().to_owned(),
+        source: source.to_owned(),
+        recorded_at,
+        received_at,
+        inside_area,
+        client_id,
+        location_purged_at: None,
+    }
+}
+
+/// The viewer's visibility of an outing, with the facts it was decided on.
+/// What a viewer may see of an outing, with the facts it was decided on.
+pub struct Seen {
+    pub visibility: OutingVisibility,
+    pub companions: Vec<(UserId, String)>,
+    pub open_alert: Option<store::alerts::AlertRow>,
+}
+
+pub fn visibility(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result<Seen, AppError> {
+    let companions = store::outings::companions(conn, &row.id)?;
+    let companion_ids: Vec<UserId> = companions.iter().map(|(id, _)| *id).collect();
+    let open_alert = match row.open_alert_id.as_deref() {
+        Some(id) => {
+            store::alerts::find(conn, id)?.filter(|a| a.status != AlertStatus::Resolved.as_str())
+        }
+        None => None,
+    };
+    let police_orgs = if caller.role == Role::Police {
+        store::accounts::police_orgs(conn, caller.id)?
+    } else {
+        Vec::new()
+    };
+    let viewer = Viewer {
+        id: caller.id,
+        role: caller.role,
+        org_id: caller.org_id,
+        police_orgs: &police_orgs,
+    };
+    let facts = OutingFacts {
+        canvasser: row.canvasser()?,
+        org_id: row.org()?,
+        companions: &companion_ids,
+        open_alert_level: open_alert
+            .as_ref()
+            .map(|a| u8::try_from(a.level).unwrap_or(2)),
+        open_alert_is_panic_or_duress: open_alert
+            .as_ref()
+            .is_some_and(|a| a.kind == "panic" || a.kind == "duress"),
+    };
+    Ok(Seen {
+        visibility: outing_visibility(&viewer, &facts),
+        companions,
+        open_alert,
+    })
+}
+
+/// Loads an outing for someone who must be its canvasser; 404 when they cannot see it at all,
+/// 403 when they can but it is not theirs.
+fn own_outing_for_update(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: OutingId,
+) -> Result<OutingRow, AppError> {
+    let row = store::outings::find_for_update(conn, id)?.ok_or(AppError::NotFound("outing"))?;
+    if row.canvasser_id != caller.id.to_string() {
+        let visibility = visibility(conn, caller, &row)?.visibility;
+        return Err(match visibility {
+            OutingVisibility::None => AppError::NotFound("outing"),
+            _ => AppError::Forbidden("only the canvasser may do this".into()),
+        });
+    }
+    Ok(row)
+}
+
+/// The outing as `caller` may see it, and whether reading it is an audited location read.
+pub fn view(
+    conn: &mut DbConn,
+    caller: &Caller,
+    row: &OutingRow,
+) -> Result<Option<(OutingView, bool)>, AppError> {
+    let Seen {
+        visibility,
+        companions,
+        open_alert,
+    } = visibility(conn, caller, row)?;
+    if visibility == OutingVisibility::None {
+        return Ok(None);
+    }
+    let is_canvasser = row.canvasser_id == caller.id.to_string();
+    let canvasser_name = store::outings::display_name(conn, &row.canvasser_id)?;
+    let last_checkin = if visibility.sees_location() {
+        Some(match row.last_checkin_id.as_deref() {
+            Some(id) => store::outings::find_checkin(conn, id)?,
+            None => None,
+        })
+    } else {
+        None
+    };
+    let open_alert = match open_alert {
+        // The canvasser's own responses never reveal a duress alert.
+        Some(a) if is_canvasser && a.kind == AlertKind::Duress.as_str() => None,
+        Some(a) if visibility.sees_location() => {
+            Some(alert_view(conn, &a, canvasser_name.clone())?)
+        }
+        _ => None,
+    };
+    let audited = visibility.sees_location()
+        && !is_canvasser
+        && matches!(caller.role, Role::Organiser | Role::Police);
+    let view = views::outing_view(
+        row,
+        OutingParts {
+            canvasser_name,
+            companions: companions
+                .into_iter()
+                .map(|(id, display_name)| PersonRef { id, display_name })
+                .collect(),
+            last_checkin,
+            open_alert,
+        },
+    )?;
+    Ok(Some((view, audited)))
+}
+
+pub fn alert_view(
+    conn: &mut DbConn,
+    row: &store::alerts::AlertRow,
+    canvasser_name: String,
+) -> Result<views::AlertView, AppError> {
+    let acknowledged_by = match row.acknowledged_by.as_deref() {
+        Some(id) => Some(PersonRef {
+            id: store::accounts::parse_id(id, "user")?,
+            display_name: store::outings::display_name(conn, id)?,
+        }),
+        None => None,
+    };
+    let deliveries = store::alerts::deliveries(conn, &row.id)?;
+    views::alert_view(row, canvasser_name, acknowledged_by, deliveries)
+}
+
+/// Check-ins as they arrived in one request.
+pub struct Submission {
+    pub items: Vec<NewCheckin>,
+    /// The PIN presented with a live check-in (`NotSet` for batches).
+    pub pin: PinCheck,
+    /// `live` or `batch`, kept on each row.
+    pub source: &'static str,
+}
+
+/// What recording check-ins produced.
+pub struct Recorded {
+    pub stored: Vec<CheckinRow>,
+    pub outing: OutingRow,
+}
+
+/// Records one live check-in or an offline batch. Batch items whose `client_id` is already
+/// stored are skipped; the rest are stored in `recorded_at` order. The deadline is reset from
+/// the time of receipt.
+pub fn record_checkins(
+    conn: &mut DbConn,
+    caller: &Caller,
+    outing_id: OutingId,
+    submission: Submission,
+    rules: &OutingRules,
+    now_ms: i64,
+) -> Result<Recorded, AppError> {
+    let Submission {
+        mut items,
+        pin,
+        source,
+    } = submission;
+    let mut outing = own_outing_for_update(conn, caller, outing_id)?;
+    if outing.status == OutingStatus::Ended.as_str() {
+        return Err(AppError::Conflict("this outing has ended".into()));
+    }
+    if pin == PinCheck::Wrong {
+        return Err(AppError::Forbidden("wrong PIN".into()));
+    }
+    // Offline-queue de-duplication: drop client ids already stored, and repeats within the batch.
+    let client_ids: Vec<String> = items.iter().filter_map(|i| i.client_id.clone()).collect();
+    if !client_ids.is_empty() {
+        let mut seen: std::collections::HashSet<String> =
+            store::outings::existing_client_ids(conn, &outing.id, &client_ids)?
+                .into_iter()
+                .collect();
+        items.retain(|i| match &i.client_id {
+            Some(c) => seen.insert(c.clone()),
+            None => true,
+        });
+    }
+    items.sort_by_key(|i| i.recorded_at.map(to_millis).unwrap_or(now_ms));
+
+    let policy = org_policy(conn, outing.org()?, &rules.default_policy)?;
+    let area = parse_area(&outing, rules.max_area_vertices);
+    let open_alert_kind = match outing.open_alert_id.as_deref() {
+        Some(id) => store::alerts::find(conn, id)?
+            .filter(|a| a.status != AlertStatus::Resolved.as_str())
+            .and_then(|a| AlertKind::parse(&a.kind)),
+        None => None,
+    };
+    let latest = match outing.last_checkin_id.as_deref() {
+        Some(id) => store::outings::find_checkin(conn, id)?.map(|c| {
+            DisplayOrder::new(Some(from_millis(c.recorded_at)), from_millis(c.received_at))
+        }),
+        None => None,
+    };
+    let mut state = OutingState {
+        status: OutingStatus::parse(&outing.status).unwrap_or(OutingStatus::Active),
+        started_at: from_millis(outing.started_at),
+        checkin_interval_s: outing.checkin_interval_s,
+        planned_end_at: outing.planned_end_at.map(from_millis),
+        next_checkin_due_at: outing.next_checkin_due_at.map(from_millis),
+        latest,
+        inside_area: outing.inside_area,
+        open_alert: open_alert_kind,
+    };
+    let mut stored = Vec::with_capacity(items.len());
+    let mut raise: Option<AlertKind> = None;
+    let mut resolve = false;
+    let received_at = from_millis(now_ms);
+    for item in items {
+        let position = &item.position;
+        let inside = area.as_ref().map(|a| {
+            area::contains(
+                a,
+                position.lat.get(),
+                position.lon.get(),
+                position.accuracy_m.map(|x| x.get()),
+            )
+        });
+        let incoming = IncomingCheckin {
+            kind: item.kind,
+            recorded_at: item.recorded_at,
+            received_at,
+            inside_area: inside,
+            pin,
+        };
+        let effect = checkin_effect(&state, &incoming);
+        let order = DisplayOrder::new(item.recorded_at, received_at);
+        let row = checkin_row(
+            &outing.id,
+            caller.id,
+            position,
+            item.battery_pct,
+            item.kind,
+            source,
+            to_millis(order.recorded_at()),
+            now_ms,
+            inside,
+            item.client_id,
+        );
+        store::outings::insert_checkin(conn, &row)?;
+        if effect.left_area {
+            store::outings::record_event(conn, &outing.id, "left_area", now_ms, None)?;
+        }
+        if effect.becomes_latest {
+            state.latest = Some(order);
+            state.inside_area = inside;
+            outing.last_checkin_id = Some(row.id.clone());
+            outing.inside_area = inside;
+        }
+        state.next_checkin_due_at = Some(effect.next_checkin_due_at);
+        state.status = effect.status;
+        raise = match (raise, effect.raises) {
+            (Some(AlertKind::Duress), _) | (_, Some(AlertKind::Duress)) => Some(AlertKind::Duress),
+            (current, new) => new.or(current),
+        };
+        resolve |= effect.resolves_alert;
+        stored.push(row);
+    }
+    if stored.is_empty() {
+        // Every item was a duplicate: nothing happened, nothing changes.
+        return Ok(Recorded { stored, outing });
+    }
+    outing.status = state.status.as_str().to_owned();
+    outing.next_checkin_due_at = state.next_checkin_due_at.map(to_millis);
+    outing.last_received_at = now_ms;
+    outing.updated_at = now_ms;
+    let location = last_location(&stored);
+    if let Some(kind) = raise {
+        alerts::raise(conn, &mut outing, kind, location, &policy, now_ms)?;
+    } else if resolve {
+        resolve_open_alert(conn, &mut outing, "checked_in", now_ms)?;
+    }
+    reschedule(&mut outing, &policy)?;
+    store::outings::update(conn, &outing)?;
+    Ok(Recorded { stored, outing })
+}
+
+fn last_location(stored: &[CheckinRow]) -> Option<LastLocation> {
+    stored.iter().max_by_key(|c| c.recorded_at).and_then(|c| {
+        Some(LastLocation {
+            lat: c.lat?,
+            lon: c.lon?,
+            accuracy_m: c.accuracy_m,
+            recorded_at_ms: c.recorded_at,
+        })
+    })
+}
+
+/// Resolves the outing's unresolved alert, unless it is a duress alert (only a contact may
+/// clear one of those: whatever the canvasser does may be coerced).
+fn resolve_open_alert(
+    conn: &mut DbConn,
+    outing: &mut OutingRow,
+    resolution: &str,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    let Some(id) = outing.open_alert_id.clone() else {
+        return Ok(());
+    };
+    let Some(mut alert) = store::alerts::find_for_update(conn, &id)? else {
+        return Ok(());
+    };
+    if alert.status == AlertStatus::Resolved.as_str() {
+        outing.open_alert_id = None;
+        return Ok(());
+    }
+    if alert.kind == AlertKind::Duress.as_str() {
+        return Ok(());
+    }
+    alerts::resolve(conn, &mut alert, resolution, None, None, now_ms)?;
+    outing.open_alert_id = None;
+    Ok(())
+}
+
+/// Ends an outing. With PINs set a PIN is required: the safe PIN ends it and clears a pending
+/// alert; the duress PIN answers exactly the same and silently raises a duress alert.
+pub fn end(
+    conn: &mut DbConn,
+    caller: &Caller,
+    outing_id: OutingId,
+    pin: PinCheck,
+    position: Option<Position>,
+    default_policy: &EscalationPolicy,
+    now_ms: i64,
+) -> Result<OutingRow, AppError> {
+    let mut outing = own_outing_for_update(conn, caller, outing_id)?;
+    if outing.status == OutingStatus::Ended.as_str() {
+        return Err(AppError::Conflict("this outing has already ended".into()));
+    }
+    match pin {
+        PinCheck::Wrong => return Err(AppError::Forbidden("wrong PIN".into())),
+        PinCheck::Missing => return Err(AppError::field("pin", "is required: you have set PINs")),
+        PinCheck::NotSet | PinCheck::Safe | PinCheck::Duress => {}
+    }
+    let policy = org_policy(conn, outing.org()?, default_policy)?;
+    let mut location = None;
+    if let Some(position) = position {
+        let inside = parse_area(&outing, 0).map(|a| {
+            area::contains(
+                &a,
+                position.lat.get(),
+                position.lon.get(),
+                position.accuracy_m.map(|x| x.get()),
+            )
+        });
+        let row = checkin_row(
+            &outing.id,
+            caller.id,
+            &position,
+            None,
+            CheckinKind::Ok,
+            "end",
+            now_ms,
+            now_ms,
+            inside,
+            None,
+        );
+        store::outings::insert_checkin(conn, &row)?;
+        outing.last_checkin_id = Some(row.id.clone());
+        outing.inside_area = inside;
+        location = last_location(std::slice::from_ref(&row));
+    }
+    outing.status = OutingStatus::Ended.as_str().to_owned();
+    outing.ended_at = Some(now_ms);
+    outing.updated_at = now_ms;
+    if pin == PinCheck::Duress {
+        alerts::raise(
+            conn,
+            &mut outing,
+            AlertKind::Duress,
+            location,
+            &policy,
+            now_ms,
+        )?;
+    } else {
+        resolve_open_alert(conn, &mut outing, "ended_safe", now_ms)?;
+    }
+    reschedule(&mut outing, &policy)?;
+    store::outings::update(conn, &outing)?;
+    Ok(outing)
+}
+
+/// The panic button: opens a panic alert at level 2, or upgrades the outing's open alert.
+/// The canvasser and the outing's companions may press it.
+pub fn panic(
+    conn: &mut DbConn,
+    caller: &Caller,
+    outing_id: OutingId,
+    position: Option<Position>,
+    default_policy: &EscalationPolicy,
+    now_ms: i64,
+) -> Result<(OutingRow, Raised), AppError> {
+    let mut outing =
+        store::outings::find_for_update(conn, outing_id)?.ok_or(AppError::NotFound("outing"))?;
+    let is_canvasser = outing.canvasser_id == caller.id.to_string();
+    if !is_canvasser {
+        let companions = store::outings::companions(conn, &outing.id)?;
+        if !companions.iter().any(|(id, _)| *id == caller.id) {
+            let visibility = visibility(conn, caller, &outing)?.visibility;
+            return Err(match visibility {
+                OutingVisibility::None => AppError::NotFound("outing"),
+                _ => AppError::Forbidden(
+                    "only the canvasser and companions may raise a panic".into(),
+                ),
+            });
+        }
+    }
+    let policy = org_policy(conn, outing.org()?, default_policy)?;
+    let location = position.map(|p| LastLocation {
+        lat: p.lat.get(),
+        lon: p.lon.get(),
+        accuracy_m: p.accuracy_m.map(|a| a.get()),
+        recorded_at_ms: now_ms,
+    });
+    let raised = alerts::raise(
+        conn,
+        &mut outing,
+        AlertKind::Panic,
+        location,
+        &policy,
+        now_ms,
+    )?;
+    outing.updated_at = now_ms;
+    store::outings::update(conn, &outing)?;
+    Ok((outing, raised))
+}

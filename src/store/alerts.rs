@@ -1,0 +1,194 @@
+//! Alerts and their delivery records.
+
+use diesel::prelude::*;
+
+use super::accounts::parse_id;
+use super::schema::{alerts, notifications, users};
+use super::DbConn;
+use crate::domain::ids::{AlertId, OrgId, UserId};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = alerts, treat_none_as_null = true)]
+pub struct AlertRow {
+    pub id: String,
+    pub outing_id: String,
+    pub org_id: String,
+    pub canvasser_id: String,
+    pub kind: String,
+    pub level: i32,
+    pub status: String,
+    pub policy: String,
+    pub opened_at: i64,
+    pub escalated_at: Option<i64>,
+    pub acknowledged_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<i64>,
+    pub resolved_by: Option<String>,
+    pub resolution: Option<String>,
+    pub note: Option<String>,
+    pub last_lat: Option<f64>,
+    pub last_lon: Option<f64>,
+    pub last_accuracy_m: Option<f64>,
+    pub last_recorded_at: Option<i64>,
+    pub repeats_sent: i32,
+    pub ack_timeouts: i32,
+    pub last_pushed_at: Option<i64>,
+    pub next_action_at: Option<i64>,
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl AlertRow {
+    pub fn alert_id(&self) -> Result<AlertId, AppError> {
+        parse_id(&self.id, "alert")
+    }
+    pub fn org(&self) -> Result<OrgId, AppError> {
+        parse_id(&self.org_id, "organisation")
+    }
+    pub fn canvasser(&self) -> Result<UserId, AppError> {
+        parse_id(&self.canvasser_id, "user")
+    }
+}
+
+pub fn insert(conn: &mut DbConn, row: &AlertRow) -> Result<(), AppError> {
+    diesel::insert_into(alerts::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn update(conn: &mut DbConn, row: &AlertRow) -> Result<(), AppError> {
+    diesel::update(alerts::table.find(&row.id))
+        .set(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, AppError> {
+    Ok(alerts::table
+        .find(id)
+        .select(AlertRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Loads an alert for change, locked on PostgreSQL until the transaction ends.
+pub fn find_for_update(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, AppError> {
+    match conn {
+        DbConn::Pg(pg) => Ok(alerts::table
+            .find(id)
+            .select(AlertRow::as_select())
+            .for_update()
+            .first(pg)
+            .optional()?),
+        DbConn::Sqlite(_) => find(conn, id),
+    }
+}
+
+/// Alerts of the given organisations (or of one canvasser), newest first, after the cursor.
+pub fn list(
+    conn: &mut DbConn,
+    orgs: Option<&[OrgId]>,
+    canvasser: Option<UserId>,
+    status: Option<&str>,
+    after: Option<(i64, String)>,
+    limit: i64,
+) -> Result<Vec<AlertRow>, AppError> {
+    let mut query = alerts::table
+        .select(AlertRow::as_select())
+        .order((alerts::opened_at.desc(), alerts::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(orgs) = orgs {
+        let orgs: Vec<String> = orgs.iter().map(ToString::to_string).collect();
+        // Served by alerts_org_status.
+        query = query.filter(alerts::org_id.eq_any(orgs));
+    }
+    if let Some(canvasser) = canvasser {
+        query = query.filter(alerts::canvasser_id.eq(canvasser.to_string()));
+    }
+    if let Some(status) = status {
+        query = query.filter(alerts::status.eq(status.to_owned()));
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(
+            alerts::opened_at
+                .lt(at)
+                .or(alerts::opened_at.eq(at).and(alerts::id.lt(id))),
+        );
+    }
+    Ok(query.load(conn)?)
+}
+
+/// One row of an alert's delivery record.
+pub struct DeliveryRecord {
+    pub recipient_id: String,
+    pub display_name: String,
+    pub role: String,
+    pub level: i32,
+    pub channel: String,
+    pub status: String,
+    pub attempts: i32,
+    pub sent_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+pub fn deliveries(conn: &mut DbConn, alert: &str) -> Result<Vec<DeliveryRecord>, AppError> {
+    // Served by notifications_alert.
+    let rows = notifications::table
+        .inner_join(users::table.on(users::id.eq(notifications::recipient_id)))
+        .filter(notifications::alert_id.eq(alert))
+        .order((notifications::created_at, notifications::id))
+        .select((
+            notifications::recipient_id,
+            users::display_name,
+            users::role,
+            notifications::level,
+            notifications::channel,
+            notifications::status,
+            notifications::attempts,
+            notifications::sent_at,
+            notifications::last_error,
+        ))
+        .load::<(
+            String,
+            String,
+            String,
+            i32,
+            String,
+            String,
+            i32,
+            Option<i64>,
+            Option<String>,
+        )>(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                recipient_id,
+                display_name,
+                role,
+                level,
+                channel,
+                status,
+                attempts,
+                sent_at,
+                last_error,
+            )| {
+                DeliveryRecord {
+                    recipient_id,
+                    display_name,
+                    role,
+                    level,
+                    channel,
+                    status,
+                    attempts,
+                    sent_at,
+                    last_error,
+                }
+            },
+        )
+        .collect())
+}

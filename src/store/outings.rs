@@ -1,0 +1,339 @@
+//! Outings, companions, check-ins and idempotency records.
+
+use diesel::prelude::*;
+
+use super::accounts::parse_id;
+use super::schema::{checkins, idempotency_keys, outing_companions, outing_events, outings, users};
+use super::{new_id, DbConn};
+use crate::domain::ids::{OrgId, OutingId, UserId};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = outings, treat_none_as_null = true)]
+pub struct OutingRow {
+    pub id: String,
+    pub canvasser_id: String,
+    pub org_id: String,
+    pub status: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub checkin_interval_s: i64,
+    pub next_checkin_due_at: Option<i64>,
+    pub planned_end_at: Option<i64>,
+    pub area: Option<String>,
+    pub solo: bool,
+    pub note: Option<String>,
+    pub last_checkin_id: Option<String>,
+    pub last_received_at: i64,
+    pub inside_area: Option<bool>,
+    pub low_battery_notified: bool,
+    pub outside_area_notified: bool,
+    pub reminder_sent_for: Option<i64>,
+    pub open_alert_id: Option<String>,
+    pub next_action_at: Option<i64>,
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl OutingRow {
+    pub fn outing_id(&self) -> Result<OutingId, AppError> {
+        parse_id(&self.id, "outing")
+    }
+    pub fn canvasser(&self) -> Result<UserId, AppError> {
+        parse_id(&self.canvasser_id, "user")
+    }
+    pub fn org(&self) -> Result<OrgId, AppError> {
+        parse_id(&self.org_id, "organisation")
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = checkins)]
+pub struct CheckinRow {
+    pub id: String,
+    pub outing_id: String,
+    pub user_id: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub accuracy_m: Option<f64>,
+    pub battery_pct: Option<i32>,
+    pub kind: String,
+    pub source: String,
+    pub recorded_at: i64,
+    pub received_at: i64,
+    pub inside_area: Option<bool>,
+    pub client_id: Option<String>,
+    pub location_purged_at: Option<i64>,
+}
+
+pub fn insert_outing(
+    conn: &mut DbConn,
+    row: &OutingRow,
+    companions: &[UserId],
+) -> Result<(), AppError> {
+    diesel::insert_into(outings::table)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| match e {
+            // outings_one_open_per_canvasser: a concurrent start won the race.
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => AppError::Conflict("you already have an outing that has not ended".into()),
+            other => other.into(),
+        })?;
+    for companion in companions {
+        diesel::insert_into(outing_companions::table)
+            .values((
+                outing_companions::outing_id.eq(&row.id),
+                outing_companions::user_id.eq(companion.to_string()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The canvasser's outing that has not ended, if any (outings_one_open_per_canvasser).
+pub fn open_outing_of(conn: &mut DbConn, canvasser: UserId) -> Result<Option<String>, AppError> {
+    Ok(outings::table
+        .filter(outings::canvasser_id.eq(canvasser.to_string()))
+        .filter(outings::status.ne("ended"))
+        .select(outings::id)
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingRow>, AppError> {
+    Ok(outings::table
+        .find(id.to_string())
+        .select(OutingRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Loads an outing for change. On PostgreSQL the row stays locked until the transaction ends,
+/// so concurrent check-ins, the scheduler and idempotent retries of one outing take turns. On
+/// SQLite the single writer already serialises them.
+pub fn find_for_update(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingRow>, AppError> {
+    match conn {
+        DbConn::Pg(pg) => Ok(outings::table
+            .find(id.to_string())
+            .select(OutingRow::as_select())
+            .for_update()
+            .first(pg)
+            .optional()?),
+        DbConn::Sqlite(_) => find(conn, id),
+    }
+}
+
+pub fn update(conn: &mut DbConn, row: &OutingRow) -> Result<(), AppError> {
+    diesel::update(outings::table.find(&row.id))
+        .set(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Companions with their display names, in a stable order.
+pub fn companions(conn: &mut DbConn, outing: &str) -> Result<Vec<(UserId, String)>, AppError> {
+    outing_companions::table
+        .inner_join(users::table.on(users::id.eq(outing_companions::user_id)))
+        .filter(outing_companions::outing_id.eq(outing))
+        .order(users::display_name)
+        .select((users::id, users::display_name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .map(|(id, name)| Ok((parse_id(&id, "user")?, name)))
+        .collect()
+}
+
+pub fn display_name(conn: &mut DbConn, user: &str) -> Result<String, AppError> {
+    Ok(users::table
+        .find(user)
+        .select(users::display_name)
+        .first(conn)
+        .optional()?
+        .unwrap_or_default())
+}
+
+pub fn insert_checkin(conn: &mut DbConn, row: &CheckinRow) -> Result<(), AppError> {
+    diesel::insert_into(checkins::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_checkin(conn: &mut DbConn, id: &str) -> Result<Option<CheckinRow>, AppError> {
+    Ok(checkins::table
+        .find(id)
+        .select(CheckinRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Client ids of this outing already stored, among `candidates` (offline-queue de-duplication).
+pub fn existing_client_ids(
+    conn: &mut DbConn,
+    outing: &str,
+    candidates: &[String],
+) -> Result<Vec<String>, AppError> {
+    // Served by checkins_outing_client_id.
+    Ok(checkins::table
+        .filter(checkins::outing_id.eq(outing))
+        .filter(checkins::client_id.eq_any(candidates))
+        .select(checkins::client_id.assume_not_null())
+        .load(conn)?)
+}
+
+/// The trail, newest first, `limit` rows after the keyset cursor `(recorded_at, id)`.
+pub fn trail(
+    conn: &mut DbConn,
+    outing: &str,
+    after: Option<(i64, String)>,
+    limit: i64,
+) -> Result<Vec<CheckinRow>, AppError> {
+    // Served by checkins_outing_recorded.
+    let mut query = checkins::table
+        .filter(checkins::outing_id.eq(outing))
+        .select(CheckinRow::as_select())
+        .order((checkins::recorded_at.desc(), checkins::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some((at, id)) = after {
+        query = query.filter(
+            checkins::recorded_at
+                .lt(at)
+                .or(checkins::recorded_at.eq(at).and(checkins::id.lt(id))),
+        );
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Which outings a listing covers.
+pub enum OutingScope {
+    /// A canvasser: their own outings and those they accompany.
+    Person(UserId),
+    /// Organisers (one org) and police (assigned orgs).
+    Orgs(Vec<OrgId>),
+}
+
+/// Outings in scope, newest first, after the keyset cursor `(started_at, id)`.
+pub fn list(
+    conn: &mut DbConn,
+    scope: &OutingScope,
+    status: Option<&str>,
+    after: Option<(i64, String)>,
+    limit: i64,
+) -> Result<Vec<OutingRow>, AppError> {
+    let mut query = outings::table
+        .select(OutingRow::as_select())
+        .order((outings::started_at.desc(), outings::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    match scope {
+        OutingScope::Person(user) => {
+            let accompanied = outing_companions::table
+                .filter(outing_companions::user_id.eq(user.to_string()))
+                .select(outing_companions::outing_id);
+            query = query.filter(
+                outings::canvasser_id
+                    .eq(user.to_string())
+                    .or(outings::id.eq_any(accompanied)),
+            );
+        }
+        OutingScope::Orgs(orgs) => {
+            let orgs: Vec<String> = orgs.iter().map(ToString::to_string).collect();
+            // Served by outings_org_status.
+            query = query.filter(outings::org_id.eq_any(orgs));
+        }
+    }
+    if let Some(status) = status {
+        query = query.filter(outings::status.eq(status.to_owned()));
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(
+            outings::started_at
+                .lt(at)
+                .or(outings::started_at.eq(at).and(outings::id.lt(id))),
+        );
+    }
+    Ok(query.load(conn)?)
+}
+
+pub fn record_event(
+    conn: &mut DbConn,
+    outing: &str,
+    kind: &str,
+    at: i64,
+    detail: Option<&str>,
+) -> Result<(), AppError> {
+    diesel::insert_into(outing_events::table)
+        .values((
+            outing_events::id.eq(new_id()),
+            outing_events::outing_id.eq(outing),
+            outing_events::kind.eq(kind),
+            outing_events::at.eq(at),
+            outing_events::detail.eq(detail),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn events(conn: &mut DbConn, outing: &str) -> Result<Vec<(String, i64)>, AppError> {
+    Ok(outing_events::table
+        .filter(outing_events::outing_id.eq(outing))
+        .order(outing_events::at)
+        .select((outing_events::kind, outing_events::at))
+        .load(conn)?)
+}
+
+/// A stored response for an `Idempotency-Key`.
+pub struct StoredResponse {
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+}
+
+pub fn idempotent_response(
+    conn: &mut DbConn,
+    user: UserId,
+    key: &str,
+) -> Result<Option<StoredResponse>, AppError> {
+    Ok(idempotency_keys::table
+        .find((user.to_string(), key))
+        .select((
+            idempotency_keys::request_hash,
+            idempotency_keys::response_status,
+            idempotency_keys::response_body,
+        ))
+        .first::<(String, i32, String)>(conn)
+        .optional()?
+        .map(|(request_hash, status, body)| StoredResponse {
+            request_hash,
+            status: u16::try_from(status).unwrap_or(200),
+            body,
+        }))
+}
+
+pub fn store_idempotent_response(
+    conn: &mut DbConn,
+    user: UserId,
+    key: &str,
+    request_hash: &str,
+    status: u16,
+    body: &str,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    diesel::insert_into(idempotency_keys::table)
+        .values((
+            idempotency_keys::user_id.eq(user.to_string()),
+            idempotency_keys::idem_key.eq(key),
+            idempotency_keys::request_hash.eq(request_hash),
+            idempotency_keys::response_status.eq(i32::from(status)),
+            idempotency_keys::response_body.eq(body),
+            idempotency_keys::created_at.eq(now_ms),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
