@@ -22,6 +22,28 @@ pub struct Settings {
     pub escalation: EscalationPolicy,
     pub privacy: PrivacySettings,
     pub smtp: SmtpSettings,
+    pub scheduler: SchedulerSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    /// Run the scheduler in this process (every replica may; they share the work safely).
+    pub enabled: bool,
+    /// Longest sleep between passes, so work written by other replicas is seen promptly.
+    pub poll_interval_ms: u64,
+    /// Rows claimed per transaction.
+    pub batch_size: i64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            poll_interval_ms: 500,
+            batch_size: 200,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -279,6 +301,15 @@ impl Settings {
                 .collect::<Vec<_>>()
                 .join("; ");
             return Err(bad("escalation", detail));
+        }
+        if !(10..=1000).contains(&self.scheduler.poll_interval_ms) {
+            return Err(bad(
+                "scheduler.poll_interval_ms",
+                "must be between 10 and 1000 (a missed check-in must be noticed within a second)",
+            ));
+        }
+        if !(1..=10_000).contains(&self.scheduler.batch_size) {
+            return Err(bad("scheduler.batch_size", "must be between 1 and 10000"));
         }
         if self.privacy.location_retention_days < 1 {
             return Err(bad("privacy.location_retention_days", "must be at least 1"));

@@ -9,6 +9,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod push;
+pub mod scheduler;
 pub mod service;
 pub mod startup;
 pub mod state;

@@ -69,6 +69,7 @@ impl Application {
             store,
             keys,
             clock,
+            scheduler: Default::default(),
         });
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -112,7 +113,18 @@ impl Application {
     }
 
     /// Serves until the process is told to stop (SIGINT/SIGTERM), then drains in-flight requests.
+    /// Also runs the scheduler, stopped with the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let scheduler = self
+            .state
+            .settings
+            .scheduler
+            .enabled
+            .then(|| crate::scheduler::spawn(self.state.clone()));
+        let result = self.server.await;
+        if let Some(task) = scheduler {
+            task.abort();
+        }
+        result
     }
 }

@@ -38,4 +38,5 @@ pub struct AppState {
     pub store: Store,
     pub keys: JwtKeys,
     pub clock: Clock,
+    pub scheduler: crate::scheduler::SchedulerSignals,
 }

@@ -205,3 +205,118 @@ mod tests {
         assert!(!location_read_is_audited(&own, &quiet));
     }
 }
+
+/// The facts about an alert that decide who sees it and who may act on it.
+#[derive(Debug, Clone)]
+pub struct AlertFacts<'a> {
+    pub canvasser: UserId,
+    pub org_id: OrgId,
+    pub companions: &'a [UserId],
+    pub level: u8,
+    pub is_panic_or_duress: bool,
+    pub is_duress: bool,
+}
+
+/// Organisers see their organisation's alerts; police those of assigned organisations at
+/// level 2 or of kind panic/duress; the canvasser their own except duress; companions theirs.
+pub fn alert_visible(viewer: &Viewer<'_>, alert: &AlertFacts<'_>) -> bool {
+    if viewer.id == alert.canvasser {
+        return !alert.is_duress;
+    }
+    if alert.companions.contains(&viewer.id) {
+        return true;
+    }
+    match viewer.role {
+        Role::Organiser => viewer.org_id == Some(alert.org_id),
+        Role::Police => {
+            viewer.police_orgs.contains(&alert.org_id)
+                && (alert.level >= 2 || alert.is_panic_or_duress)
+        }
+        _ => false,
+    }
+}
+
+/// Acknowledging and resolving are for the contacts who see the alert: organisers and police.
+/// Never the canvasser (only a check-in or the safe PIN clears their own alert).
+pub fn may_handle_alert(viewer: &Viewer<'_>, alert: &AlertFacts<'_>) -> bool {
+    viewer.id != alert.canvasser
+        && matches!(viewer.role, Role::Organiser | Role::Police)
+        && alert_visible(viewer, alert)
+}
+
+#[cfg(test)]
+mod alert_tests {
+    use super::*;
+
+    #[test]
+    fn alert_matrix() {
+        let org = OrgId::new();
+        let canvasser = UserId::new();
+        let companion = UserId::new();
+        let companions = [companion];
+        let assigned = [org];
+        let none: [OrgId; 0] = [];
+        let facts = |level, panic, duress| AlertFacts {
+            canvasser,
+            org_id: org,
+            companions: &companions,
+            level,
+            is_panic_or_duress: panic,
+            is_duress: duress,
+        };
+        let own = Viewer {
+            id: canvasser,
+            role: Role::Canvasser,
+            org_id: Some(org),
+            police_orgs: &none,
+        };
+        let mate = Viewer {
+            id: companion,
+            role: Role::Canvasser,
+            org_id: Some(org),
+            police_orgs: &none,
+        };
+        let organiser = Viewer {
+            id: UserId::new(),
+            role: Role::Organiser,
+            org_id: Some(org),
+            police_orgs: &none,
+        };
+        let stranger = Viewer {
+            id: UserId::new(),
+            role: Role::Organiser,
+            org_id: Some(OrgId::new()),
+            police_orgs: &none,
+        };
+        let police = Viewer {
+            id: UserId::new(),
+            role: Role::Police,
+            org_id: None,
+            police_orgs: &assigned,
+        };
+        let admin = Viewer {
+            id: UserId::new(),
+            role: Role::Admin,
+            org_id: None,
+            police_orgs: &none,
+        };
+
+        assert!(alert_visible(&own, &facts(1, false, false)));
+        assert!(
+            !alert_visible(&own, &facts(2, true, true)),
+            "duress is hidden from the canvasser"
+        );
+        assert!(alert_visible(&mate, &facts(2, true, true)));
+        assert!(alert_visible(&organiser, &facts(1, false, false)));
+        assert!(!alert_visible(&stranger, &facts(2, true, false)));
+        assert!(!alert_visible(&police, &facts(1, false, false)));
+        assert!(alert_visible(&police, &facts(2, false, false)));
+        assert!(!alert_visible(&admin, &facts(2, true, false)));
+
+        assert!(!may_handle_alert(&own, &facts(1, false, false)));
+        assert!(!may_handle_alert(&mate, &facts(1, false, false)));
+        assert!(may_handle_alert(&organiser, &facts(1, false, false)));
+        assert!(may_handle_alert(&police, &facts(2, false, false)));
+        assert!(!may_handle_alert(&police, &facts(1, false, false)));
+    }
+}

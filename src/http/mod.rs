@@ -1,5 +1,6 @@
 //! HTTP: the route table, middleware, and the mapping of everything to problem+json.
 
+pub mod alerts;
 pub mod auth;
 pub mod extract;
 pub mod middleware;
@@ -61,7 +62,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::post().to(outings::check_in_batch),
                 )
                 .route("/outings/{id}/panic", web::post().to(outings::panic))
-                .route("/outings/{id}/end", web::post().to(outings::end_outing)),
+                .route("/outings/{id}/end", web::post().to(outings::end_outing))
+                .route("/alerts", web::get().to(alerts::list_alerts))
+                .route("/alerts/{id}", web::get().to(alerts::get_alert))
+                .route("/alerts/{id}/ack", web::post().to(alerts::acknowledge))
+                .route("/alerts/{id}/resolve", web::post().to(alerts::resolve)),
         )
         .default_service(web::to(not_found));
 }

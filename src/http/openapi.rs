@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, ops, orgs, outings, users};
+use super::{alerts, auth, ops, orgs, outings, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use super::{auth, ops, orgs, outings, users};
         outings::start_outing, outings::get_outing, outings::list_outings, outings::list_checkins,
         outings::check_in, outings::check_in_batch, outings::panic, outings::end_outing,
         outings::put_pins,
+        alerts::list_alerts, alerts::get_alert, alerts::acknowledge, alerts::resolve,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
     components(schemas(crate::error::Problem, crate::domain::field_error::FieldError)),
@@ -28,6 +29,7 @@ use super::{auth, ops, orgs, outings, users};
         (name = "users", description = "Accounts"),
         (name = "organisations", description = "Organisations, escalation policy, police contacts"),
         (name = "outings", description = "Outings, check-ins, panic, PINs"),
+        (name = "alerts", description = "Alerts: list, view, acknowledge, resolve"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

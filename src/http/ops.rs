@@ -14,7 +14,7 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready to serve: the database answers and its schema is current.
+/// Ready to serve: the database answers, its schema is current, the scheduler loop is alive.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200), (status = 503, description = "not ready; the body says why")))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -24,10 +24,25 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(false) => (false, "ok", "pending"),
         Err(_) => (false, "unreachable", "unknown"),
     };
+    // The scheduler is alive when it finished a pass recently (it passes at least every poll
+    // interval, and a pass over a storm may take a few seconds).
+    let scheduler = if !state.settings.scheduler.enabled {
+        "disabled"
+    } else {
+        let last = state.scheduler.last_pass_ms();
+        let allowed = 10_000 + 5 * state.settings.scheduler.poll_interval_ms as i64;
+        if last > 0 && state.clock.now_ms() - last <= allowed {
+            "ok"
+        } else {
+            "stalled"
+        }
+    };
+    let ready = ready && scheduler != "stalled";
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "database": database,
         "migrations": migrations,
+        "scheduler": scheduler,
     });
     if ready {
         HttpResponse::Ok().json(body)

@@ -213,3 +213,130 @@ pub fn resolve(
     }
     store::alerts::update(conn, row)
 }
+
+/// The viewer's relation to an alert.
+pub struct AlertAccess {
+    pub visible: bool,
+    pub may_handle: bool,
+}
+
+pub fn access(
+    conn: &mut DbConn,
+    caller: &crate::http::extract::Caller,
+    row: &AlertRow,
+) -> Result<AlertAccess, AppError> {
+    use crate::domain::visibility::{alert_visible, may_handle_alert, AlertFacts, Viewer};
+    let companions: Vec<UserId> = store::outings::companions(conn, &row.outing_id)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let police_orgs = if caller.role == crate::domain::account::Role::Police {
+        store::accounts::police_orgs(conn, caller.id)?
+    } else {
+        Vec::new()
+    };
+    let viewer = Viewer {
+        id: caller.id,
+        role: caller.role,
+        org_id: caller.org_id,
+        police_orgs: &police_orgs,
+    };
+    let facts = AlertFacts {
+        canvasser: row.canvasser()?,
+        org_id: row.org()?,
+        companions: &companions,
+        level: u8::try_from(row.level).unwrap_or(2),
+        is_panic_or_duress: row.kind == "panic" || row.kind == "duress",
+        is_duress: row.kind == "duress",
+    };
+    Ok(AlertAccess {
+        visible: alert_visible(&viewer, &facts),
+        may_handle: may_handle_alert(&viewer, &facts),
+    })
+}
+
+/// Loads an alert (and its outing, locked first: the lock order everywhere is outing, then
+/// alert) for a contact who may handle it.
+fn handled_alert(
+    conn: &mut DbConn,
+    caller: &crate::http::extract::Caller,
+    alert_id: AlertId,
+) -> Result<(OutingRow, AlertRow), AppError> {
+    let peek =
+        store::alerts::find(conn, &alert_id.to_string())?.ok_or(AppError::NotFound("alert"))?;
+    let outing_id: crate::domain::ids::OutingId =
+        store::accounts::parse_id(&peek.outing_id, "outing")?;
+    let outing =
+        store::outings::find_for_update(conn, outing_id)?.ok_or(AppError::NotFound("alert"))?;
+    let row = store::alerts::find_for_update(conn, &peek.id)?.ok_or(AppError::NotFound("alert"))?;
+    let access = access(conn, caller, &row)?;
+    if !access.visible {
+        return Err(AppError::NotFound("alert"));
+    }
+    if !access.may_handle {
+        return Err(AppError::Forbidden(
+            if row.canvasser_id == caller.id.to_string() {
+                "you cannot acknowledge or resolve your own alert: check in instead".into()
+            } else {
+                "only organisers and police contacts handle alerts".into()
+            },
+        ));
+    }
+    Ok((outing, row))
+}
+
+/// First acknowledgement wins; later ones are a 409.
+pub fn acknowledge_by_contact(
+    conn: &mut DbConn,
+    caller: &crate::http::extract::Caller,
+    alert_id: AlertId,
+    note: Option<String>,
+    now_ms: i64,
+) -> Result<AlertRow, AppError> {
+    let (_, mut row) = handled_alert(conn, caller, alert_id)?;
+    let clock = clock_of(&row)?;
+    let acknowledged = escalation::acknowledge(&clock, from_millis(now_ms))
+        .map_err(|e| AppError::Conflict(e.to_string()))?;
+    apply_clock(&mut row, &acknowledged, now_ms);
+    row.acknowledged_at = Some(now_ms);
+    row.acknowledged_by = Some(caller.id.to_string());
+    if note.is_some() {
+        row.note = note;
+    }
+    store::alerts::update(conn, &row)?;
+    Ok(row)
+}
+
+/// A contact resolves an alert with an outcome: `all_clear` goes out, and an overdue outing
+/// becomes active again with a fresh deadline (the contact has vouched for the canvasser).
+pub fn resolve_by_contact(
+    conn: &mut DbConn,
+    caller: &crate::http::extract::Caller,
+    alert_id: AlertId,
+    outcome: &str,
+    note: Option<String>,
+    default_policy: &EscalationPolicy,
+    now_ms: i64,
+) -> Result<AlertRow, AppError> {
+    let (mut outing, mut row) = handled_alert(conn, caller, alert_id)?;
+    resolve(conn, &mut row, outcome, Some(caller.id), note, now_ms)?;
+    crate::service::notify::all_clear(conn, &outing, &row, now_ms)?;
+    if outing.open_alert_id.as_deref() == Some(row.id.as_str()) {
+        outing.open_alert_id = None;
+    }
+    if outing.status == escalation::OutingStatus::Overdue.as_str() {
+        let policy = crate::service::outings::org_policy(conn, outing.org()?, default_policy)?;
+        let due = crate::domain::deadline::next_checkin_due_at(
+            from_millis(now_ms),
+            outing.checkin_interval_s,
+            outing.planned_end_at.map(from_millis),
+        );
+        outing.status = escalation::OutingStatus::Active.as_str().to_owned();
+        outing.next_checkin_due_at = Some(to_millis(due));
+        outing.last_received_at = now_ms;
+        crate::service::outings::reschedule(&mut outing, &policy)?;
+    }
+    outing.updated_at = now_ms;
+    store::outings::update(conn, &outing)?;
+    Ok(row)
+}

@@ -2,4 +2,5 @@
 //! render; services decide and persist.
 
 pub mod alerts;
+pub mod notify;
 pub mod outings;

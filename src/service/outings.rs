@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::http::extract::Caller;
 use crate::http::views::{self, OutingParts, OutingView, PersonRef};
 use crate::service::alerts::{self, LastLocation, Raised};
+use crate::service::notify;
 use crate::store::outings::{CheckinRow, OutingRow};
 use crate::store::{self, DbConn};
 
@@ -516,7 +517,8 @@ pub fn record_checkins(
     outing.updated_at = now_ms;
     let location = last_location(&stored);
     if let Some(kind) = raise {
-        alerts::raise(conn, &mut outing, kind, location, &policy, now_ms)?;
+        let raised = alerts::raise(conn, &mut outing, kind, location, &policy, now_ms)?;
+        notify::alert_raised(conn, &outing, &raised, now_ms)?;
     } else if resolve {
         resolve_open_alert(conn, &mut outing, "checked_in", now_ms)?;
     }
@@ -538,7 +540,7 @@ fn last_location(stored: &[CheckinRow]) -> Option<LastLocation> {
 
 /// Resolves the outing's unresolved alert, unless it is a duress alert (only a contact may
 /// clear one of those: whatever the canvasser does may be coerced).
-fn resolve_open_alert(
+pub fn resolve_open_alert(
     conn: &mut DbConn,
     outing: &mut OutingRow,
     resolution: &str,
@@ -558,6 +560,7 @@ fn resolve_open_alert(
         return Ok(());
     }
     alerts::resolve(conn, &mut alert, resolution, None, None, now_ms)?;
+    notify::all_clear(conn, outing, &alert, now_ms)?;
     outing.open_alert_id = None;
     Ok(())
 }
@@ -614,7 +617,7 @@ pub fn end(
     outing.ended_at = Some(now_ms);
     outing.updated_at = now_ms;
     if pin == PinCheck::Duress {
-        alerts::raise(
+        let raised = alerts::raise(
             conn,
             &mut outing,
             AlertKind::Duress,
@@ -622,6 +625,7 @@ pub fn end(
             &policy,
             now_ms,
         )?;
+        notify::alert_raised(conn, &outing, &raised, now_ms)?;
     } else {
         resolve_open_alert(conn, &mut outing, "ended_safe", now_ms)?;
     }
@@ -670,6 +674,7 @@ pub fn panic(
         &policy,
         now_ms,
     )?;
+    notify::alert_raised(conn, &outing, &raised, now_ms)?;
     outing.updated_at = now_ms;
     store::outings::update(conn, &outing)?;
     Ok((outing, raised))

@@ -5,8 +5,10 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod notifications;
 pub mod orgs;
 pub mod outings;
+pub mod schedule;
 pub mod schema;
 pub mod stats;
 

@@ -105,9 +105,11 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub state: actix_web::web::Data<AppState>,
+    pub server: actix_web::dev::ServerHandle,
+    pub task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     #[allow(dead_code)]
     pub backend: Backend,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 pub struct Tokens {
@@ -133,10 +135,16 @@ pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Settin
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(backend, dir.path());
     customise(&mut settings);
+    start_app(settings, backend, dir)
+}
+
+/// Starts a server on `settings` (a database another TestApp may already use).
+pub fn start_app(settings: Settings, backend: Backend, dir: tempfile::TempDir) -> TestApp {
     let app = Application::build(settings).expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
-    tokio::spawn(app.run_until_stopped());
+    let server = app.server_handle();
+    let task = tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         client: reqwest::Client::builder()
@@ -144,12 +152,66 @@ pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Settin
             .build()
             .expect("client"),
         state,
+        server,
+        task: Some(task),
         backend,
-        _dir: dir,
+        dir,
+    }
+}
+
+/// Settings for fast escalation tests: 1-second minimum intervals.
+pub fn fast(settings: &mut Settings) {
+    settings.limits.min_checkin_interval_s = 1;
+    settings.scheduler.poll_interval_ms = 100;
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 impl TestApp {
+    /// Stops the server and its scheduler, and waits until both are gone.
+    pub async fn stop(&mut self) {
+        self.server.stop(true).await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// The outbox rows of an alert or an outing, oldest first.
+    pub async fn outbox(
+        &self,
+        alert: Option<&str>,
+        outing: Option<&str>,
+    ) -> Vec<doorstep::store::notifications::NotificationRow> {
+        let (alert, outing) = (alert.map(str::to_owned), outing.map(str::to_owned));
+        self.state
+            .store
+            .read(move |conn| {
+                doorstep::store::notifications::for_subject(
+                    conn,
+                    alert.as_deref(),
+                    outing.as_deref(),
+                )
+            })
+            .await
+            .expect("outbox readable")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

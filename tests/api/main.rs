@@ -5,5 +5,6 @@ mod helpers;
 mod accounts;
 mod auth;
 mod errors;
+mod escalation;
 mod ops;
 mod outings;

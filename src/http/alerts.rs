@@ -1,0 +1,277 @@
+//! `/alerts`: list, view, acknowledge, resolve.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{path_id, ApiJson, Caller, OptionalJson};
+use super::pagination::{self, Page};
+use super::views::AlertView;
+use crate::domain::account::Role;
+use crate::domain::ids::AlertId;
+use crate::error::{AppError, Problem};
+use crate::service::{alerts as service, outings as outing_service};
+use crate::state::AppState;
+use crate::store::audit::LocationRead;
+use crate::store::{self, DbConn};
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Safe,
+    FalseAlarm,
+    Incident,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Safe => "safe",
+            Outcome::FalseAlarm => "false_alarm",
+            Outcome::Incident => "incident",
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+fn check_note(note: &Option<String>) -> Result<(), AppError> {
+    match note {
+        Some(n) if n.chars().count() > 1000 => {
+            Err(AppError::field("note", "must be at most 1000 characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The alert as the caller may see it (the canvasser's view carries no delivery record of
+/// others), and whether the read is an audited location read.
+fn view(
+    conn: &mut DbConn,
+    caller: &Caller,
+    row: &store::alerts::AlertRow,
+) -> Result<Option<(AlertView, bool)>, AppError> {
+    if !service::access(conn, caller, row)?.visible {
+        return Ok(None);
+    }
+    let name = store::outings::display_name(conn, &row.canvasser_id)?;
+    let view = outing_service::alert_view(conn, row, name)?;
+    let audited = matches!(caller.role, Role::Organiser | Role::Police)
+        && row.canvasser_id != caller.id.to_string()
+        && view.last_location.is_some();
+    Ok(Some((view, audited)))
+}
+
+fn audit(
+    conn: &mut DbConn,
+    caller: &Caller,
+    view: &AlertView,
+    org_id: &str,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    store::audit::record(
+        conn,
+        &LocationRead {
+            actor_id: caller.id.to_string(),
+            actor_role: caller.role.as_str(),
+            action: "alert",
+            subject_id: view.canvasser.id.to_string(),
+            org_id: org_id.to_owned(),
+            outing_id: Some(view.outing_id.clone()),
+            alert_id: Some(view.id.clone()),
+        },
+        now_ms,
+    )
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", security(("bearer" = [])),
+    params(AlertQuery),
+    responses((status = 200, body = Page<AlertView>), (status = 422, body = Problem)))]
+pub async fn list_alerts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AlertQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s @ ("open" | "acknowledged" | "resolved")) => Some(s.to_owned()),
+        Some(_) => {
+            return Err(AppError::field(
+                "status",
+                "must be open, acknowledged or resolved",
+            ))
+        }
+    };
+    let limit = pagination::limit(query.limit)?;
+    let after = pagination::decode_cursor(query.cursor.as_deref())?;
+    let reader = caller.clone();
+    let (items, keys) = state
+        .store
+        .read(move |conn| {
+            let rows = match reader.role {
+                Role::Organiser => {
+                    let orgs: Vec<_> = reader.org_id.into_iter().collect();
+                    store::alerts::list(conn, Some(&orgs), None, status.as_deref(), after, limit)?
+                }
+                Role::Police => {
+                    let orgs = store::accounts::police_orgs(conn, reader.id)?;
+                    store::alerts::list(conn, Some(&orgs), None, status.as_deref(), after, limit)?
+                }
+                Role::Canvasser => store::alerts::list(
+                    conn,
+                    None,
+                    Some(reader.id),
+                    status.as_deref(),
+                    after,
+                    limit,
+                )?,
+                Role::Admin => Vec::new(),
+            };
+            let mut items = Vec::new();
+            for row in &rows {
+                if let Some((view, audited)) = view(conn, &reader, row)? {
+                    items.push((view, audited, row.org_id.clone()));
+                }
+            }
+            let keys: Vec<(i64, String)> =
+                rows.iter().map(|r| (r.opened_at, r.id.clone())).collect();
+            Ok((items, keys))
+        })
+        .await?;
+    let audited: Vec<(AlertView, String)> = items
+        .iter()
+        .filter(|(_, a, _)| *a)
+        .map(|(v, _, org)| (v.clone(), org.clone()))
+        .collect();
+    if !audited.is_empty() {
+        let now_ms = state.clock.now_ms();
+        state
+            .store
+            .write(move |conn| {
+                for (view, org) in &audited {
+                    audit(conn, &caller, view, org, now_ms)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(HttpResponse::Ok().json(Page {
+        items: items.into_iter().map(|(v, _, _)| v).collect::<Vec<_>>(),
+        next_cursor: pagination::next_cursor(&keys, limit, |(at, id)| (*at, id.as_str())),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = AlertView), (status = 404, body = Problem)))]
+pub async fn get_alert(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let alert_id: AlertId = path_id(&id, "alert")?;
+    let reader = caller.clone();
+    let (view, audited, org) = state
+        .store
+        .read(move |conn| {
+            let row = store::alerts::find(conn, &alert_id.to_string())?
+                .ok_or(AppError::NotFound("alert"))?;
+            let (view, audited) = view(conn, &reader, &row)?.ok_or(AppError::NotFound("alert"))?;
+            Ok((view, audited, row.org_id))
+        })
+        .await?;
+    if audited {
+        let now_ms = state.clock.now_ms();
+        let v = view.clone();
+        state
+            .store
+            .write(move |conn| audit(conn, &caller, &v, &org, now_ms))
+            .await?;
+    }
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "alerts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body(content = AckRequest, description = "optional"),
+    responses((status = 200, body = AlertView),
+              (status = 403, description = "the canvasser's own alert, or not a contact", body = Problem),
+              (status = 404, body = Problem),
+              (status = 409, description = "already acknowledged (the first acknowledgement wins) or resolved", body = Problem)))]
+pub async fn acknowledge(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    OptionalJson(body): OptionalJson<AckRequest>,
+) -> Result<HttpResponse, AppError> {
+    let alert_id: AlertId = path_id(&id, "alert")?;
+    check_note(&body.note)?;
+    let now_ms = state.clock.now_ms();
+    let view = state
+        .store
+        .write(move |conn| {
+            let row = service::acknowledge_by_contact(conn, &caller, alert_id, body.note, now_ms)?;
+            let name = store::outings::display_name(conn, &row.canvasser_id)?;
+            outing_service::alert_view(conn, &row, name)
+        })
+        .await?;
+    state.scheduler.wake();
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = ResolveRequest,
+    responses((status = 200, body = AlertView), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 409, description = "already resolved", body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn resolve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    ApiJson(body): ApiJson<ResolveRequest>,
+) -> Result<HttpResponse, AppError> {
+    let alert_id: AlertId = path_id(&id, "alert")?;
+    check_note(&body.note)?;
+    let now_ms = state.clock.now_ms();
+    let default_policy = state.settings.escalation;
+    let view = state
+        .store
+        .write(move |conn| {
+            let row = service::resolve_by_contact(
+                conn,
+                &caller,
+                alert_id,
+                body.outcome.as_str(),
+                body.note,
+                &default_policy,
+                now_ms,
+            )?;
+            let name = store::outings::display_name(conn, &row.canvasser_id)?;
+            outing_service::alert_view(conn, &row, name)
+        })
+        .await?;
+    state.scheduler.wake();
+    Ok(HttpResponse::Ok().json(view))
+}

@@ -1,0 +1,282 @@
+//! The push message of the contract, built in one place for every step and channel.
+//!
+//! The payload is stored on the outbox row when the step is recorded; `sent_at` is stamped
+//! when a delivery is attempted.
+
+use serde::Serialize;
+
+use crate::domain::time::{from_millis, rfc3339};
+
+/// The largest decrypted payload we send (the contract's limit).
+pub const MAX_PAYLOAD_BYTES: usize = 3 * 1024;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CanvasserRef {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    #[serde(skip)]
+    pub recorded_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+struct LocationJson {
+    lat: f64,
+    lon: f64,
+    accuracy_m: Option<f64>,
+    recorded_at: String,
+}
+
+/// Everything a message says.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    /// `checkin_reminder`, `missed_checkin`, `escalation`, `panic`, `duress`, `need_help`,
+    /// `all_clear` or `test`.
+    pub message_type: &'a str,
+    pub alert_id: Option<&'a str>,
+    pub outing_id: Option<&'a str>,
+    pub level: u8,
+    pub canvasser: Option<CanvasserRef>,
+    pub last_location: Option<Location>,
+    pub due_at_ms: Option<i64>,
+    /// How the alert ended, for `all_clear`.
+    pub resolution: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct Payload<'a> {
+    #[serde(rename = "type")]
+    message_type: &'a str,
+    alert_id: Option<&'a str>,
+    outing_id: Option<&'a str>,
+    level: u8,
+    canvasser: Option<&'a CanvasserRef>,
+    last_location: Option<LocationJson>,
+    due_at: Option<String>,
+    sent_at: Option<String>,
+    title: String,
+    body: String,
+    url: String,
+}
+
+fn clock(ms: i64) -> String {
+    from_millis(ms).format("%H:%M UTC").to_string()
+}
+
+fn seen(location: Option<&Location>) -> String {
+    match location {
+        Some(l) => {
+            let accuracy = l
+                .accuracy_m
+                .map(|a| format!(" (±{} m)", a.round()))
+                .unwrap_or_default();
+            format!(
+                "Last seen at {:.5}, {:.5}{accuracy} at {}.",
+                l.lat,
+                l.lon,
+                clock(l.recorded_at_ms)
+            )
+        }
+        None => "No known position.".to_owned(),
+    }
+}
+
+/// Title and body for a person reading a notification on a lock screen.
+fn texts(m: &Message<'_>) -> (String, String) {
+    let name = m
+        .canvasser
+        .as_ref()
+        .map(|c| c.name.as_str())
+        .unwrap_or("A canvasser");
+    let location = seen(m.last_location.as_ref());
+    match m.message_type {
+        "checkin_reminder" => (
+            "Check-in due soon".to_owned(),
+            match m.due_at_ms {
+                Some(due) => format!(
+                    "Your next check-in is due at {}. Tap to check in.",
+                    clock(due)
+                ),
+                None => "Your next check-in is due soon. Tap to check in.".to_owned(),
+            },
+        ),
+        "missed_checkin" => (
+            format!("Missed check-in: {name}"),
+            match m.due_at_ms {
+                Some(due) => format!("{name} did not check in by {}. {location}", clock(due)),
+                None => format!("{name} has missed a check-in. {location}"),
+            },
+        ),
+        "escalation" => (
+            format!("Escalated (level {}): {name}", m.level),
+            format!("Nobody has taken charge of the alert for {name}. {location}"),
+        ),
+        "panic" => (
+            format!("PANIC: {name}"),
+            format!("{name} pressed the panic button. {location}"),
+        ),
+        "duress" => (
+            format!("Duress: {name}"),
+            format!(
+                "{name} used their duress PIN: they may be watched. Do not call them. {location}"
+            ),
+        ),
+        "need_help" => (
+            format!("{name} needs help"),
+            format!("{name} asked for help. {location}"),
+        ),
+        "all_clear" => (
+            format!("All clear: {name}"),
+            format!(
+                "The alert for {name} is resolved ({}).",
+                m.resolution.unwrap_or("resolved").replace('_', " ")
+            ),
+        ),
+        "test" => (
+            "Doorstep test".to_owned(),
+            "Alerts will reach this device.".to_owned(),
+        ),
+        other => (format!("Doorstep: {other}"), location),
+    }
+}
+
+fn truncate(s: &mut String, max_chars: usize) {
+    if let Some((i, _)) = s.char_indices().nth(max_chars) {
+        s.truncate(i);
+        s.push('…');
+    }
+}
+
+/// The JSON payload, without `sent_at` (stamped at delivery by [`stamp_sent_at`]).
+pub fn build(m: &Message<'_>) -> serde_json::Value {
+    let (mut title, mut body) = texts(m);
+    truncate(&mut title, 120);
+    truncate(&mut body, 600);
+    let url = match (m.alert_id, m.outing_id) {
+        (Some(alert), _) => format!("/app/alerts/{alert}"),
+        (None, Some(outing)) => format!("/app/outings/{outing}"),
+        (None, None) => "/app/".to_owned(),
+    };
+    let mut canvasser = m.canvasser.clone();
+    if let Some(c) = canvasser.as_mut() {
+        truncate(&mut c.name, 100);
+    }
+    let payload = Payload {
+        message_type: m.message_type,
+        alert_id: m.alert_id,
+        outing_id: m.outing_id,
+        level: m.level,
+        canvasser: canvasser.as_ref(),
+        last_location: m.last_location.map(|l| LocationJson {
+            lat: l.lat,
+            lon: l.lon,
+            accuracy_m: l.accuracy_m,
+            recorded_at: rfc3339(from_millis(l.recorded_at_ms)),
+        }),
+        due_at: m.due_at_ms.map(|ms| rfc3339(from_millis(ms))),
+        sent_at: None,
+        title,
+        body,
+        url,
+    };
+    serde_json::to_value(payload).unwrap_or(serde_json::Value::Null)
+}
+
+/// The payload as sent: `sent_at` set to the delivery attempt's time.
+pub fn stamp_sent_at(stored: &str, now_ms: i64) -> Vec<u8> {
+    match serde_json::from_str::<serde_json::Value>(stored) {
+        Ok(mut value) => {
+            value["sent_at"] = serde_json::Value::String(rfc3339(from_millis(now_ms)));
+            serde_json::to_vec(&value).unwrap_or_else(|_| stored.as_bytes().to_vec())
+        }
+        Err(_) => stored.as_bytes().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(message_type: &str) -> Message<'_> {
+        Message {
+            message_type,
+            alert_id: Some("a1"),
+            outing_id: Some("o1"),
+            level: 1,
+            canvasser: Some(CanvasserRef {
+                id: "u1".into(),
+                name: "Jo Bloggs".into(),
+            }),
+            last_location: Some(Location {
+                lat: 51.58,
+                lon: -0.02,
+                accuracy_m: Some(20.0),
+                recorded_at_ms: 1_781_289_725_000,
+            }),
+            due_at_ms: Some(1_781_289_725_000),
+            resolution: None,
+        }
+    }
+
+    #[test]
+    fn payload_has_the_contract_fields_and_fits() {
+        for t in [
+            "checkin_reminder",
+            "missed_checkin",
+            "escalation",
+            "panic",
+            "duress",
+            "need_help",
+            "all_clear",
+            "test",
+        ] {
+            let p = build(&message(t));
+            for field in [
+                "type",
+                "alert_id",
+                "outing_id",
+                "level",
+                "canvasser",
+                "last_location",
+                "due_at",
+                "sent_at",
+                "title",
+                "body",
+                "url",
+            ] {
+                assert!(p.get(field).is_some(), "{t}: {field}");
+            }
+            assert_eq!(p["type"], t);
+            assert_eq!(p["url"], "/app/alerts/a1");
+            assert!(serde_json::to_vec(&p).unwrap().len() <= MAX_PAYLOAD_BYTES);
+        }
+        let p = build(&message("missed_checkin"));
+        assert_eq!(p["title"], "Missed check-in: Jo Bloggs");
+        assert_eq!(p["canvasser"]["name"], "Jo Bloggs");
+        assert_eq!(p["last_location"]["accuracy_m"], 20.0);
+    }
+
+    #[test]
+    fn long_names_are_cut_to_fit() {
+        let mut m = message("duress");
+        m.canvasser = Some(CanvasserRef {
+            id: "u".into(),
+            name: "ж".repeat(5000),
+        });
+        let p = build(&m);
+        assert!(serde_json::to_vec(&p).unwrap().len() <= MAX_PAYLOAD_BYTES);
+    }
+
+    #[test]
+    fn sent_at_is_stamped() {
+        let stored = build(&message("panic")).to_string();
+        let sent: serde_json::Value = serde_json::from_slice(&stamp_sent_at(&stored, 0)).unwrap();
+        assert_eq!(sent["sent_at"], "1970-01-01T00:00:00Z");
+    }
+}

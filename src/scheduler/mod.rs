@@ -1,0 +1,342 @@
+//! The scheduler: notices due check-ins and alert timers and records their escalation steps.
+//!
+//! Deadlines live in the database (`outings.next_action_at`, `alerts.next_action_at`, both
+//! indexed). The loop sleeps until the earliest one, is woken early when a request writes new
+//! work, and polls at a short bounded interval so it also sees work written by other replicas.
+//! Each pass claims due rows in batches, decides with the pure policy functions, and writes the
+//! new state and the outbox rows in one transaction.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use actix_web::web;
+use tokio::sync::Notify;
+
+use crate::domain::escalation::{self, AlertKind, OutingStatus, Step};
+use crate::domain::time::{from_millis, to_millis};
+use crate::error::AppError;
+use crate::service::alerts::{self, Raised};
+use crate::service::notify::{self, OutingPeople, StepRecord};
+use crate::service::outings::{org_policy, reschedule};
+use crate::state::AppState;
+use crate::store::alerts::AlertRow;
+use crate::store::outings::OutingRow;
+use crate::store::{self, DbConn};
+
+/// Shared between the loop and the request handlers.
+#[derive(Default)]
+pub struct SchedulerSignals {
+    wake: Notify,
+    /// When the loop last completed a pass (epoch ms; 0 = never).
+    heartbeat_ms: AtomicI64,
+}
+
+impl SchedulerSignals {
+    /// Asks the loop to look again now (a request wrote work that may be due soon).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn last_pass_ms(&self) -> i64 {
+        self.heartbeat_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs the scheduler until the task is dropped.
+pub async fn run(state: web::Data<AppState>) {
+    let settings = state.settings.scheduler.clone();
+    let poll = Duration::from_millis(settings.poll_interval_ms);
+    loop {
+        let now_ms = state.clock.now_ms();
+        if let Err(e) = run_due(&state, now_ms).await {
+            tracing::error!(error = %e, "scheduler pass failed");
+        }
+        state
+            .scheduler
+            .heartbeat_ms
+            .store(state.clock.now_ms(), Ordering::Relaxed);
+        let earliest = state
+            .store
+            .read(store::schedule::earliest_action)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "scheduler cannot read its next deadline");
+                None
+            });
+        let wait = match earliest {
+            Some(at) => {
+                let ms = (at - state.clock.now_ms()).max(0);
+                Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(poll)
+            }
+            None => poll,
+        };
+        if wait.is_zero() {
+            // More is due already (a storm, or a batch limit hit): yield and go on.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.scheduler.wake.notified() => {}
+        }
+    }
+}
+
+/// Processes everything due at `now_ms`, batch after batch.
+pub async fn run_due(state: &AppState, now_ms: i64) -> Result<usize, AppError> {
+    let batch = state.settings.scheduler.batch_size;
+    let default_policy = state.settings.escalation;
+    let mut total = 0;
+    loop {
+        let result = state
+            .store
+            .write(move |conn| process_batch(conn, now_ms, batch, &default_policy))
+            .await;
+        let done = match result {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler batch failed; retrying its rows one by one");
+                process_one_by_one(state, now_ms, batch, &default_policy).await?
+            }
+        };
+        total += done;
+        if done < batch as usize {
+            return Ok(total);
+        }
+    }
+}
+
+fn process_batch(
+    conn: &mut DbConn,
+    now_ms: i64,
+    limit: i64,
+    default_policy: &crate::domain::policy::EscalationPolicy,
+) -> Result<usize, AppError> {
+    let outings = store::schedule::claim_due_outings(conn, now_ms, limit)?;
+    let mut done = outings.len();
+    for outing in outings {
+        fire_outing(conn, outing, now_ms, default_policy)?;
+    }
+    let alerts = store::schedule::claim_due_alerts(conn, now_ms, limit)?;
+    done = done.max(alerts.len());
+    for alert in alerts {
+        fire_alert(conn, alert, now_ms)?;
+    }
+    Ok(done)
+}
+
+/// The slow path after a failed batch: each row in its own transaction; a row that fails again
+/// is postponed and logged, so one bad row never blocks everyone else's alerts.
+async fn process_one_by_one(
+    state: &AppState,
+    now_ms: i64,
+    limit: i64,
+    default_policy: &crate::domain::policy::EscalationPolicy,
+) -> Result<usize, AppError> {
+    let (outing_ids, alert_ids) = state
+        .store
+        .read(move |conn| {
+            let outings = store::schedule::claim_due_outings(conn, now_ms, limit)?;
+            let alerts = store::schedule::claim_due_alerts(conn, now_ms, limit)?;
+            Ok((
+                outings.into_iter().map(|o| o.id).collect::<Vec<_>>(),
+                alerts.into_iter().map(|a| a.id).collect::<Vec<_>>(),
+            ))
+        })
+        .await?;
+    let policy = *default_policy;
+    let count = outing_ids.len().max(alert_ids.len());
+    for id in outing_ids {
+        let key = id.clone();
+        let result = state
+            .store
+            .write(move |conn| {
+                let id: crate::domain::ids::OutingId = store::accounts::parse_id(&key, "outing")?;
+                match store::outings::find_for_update(conn, id)? {
+                    Some(row) if row.next_action_at.is_some_and(|at| at <= now_ms) => {
+                        fire_outing(conn, row, now_ms, &policy)
+                    }
+                    _ => Ok(()),
+                }
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(outing = %id, error = %e, "scheduler cannot process outing; postponed 5 s");
+            state
+                .store
+                .write(move |conn| store::schedule::postpone(conn, Some(&id), None, now_ms + 5_000))
+                .await?;
+        }
+    }
+    for id in alert_ids {
+        let key = id.clone();
+        let result = state
+            .store
+            .write(
+                move |conn| match store::alerts::find_for_update(conn, &key)? {
+                    Some(row) if row.next_action_at.is_some_and(|at| at <= now_ms) => {
+                        fire_alert(conn, row, now_ms)
+                    }
+                    _ => Ok(()),
+                },
+            )
+            .await;
+        if let Err(e) = result {
+            tracing::error!(alert = %id, error = %e, "scheduler cannot process alert; postponed 5 s");
+            state
+                .store
+                .write(move |conn| store::schedule::postpone(conn, None, Some(&id), now_ms + 5_000))
+                .await?;
+        }
+    }
+    Ok(count)
+}
+
+fn record_lag(scheduled_ms: i64, now_ms: i64, step: &Step) {
+    let lag_s = (now_ms - scheduled_ms).max(0) as f64 / 1000.0;
+    let name = match step {
+        Step::Reminder { .. } => "reminder",
+        Step::Missed { .. } => "missed",
+        Step::Repeat { .. } => "repeat",
+        Step::Escalate { .. } => "escalate",
+        Step::AckTimeout { .. } => "ack_timeout",
+    };
+    metrics::histogram!("doorstep_detection_lag_seconds", "step" => name).record(lag_s);
+    metrics::counter!("doorstep_escalation_steps_total", "step" => name).increment(1);
+}
+
+/// Applies every outing step due at `now_ms` (a reminder, a missed check-in), then reschedules.
+pub fn fire_outing(
+    conn: &mut DbConn,
+    mut outing: OutingRow,
+    now_ms: i64,
+    default_policy: &crate::domain::policy::EscalationPolicy,
+) -> Result<(), AppError> {
+    let policy = org_policy(conn, outing.org()?, default_policy)?;
+    let now = from_millis(now_ms);
+    // At most a skipped reminder and a missed check-in can be due together.
+    for _ in 0..3 {
+        let clock = crate::domain::escalation::OutingClock {
+            status: OutingStatus::parse(&outing.status).unwrap_or(OutingStatus::Active),
+            next_checkin_due_at: outing.next_checkin_due_at.map(from_millis),
+            reminder_sent_for: outing.reminder_sent_for.map(from_millis),
+        };
+        let decision = escalation::decide_outing(&policy, &clock, now);
+        outing.reminder_sent_for = decision.reminder_sent_for.map(to_millis);
+        outing.status = decision.status.as_str().to_owned();
+        let Some(step) = decision.fire else {
+            break;
+        };
+        match &step {
+            Step::Reminder { due_at } => {
+                let scheduled = to_millis(*due_at) - policy.reminder_before_s * 1000;
+                let recipients = [outing.canvasser()?];
+                notify::record(
+                    conn,
+                    &StepRecord {
+                        outing: &outing,
+                        alert: None,
+                        step_key: &step.key(),
+                        message_type: step.message_type(None),
+                        level: 0,
+                        recipients: &recipients,
+                        due_at_ms: Some(scheduled),
+                        // A reminder after its deadline is noise.
+                        expires_at_ms: Some(to_millis(*due_at)),
+                        resolution: None,
+                    },
+                    now_ms,
+                )?;
+                record_lag(scheduled, now_ms, &step);
+            }
+            Step::Missed { due_at } => {
+                let scheduled = to_millis(*due_at) + policy.grace_s.max(0) * 1000;
+                let raised = alerts::raise(
+                    conn,
+                    &mut outing,
+                    AlertKind::MissedCheckin,
+                    None,
+                    &policy,
+                    now_ms,
+                )?;
+                if let Raised::Opened(alert) = &raised {
+                    let people = OutingPeople::load(conn, &outing)?;
+                    let recipients = people.recipients(Some(AlertKind::MissedCheckin), 1);
+                    notify::record(
+                        conn,
+                        &StepRecord {
+                            outing: &outing,
+                            alert: Some(alert),
+                            step_key: &step.key(),
+                            message_type: step.message_type(None),
+                            level: 1,
+                            recipients: &recipients,
+                            due_at_ms: Some(scheduled),
+                            expires_at_ms: None,
+                            resolution: None,
+                        },
+                        now_ms,
+                    )?;
+                }
+                record_lag(scheduled, now_ms, &step);
+            }
+            // Alert steps are the alert's own (see fire_alert).
+            _ => break,
+        }
+    }
+    reschedule(&mut outing, &policy)?;
+    outing.updated_at = now_ms;
+    store::outings::update(conn, &outing)
+}
+
+/// Applies every step of an alert due at `now_ms` (repeat, escalation, ack timeout).
+pub fn fire_alert(conn: &mut DbConn, mut alert: AlertRow, now_ms: i64) -> Result<(), AppError> {
+    let outing_id: crate::domain::ids::OutingId =
+        store::accounts::parse_id(&alert.outing_id, "outing")?;
+    let outing = store::outings::find(conn, outing_id)?
+        .ok_or_else(|| AppError::internal(format!("alert {} has no outing", alert.id)))?;
+    let now = from_millis(now_ms);
+    let mut people: Option<OutingPeople> = None;
+    for _ in 0..3 {
+        let clock = alerts::clock_of(&alert)?;
+        let scheduled = alert.next_action_at.unwrap_or(now_ms);
+        let decision = escalation::decide_alert(&clock, now);
+        let Some(step) = decision.fire else {
+            break;
+        };
+        alerts::apply_clock(&mut alert, &decision.next, now_ms);
+        let kind = decision.next.kind;
+        let level = step.level();
+        if people.is_none() {
+            people = Some(OutingPeople::load(conn, &outing)?);
+        }
+        let recipients = people
+            .as_ref()
+            .map(|p| p.recipients(Some(kind), level))
+            .unwrap_or_default();
+        notify::record(
+            conn,
+            &StepRecord {
+                outing: &outing,
+                alert: Some(&alert),
+                step_key: &step.key(),
+                message_type: step.message_type(Some(kind)),
+                level,
+                recipients: &recipients,
+                due_at_ms: Some(scheduled),
+                expires_at_ms: None,
+                resolution: None,
+            },
+            now_ms,
+        )?;
+        record_lag(scheduled, now_ms, &step);
+    }
+    let clock = alerts::clock_of(&alert)?;
+    alerts::apply_clock(&mut alert, &clock, now_ms);
+    store::alerts::update(conn, &alert)
+}
+
+/// Starts the loop on the current runtime.
+pub fn spawn(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(state))
+}

@@ -1,0 +1,210 @@
+//! Recording escalation steps in the outbox: who gets what, exactly once.
+
+use crate::domain::escalation::{self, AlertKind, People};
+use crate::domain::ids::UserId;
+use crate::error::AppError;
+use crate::push::payload::{self, CanvasserRef, Location, Message};
+use crate::service::alerts::{last_location_of, Raised};
+use crate::store::alerts::AlertRow;
+use crate::store::notifications::NotificationRow;
+use crate::store::outings::OutingRow;
+use crate::store::{self, new_id, DbConn};
+
+/// How long an alert message may wait for delivery (push TTL and retry horizon).
+pub const ALERT_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// One step to record.
+pub struct StepRecord<'a> {
+    pub outing: &'a OutingRow,
+    pub alert: Option<&'a AlertRow>,
+    /// Unique within the alert (or the outing, for reminders): `missed:<due>`, `repeat:3`...
+    pub step_key: &'a str,
+    pub message_type: &'a str,
+    pub level: u8,
+    pub recipients: &'a [UserId],
+    /// When the step was due: the detection lag is measured from here.
+    pub due_at_ms: Option<i64>,
+    /// Delivery is pointless after this (a reminder after its deadline).
+    pub expires_at_ms: Option<i64>,
+    pub resolution: Option<&'a str>,
+}
+
+/// The people of an outing, for choosing recipients.
+pub struct OutingPeople {
+    pub canvasser: UserId,
+    pub organisers: Vec<UserId>,
+    pub companions: Vec<UserId>,
+    pub police: Vec<UserId>,
+}
+
+impl OutingPeople {
+    pub fn load(conn: &mut DbConn, outing: &OutingRow) -> Result<Self, AppError> {
+        let org = outing.org()?;
+        Ok(OutingPeople {
+            canvasser: outing.canvasser()?,
+            organisers: store::notifications::organisers_of(conn, org)?,
+            companions: store::outings::companions(conn, &outing.id)?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+            police: store::notifications::police_of(conn, org)?,
+        })
+    }
+
+    pub fn recipients(&self, kind: Option<AlertKind>, level: u8) -> Vec<UserId> {
+        escalation::recipients(
+            kind,
+            level,
+            &People {
+                canvasser: self.canvasser,
+                organisers: &self.organisers,
+                companions: &self.companions,
+                police: &self.police,
+            },
+        )
+    }
+}
+
+/// Writes one outbox row per recipient. Returns how many were new: 0 means this step had
+/// already been recorded (a retry, or another replica got there first).
+pub fn record(conn: &mut DbConn, step: &StepRecord<'_>, now_ms: i64) -> Result<usize, AppError> {
+    let canvasser_name = store::outings::display_name(conn, &step.outing.canvasser_id)?;
+    let last_location = match step.alert {
+        Some(alert) => match (alert.last_lat, alert.last_lon, alert.last_recorded_at) {
+            (Some(lat), Some(lon), Some(at)) => Some(Location {
+                lat,
+                lon,
+                accuracy_m: alert.last_accuracy_m,
+                recorded_at_ms: at,
+            }),
+            _ => None,
+        },
+        None => None,
+    };
+    let last_location = match last_location {
+        Some(l) => Some(l),
+        None => last_location_of(conn, step.outing)?.map(|l| Location {
+            lat: l.lat,
+            lon: l.lon,
+            accuracy_m: l.accuracy_m,
+            recorded_at_ms: l.recorded_at_ms,
+        }),
+    };
+    let due_at_ms = match step.message_type {
+        "checkin_reminder" | "missed_checkin" => step.outing.next_checkin_due_at,
+        _ => None,
+    };
+    let body = payload::build(&Message {
+        message_type: step.message_type,
+        alert_id: step.alert.map(|a| a.id.as_str()),
+        outing_id: Some(step.outing.id.as_str()),
+        level: step.level,
+        canvasser: Some(CanvasserRef {
+            id: step.outing.canvasser_id.clone(),
+            name: canvasser_name,
+        }),
+        last_location,
+        due_at_ms,
+        resolution: step.resolution,
+    })
+    .to_string();
+    let subject = match step.alert {
+        Some(alert) => format!("alert:{}", alert.id),
+        None => format!("outing:{}", step.outing.id),
+    };
+    let mut inserted = 0;
+    for recipient in step.recipients {
+        let row = NotificationRow {
+            id: new_id(),
+            dedupe_key: format!("{subject}:{}:{recipient}:webpush", step.step_key),
+            alert_id: step.alert.map(|a| a.id.clone()),
+            outing_id: Some(step.outing.id.clone()),
+            recipient_id: recipient.to_string(),
+            channel: "webpush".into(),
+            step: step.step_key.to_owned(),
+            message_type: step.message_type.to_owned(),
+            level: i32::from(step.level),
+            payload: body.clone(),
+            status: "pending".into(),
+            attempts: 0,
+            due_at: step.due_at_ms,
+            created_at: now_ms,
+            next_attempt_at: now_ms,
+            expires_at: step.expires_at_ms.unwrap_or(now_ms + ALERT_TTL_MS),
+            sent_at: None,
+            last_error: None,
+            claimed_by: None,
+            claimed_until: None,
+        };
+        if store::notifications::insert_if_new(conn, &row)? {
+            inserted += 1;
+        }
+    }
+    Ok(inserted)
+}
+
+/// Pushes for an alert a request opened or upgraded (panic, duress, need-help). The
+/// scheduler's missed check-in records its own step.
+pub fn alert_raised(
+    conn: &mut DbConn,
+    outing: &OutingRow,
+    raised: &Raised,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    let (alert, key) = match raised {
+        Raised::Opened(alert) => (alert, "opened".to_owned()),
+        Raised::Upgraded(alert) => (alert, format!("upgrade:{}", alert.kind)),
+        Raised::Unchanged(_) => return Ok(()),
+    };
+    let kind = AlertKind::parse(&alert.kind);
+    let level = u8::try_from(alert.level).unwrap_or(2);
+    let people = OutingPeople::load(conn, outing)?;
+    let recipients = people.recipients(kind, level);
+    record(
+        conn,
+        &StepRecord {
+            outing,
+            alert: Some(alert),
+            step_key: &key,
+            message_type: kind.map_or("missed_checkin", AlertKind::as_str),
+            level,
+            recipients: &recipients,
+            due_at_ms: Some(now_ms),
+            expires_at_ms: None,
+            resolution: None,
+        },
+        now_ms,
+    )?;
+    Ok(())
+}
+
+/// `all_clear` to everyone who was pushed about the alert (never the canvasser of a duress
+/// alert).
+pub fn all_clear(
+    conn: &mut DbConn,
+    outing: &OutingRow,
+    alert: &AlertRow,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    let Some(kind) = AlertKind::parse(&alert.kind) else {
+        return Ok(());
+    };
+    let notified = store::notifications::notified_about(conn, &alert.id)?;
+    let recipients = escalation::all_clear_recipients(kind, outing.canvasser()?, &notified);
+    record(
+        conn,
+        &StepRecord {
+            outing,
+            alert: Some(alert),
+            step_key: "all_clear",
+            message_type: "all_clear",
+            level: u8::try_from(alert.level).unwrap_or(2),
+            recipients: &recipients,
+            due_at_ms: Some(now_ms),
+            expires_at_ms: None,
+            resolution: alert.resolution.as_deref(),
+        },
+        now_ms,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! The outbox: one row per (step, recipient, channel), written in the same transaction as the
+//! state change that causes it. The unique `dedupe_key` makes every step exactly-once.
+
+use diesel::prelude::*;
+
+use super::accounts::parse_id;
+use super::schema::{notifications, police_assignments, users};
+use super::DbConn;
+use crate::domain::ids::{OrgId, UserId};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notifications)]
+pub struct NotificationRow {
+    pub id: String,
+    pub dedupe_key: String,
+    pub alert_id: Option<String>,
+    pub outing_id: Option<String>,
+    pub recipient_id: String,
+    pub channel: String,
+    pub step: String,
+    pub message_type: String,
+    pub level: i32,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub due_at: Option<i64>,
+    pub created_at: i64,
+    pub next_attempt_at: i64,
+    pub expires_at: i64,
+    pub sent_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<i64>,
+}
+
+/// Inserts the row unless a row with its `dedupe_key` exists; true when inserted. Whatever
+/// races between replicas or retries after a crash, a step is recorded once.
+pub fn insert_if_new(conn: &mut DbConn, row: &NotificationRow) -> Result<bool, AppError> {
+    let inserted = match conn {
+        DbConn::Pg(pg) => diesel::insert_into(notifications::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(pg)?,
+        DbConn::Sqlite(sqlite) => diesel::insert_or_ignore_into(notifications::table)
+            .values(row)
+            .execute(sqlite)?,
+    };
+    Ok(inserted == 1)
+}
+
+fn ids(rows: Vec<String>) -> Result<Vec<UserId>, AppError> {
+    rows.iter().map(|id| parse_id(id, "user")).collect()
+}
+
+/// Active organisers of an organisation (users_org_role).
+pub fn organisers_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
+    ids(users::table
+        .filter(users::org_id.eq(org.to_string()))
+        .filter(users::role.eq("organiser"))
+        .filter(users::disabled_at.is_null())
+        .select(users::id)
+        .load(conn)?)
+}
+
+/// Police contacts assigned to an organisation.
+pub fn police_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
+    ids(police_assignments::table
+        .inner_join(users::table.on(users::id.eq(police_assignments::user_id)))
+        .filter(police_assignments::org_id.eq(org.to_string()))
+        .filter(users::disabled_at.is_null())
+        .select(users::id)
+        .load(conn)?)
+}
+
+/// Everyone an alert has been sent to so far (notifications_alert).
+pub fn notified_about(conn: &mut DbConn, alert: &str) -> Result<Vec<UserId>, AppError> {
+    ids(notifications::table
+        .filter(notifications::alert_id.eq(alert))
+        .select(notifications::recipient_id)
+        .distinct()
+        .load(conn)?)
+}
+
+/// The outbox rows of one alert or outing (tests and the delivery record).
+pub fn for_subject(
+    conn: &mut DbConn,
+    alert: Option<&str>,
+    outing: Option<&str>,
+) -> Result<Vec<NotificationRow>, AppError> {
+    let mut query = notifications::table
+        .select(NotificationRow::as_select())
+        .order((notifications::created_at, notifications::id))
+        .into_boxed();
+    if let Some(alert) = alert {
+        query = query.filter(notifications::alert_id.eq(alert.to_owned()));
+    }
+    if let Some(outing) = outing {
+        query = query.filter(notifications::outing_id.eq(outing.to_owned()));
+    }
+    Ok(query.load(conn)?)
+}

@@ -1,0 +1,430 @@
+use std::collections::BTreeSet;
+
+use doorstep::domain::account::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{fast, spawn_app_with, start_app, wait_for, Backend, TestApp};
+use crate::on_both_backends;
+use crate::outings::{org, Org};
+
+on_both_backends!(
+    full_timeline_reminder_missed_level2_checkin_all_clear,
+    acknowledge_repeat_ack_timeout_and_resolve,
+    panic_upgrades_an_open_alert,
+    a_step_due_while_the_server_was_down_fires_once_on_restart,
+);
+
+/// 2-second check-ins, reminder 1 s before, missed 1 s after, police 2 s after that.
+async fn fast_org(app: &TestApp, repeat_s: i64, ack_timeout_s: i64) -> Org {
+    let admin = app.admin().await;
+    let org = org(app, &admin, "Party").await;
+    let policy = json!({"reminder_before_s": 1, "grace_s": 1, "police_after_s": 2,
+                        "repeat_s": repeat_s, "ack_timeout_s": ack_timeout_s});
+    let (status, body) = app
+        .put(
+            &format!("/api/v1/orgs/{}/escalation-policy", org.id),
+            &org.organiser.token,
+            policy,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    org
+}
+
+fn ids(users: &[&str]) -> BTreeSet<String> {
+    users.iter().map(|s| s.to_string()).collect()
+}
+
+fn recipients_of(
+    rows: &[doorstep::store::notifications::NotificationRow],
+    step_prefix: &str,
+) -> BTreeSet<String> {
+    rows.iter()
+        .filter(|r| r.step.starts_with(step_prefix))
+        .map(|r| r.recipient_id.clone())
+        .collect()
+}
+
+async fn open_alert_id(app: &TestApp, token: &str, outing: &str) -> Option<String> {
+    let (_, seen) = app.get(&format!("/api/v1/outings/{outing}"), token).await;
+    seen["open_alert"]["id"].as_str().map(str::to_owned)
+}
+
+async fn full_timeline_reminder_missed_level2_checkin_all_clear(backend: Backend) {
+    let app = spawn_app_with(backend, fast).await;
+    let org = fast_org(&app, 0, 60).await;
+    let outing = app
+        .post(
+            "/api/v1/outings",
+            Some(&org.canvasser.token),
+            json!({"checkin_interval_s": 2, "companions": [org.other_canvasser.id],
+                   "start_location": {"lat": 51.5, "lon": -0.12, "accuracy_m": 8}}),
+        )
+        .await
+        .1;
+    let outing_id = outing["id"].as_str().unwrap().to_owned();
+
+    // 1. due - 1 s: a reminder to the canvasser alone.
+    let reminder = wait_for(5, "the reminder", || async {
+        let rows = app.outbox(None, Some(&outing_id)).await;
+        rows.into_iter()
+            .find(|r| r.message_type == "checkin_reminder")
+    })
+    .await;
+    assert_eq!(reminder.recipient_id, org.canvasser.id);
+    assert_eq!(reminder.level, 0);
+    assert!(reminder.alert_id.is_none());
+
+    // 2. due + 1 s: overdue, a missed_checkin alert at level 1 to canvasser, organiser, companion.
+    let alert_id = wait_for(5, "the missed check-in alert", || async {
+        open_alert_id(&app, &org.organiser.token, &outing_id).await
+    })
+    .await;
+    let (_, seen) = app
+        .get(
+            &format!("/api/v1/outings/{outing_id}"),
+            &org.organiser.token,
+        )
+        .await;
+    assert_eq!(seen["status"], "overdue");
+    assert_eq!(seen["open_alert"]["kind"], "missed_checkin");
+    let rows = app.outbox(Some(&alert_id), None).await;
+    assert_eq!(
+        recipients_of(&rows, "missed:"),
+        ids(&[
+            &org.canvasser.id,
+            &org.organiser.id,
+            &org.other_canvasser.id
+        ]),
+        "level 1: canvasser, organisers, companions; not police"
+    );
+    let missed = rows.iter().find(|r| r.step.starts_with("missed:")).unwrap();
+    let payload: Value = serde_json::from_str(&missed.payload).unwrap();
+    assert_eq!(payload["type"], "missed_checkin");
+    assert_eq!(payload["alert_id"], alert_id.as_str());
+    assert_eq!(payload["canvasser"]["name"], "Jo Bloggs");
+    assert_eq!(payload["last_location"]["lat"], 51.5);
+    assert_eq!(payload["url"], format!("/app/alerts/{alert_id}"));
+
+    // Police cannot see a level-1 alert.
+    let (status, _) = app
+        .get(&format!("/api/v1/alerts/{alert_id}"), &org.police.token)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // 3. opened + 2 s, unacknowledged: level 2, escalation to everyone including police.
+    wait_for(6, "escalation to level 2", || async {
+        let (_, alert) = app
+            .get(&format!("/api/v1/alerts/{alert_id}"), &org.organiser.token)
+            .await;
+        (alert["level"] == 2).then_some(())
+    })
+    .await;
+    let rows = app.outbox(Some(&alert_id), None).await;
+    assert_eq!(
+        recipients_of(&rows, "escalate:2"),
+        ids(&[
+            &org.canvasser.id,
+            &org.organiser.id,
+            &org.other_canvasser.id,
+            &org.police.id
+        ])
+    );
+    assert!(rows
+        .iter()
+        .filter(|r| r.step == "escalate:2")
+        .all(|r| r.message_type == "escalation" && r.level == 2));
+    let (status, police_view) = app
+        .get(&format!("/api/v1/alerts/{alert_id}"), &org.police.token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(police_view["last_location"]["lat"], 51.5);
+    assert!(police_view["escalated_at"].is_string());
+    let delivery = police_view["notifications"].as_array().unwrap();
+    assert!(delivery.iter().any(|n| n["recipient"]["role"] == "police"
+        && n["level"] == 2
+        && n["channel"] == "webpush"));
+
+    // 4. A check-in clears it: resolved as checked_in, all_clear to everyone pushed about it.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/outings/{outing_id}/checkins"),
+            Some(&org.canvasser.token),
+            json!({"lat": 51.501, "lon": -0.12}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["outing"]["status"], "active");
+    assert!(body["outing"]["open_alert"].is_null());
+    let (_, alert) = app
+        .get(&format!("/api/v1/alerts/{alert_id}"), &org.organiser.token)
+        .await;
+    assert_eq!(alert["status"], "resolved");
+    assert_eq!(alert["resolution"], "checked_in");
+    let rows = app.outbox(Some(&alert_id), None).await;
+    assert_eq!(
+        recipients_of(&rows, "all_clear"),
+        ids(&[
+            &org.canvasser.id,
+            &org.organiser.id,
+            &org.other_canvasser.id,
+            &org.police.id
+        ])
+    );
+    // Every step was recorded once per recipient.
+    let keys: BTreeSet<&str> = rows.iter().map(|r| r.dedupe_key.as_str()).collect();
+    assert_eq!(keys.len(), rows.len());
+    assert_eq!(rows.len(), 3 + 4 + 4);
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("doorstep_detection_lag_seconds_bucket"),
+        "detection lag histogram"
+    );
+}
+
+async fn acknowledge_repeat_ack_timeout_and_resolve(backend: Backend) {
+    let app = spawn_app_with(backend, fast).await;
+    // Repeat every second; an acknowledged alert re-opens after 2 s.
+    let org = fast_org(&app, 1, 2).await;
+    let outing = app
+        .post(
+            "/api/v1/outings",
+            Some(&org.canvasser.token),
+            json!({"checkin_interval_s": 2}),
+        )
+        .await
+        .1;
+    let outing_id = outing["id"].as_str().unwrap().to_owned();
+    let alert_id = wait_for(5, "the alert", || async {
+        open_alert_id(&app, &org.organiser.token, &outing_id).await
+    })
+    .await;
+    wait_for(5, "a repeat", || async {
+        let rows = app.outbox(Some(&alert_id), None).await;
+        rows.iter()
+            .any(|r| r.step.starts_with("repeat:"))
+            .then_some(())
+    })
+    .await;
+
+    // The canvasser can never acknowledge their own alert; a colleague canvasser is no contact.
+    let ack = format!("/api/v1/alerts/{alert_id}/ack");
+    let (status, _) = app.post(&ack, Some(&org.canvasser.token), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .post(&ack, Some(&org.other_canvasser.token), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, acked) = app
+        .post(
+            &ack,
+            Some(&org.organiser.token),
+            json!({"note": "calling Jo"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{acked}");
+    assert_eq!(acked["status"], "acknowledged");
+    assert_eq!(acked["acknowledged_by"]["id"], org.organiser.id.as_str());
+    assert_eq!(acked["note"], "calling Jo");
+    // The first acknowledgement wins.
+    let second = app
+        .create_user(
+            &org.organiser.token,
+            Role::Organiser,
+            None,
+            "Second Organiser",
+        )
+        .await;
+    let (status, _) = app.post(&ack, Some(&second.token), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Acknowledged: no more repeats and no escalation...
+    let repeats_at_ack = app
+        .outbox(Some(&alert_id), None)
+        .await
+        .iter()
+        .filter(|r| r.step.starts_with("repeat:"))
+        .count();
+    // ...until the ack timeout (2 s) re-opens it one level up.
+    wait_for(6, "the ack timeout", || async {
+        let (_, alert) = app
+            .get(&format!("/api/v1/alerts/{alert_id}"), &org.organiser.token)
+            .await;
+        (alert["status"] == "open" && alert["level"] == 2).then_some(())
+    })
+    .await;
+    let rows = app.outbox(Some(&alert_id), None).await;
+    assert!(rows
+        .iter()
+        .any(|r| r.step == "ack_timeout:1" && r.recipient_id == org.police.id));
+    let ack_time = rows
+        .iter()
+        .find(|r| r.step == "ack_timeout:1")
+        .unwrap()
+        .created_at;
+    let repeats_before_timeout = rows
+        .iter()
+        .filter(|r| r.step.starts_with("repeat:") && r.created_at < ack_time)
+        .count();
+    assert_eq!(
+        repeats_before_timeout, repeats_at_ack,
+        "no repeats while acknowledged"
+    );
+    assert!(
+        !rows.iter().any(|r| r.step.starts_with("escalate:")),
+        "an acknowledged alert does not escalate"
+    );
+
+    // Police resolve it; the outing is active again with a fresh deadline.
+    let resolve = format!("/api/v1/alerts/{alert_id}/resolve");
+    let (status, problem) = app
+        .post(
+            &resolve,
+            Some(&org.police.token),
+            json!({"outcome": "fine"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, resolved) = app
+        .post(
+            &resolve,
+            Some(&org.police.token),
+            json!({"outcome": "false_alarm", "note": "phone died"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["resolution"], "false_alarm");
+    let (status, _) = app
+        .post(
+            &resolve,
+            Some(&org.organiser.token),
+            json!({"outcome": "safe"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, seen) = app
+        .get(
+            &format!("/api/v1/outings/{outing_id}"),
+            &org.organiser.token,
+        )
+        .await;
+    assert_eq!(seen["status"], "active");
+    assert!(seen["open_alert"].is_null());
+    let rows = app.outbox(Some(&alert_id), None).await;
+    assert!(rows
+        .iter()
+        .any(|r| r.step == "all_clear" && r.recipient_id == org.police.id));
+    let (_, list) = app
+        .get("/api/v1/alerts?status=resolved", &org.organiser.token)
+        .await;
+    assert_eq!(list["items"][0]["id"], alert_id.as_str());
+    let (_, list) = app
+        .get("/api/v1/alerts?status=open", &org.organiser.token)
+        .await;
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["id"] != alert_id.as_str()));
+}
+
+async fn panic_upgrades_an_open_alert(backend: Backend) {
+    let app = spawn_app_with(backend, fast).await;
+    let org = fast_org(&app, 0, 60).await;
+    let outing = app
+        .post(
+            "/api/v1/outings",
+            Some(&org.canvasser.token),
+            json!({"checkin_interval_s": 2}),
+        )
+        .await
+        .1;
+    let outing_id = outing["id"].as_str().unwrap().to_owned();
+    let alert_id = wait_for(5, "the alert", || async {
+        open_alert_id(&app, &org.organiser.token, &outing_id).await
+    })
+    .await;
+    let (status, panic) = app
+        .post(
+            &format!("/api/v1/outings/{outing_id}/panic"),
+            Some(&org.canvasser.token),
+            json!({"lat": 51.6, "lon": -0.1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        panic["id"],
+        alert_id.as_str(),
+        "upgraded, not a second alert"
+    );
+    assert_eq!(panic["kind"], "panic");
+    assert_eq!(panic["level"], 2);
+    assert_eq!(panic["last_location"]["lat"], 51.6);
+    let rows = app.outbox(Some(&alert_id), None).await;
+    let upgrade: Vec<_> = rows.iter().filter(|r| r.step == "upgrade:panic").collect();
+    assert!(upgrade.iter().all(|r| r.message_type == "panic"));
+    let to: BTreeSet<String> = upgrade.iter().map(|r| r.recipient_id.clone()).collect();
+    assert_eq!(
+        to,
+        ids(&[&org.organiser.id, &org.police.id]),
+        "panic goes to contacts, not the canvasser"
+    );
+    let (_, list) = app
+        .get("/api/v1/alerts?status=open", &org.police.token)
+        .await;
+    assert_eq!(list["items"][0]["id"], alert_id.as_str());
+}
+
+async fn a_step_due_while_the_server_was_down_fires_once_on_restart(backend: Backend) {
+    let mut app = spawn_app_with(backend, fast).await;
+    let org = fast_org(&app, 0, 60).await;
+    let outing = app
+        .post(
+            "/api/v1/outings",
+            Some(&org.canvasser.token),
+            json!({"checkin_interval_s": 3}),
+        )
+        .await
+        .1;
+    let outing_id = outing["id"].as_str().unwrap().to_owned();
+    // Down before the reminder (due - 1 s = 2 s) and the deadline (3 s, missed at 4 s).
+    app.stop().await;
+    assert!(app.outbox(None, Some(&outing_id)).await.is_empty());
+    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
+
+    let settings = (*app.state.settings).clone();
+    let TestApp { dir, .. } = app;
+    let app = start_app(settings, backend, dir);
+    let alert_id = wait_for(5, "the missed check-in after restart", || async {
+        open_alert_id(&app, &org.organiser.token, &outing_id).await
+    })
+    .await;
+    // Give a second pass the chance to fire it twice (it must not).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let rows = app.outbox(Some(&alert_id), None).await;
+    let missed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.step.starts_with("missed:"))
+        .collect();
+    let to: BTreeSet<String> = missed.iter().map(|r| r.recipient_id.clone()).collect();
+    assert_eq!(missed.len(), 2, "fired once: one row per recipient");
+    assert_eq!(to, ids(&[&org.canvasser.id, &org.organiser.id]));
+    let outing_rows = app.outbox(None, Some(&outing_id)).await;
+    assert!(
+        !outing_rows
+            .iter()
+            .any(|r| r.message_type == "checkin_reminder"),
+        "a reminder for a deadline already missed is skipped, not sent late"
+    );
+}
