@@ -97,6 +97,14 @@ pub struct PushSettings {
     /// VAPID `sub` claim: a `mailto:` or `https:` contact for push services.
     pub subject: String,
     pub allow_private_endpoints: bool,
+    /// Run the delivery worker in this process.
+    pub worker_enabled: bool,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Time allowed for one push service request.
+    pub request_timeout_ms: u64,
+    /// Longest sleep between outbox polls.
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,6 +170,10 @@ impl Default for PushSettings {
             vapid_key_file: None,
             subject: "mailto:safety@doorstep.invalid".into(),
             allow_private_endpoints: false,
+            worker_enabled: true,
+            concurrency: 64,
+            request_timeout_ms: 10_000,
+            poll_interval_ms: 250,
         }
     }
 }
@@ -287,6 +299,24 @@ impl Settings {
         if !(self.push.subject.starts_with("mailto:") || self.push.subject.starts_with("https://"))
         {
             return Err(bad("push.subject", "must be a mailto: or https:// URI"));
+        }
+        if !(1..=10_000).contains(&self.push.concurrency) {
+            return Err(bad("push.concurrency", "must be between 1 and 10000"));
+        }
+        if !(100..=120_000).contains(&self.push.request_timeout_ms) {
+            return Err(bad(
+                "push.request_timeout_ms",
+                "must be between 100 and 120000",
+            ));
+        }
+        if !(10..=5_000).contains(&self.push.poll_interval_ms) {
+            return Err(bad("push.poll_interval_ms", "must be between 10 and 5000"));
+        }
+        if self.push.vapid_private_key.is_some() && self.push.vapid_key_file.is_some() {
+            return Err(bad(
+                "push.vapid_key_file",
+                "set either push.vapid_private_key or push.vapid_key_file, not both",
+            ));
         }
         if self.limits.min_checkin_interval_s < 1 {
             return Err(bad("limits.min_checkin_interval_s", "must be at least 1"));

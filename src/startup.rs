@@ -20,6 +20,10 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("signing keys: {0}")]
     Keys(#[from] crate::auth::tokens::KeyError),
+    #[error(transparent)]
+    Vapid(#[from] crate::push::vapid::VapidError),
+    #[error(transparent)]
+    PushClient(#[from] crate::push::sender::ClientError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -50,6 +54,12 @@ impl Application {
         clock: Clock,
     ) -> Result<Application, StartError> {
         let keys = JwtKeys::load(&settings.auth, &settings.server.data_dir)?;
+        let vapid = std::sync::Arc::new(crate::push::vapid::Vapid::load(
+            &settings.push,
+            &settings.server.data_dir,
+        )?);
+        let push_client =
+            std::sync::Arc::new(crate::push::sender::PushClient::new(&settings.push, vapid)?);
         telemetry::metrics_handle();
         let listener =
             TcpListener::bind(&settings.server.bind).map_err(|source| StartError::Bind {
@@ -70,6 +80,8 @@ impl Application {
             keys,
             clock,
             scheduler: Default::default(),
+            push: Default::default(),
+            push_client,
         });
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -113,17 +125,23 @@ impl Application {
     }
 
     /// Serves until the process is told to stop (SIGINT/SIGTERM), then drains in-flight requests.
-    /// Also runs the scheduler, stopped with the server.
+    /// Also runs the scheduler and the push delivery worker, stopped with the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let scheduler = self
-            .state
-            .settings
+        let settings = self.state.settings.clone();
+        let scheduler = settings
             .scheduler
             .enabled
             .then(|| crate::scheduler::spawn(self.state.clone()));
+        let worker = settings.push.worker_enabled.then(|| {
+            tokio::spawn(crate::push::worker::run(
+                self.state.clone(),
+                self.state.push_client.clone(),
+            ))
+        });
         let result = self.server.await;
-        if let Some(task) = scheduler {
+        for task in [scheduler, worker].into_iter().flatten() {
             task.abort();
+            let _ = task.await;
         }
         result
     }

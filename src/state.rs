@@ -39,4 +39,15 @@ pub struct AppState {
     pub keys: JwtKeys,
     pub clock: Clock,
     pub scheduler: crate::scheduler::SchedulerSignals,
+    pub push: crate::push::worker::PushSignals,
+    pub push_client: std::sync::Arc<crate::push::sender::PushClient>,
+}
+
+impl AppState {
+    /// A request committed a change that may bring work forward (a new deadline, outbox rows):
+    /// let the scheduler and the delivery worker look now instead of at their next poll.
+    pub fn changed(&self) {
+        self.scheduler.wake();
+        self.push.wake();
+    }
 }

@@ -237,7 +237,7 @@ pub async fn acknowledge(
             outing_service::alert_view(conn, &row, name)
         })
         .await?;
-    state.scheduler.wake();
+    state.changed();
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -272,6 +272,6 @@ pub async fn resolve(
             outing_service::alert_view(conn, &row, name)
         })
         .await?;
-    state.scheduler.wake();
+    state.changed();
     Ok(HttpResponse::Ok().json(view))
 }

@@ -9,6 +9,7 @@ pub mod ops;
 pub mod orgs;
 pub mod outings;
 pub mod pagination;
+pub mod push;
 pub mod users;
 pub mod views;
 
@@ -66,7 +67,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/alerts", web::get().to(alerts::list_alerts))
                 .route("/alerts/{id}", web::get().to(alerts::get_alert))
                 .route("/alerts/{id}/ack", web::post().to(alerts::acknowledge))
-                .route("/alerts/{id}/resolve", web::post().to(alerts::resolve)),
+                .route("/alerts/{id}/resolve", web::post().to(alerts::resolve))
+                .route(
+                    "/push/vapid-public-key",
+                    web::get().to(push::vapid_public_key),
+                )
+                .route("/push/subscriptions", web::post().to(push::subscribe))
+                .route(
+                    "/push/subscriptions",
+                    web::get().to(push::list_subscriptions),
+                )
+                .route(
+                    "/push/subscriptions/{id}",
+                    web::delete().to(push::unsubscribe),
+                )
+                .route("/push/test", web::post().to(push::test_push)),
         )
         .default_service(web::to(not_found));
 }

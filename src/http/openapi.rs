@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, auth, ops, orgs, outings, users};
+use super::{alerts, auth, ops, orgs, outings, push, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,8 @@ use super::{alerts, auth, ops, orgs, outings, users};
         outings::check_in, outings::check_in_batch, outings::panic, outings::end_outing,
         outings::put_pins,
         alerts::list_alerts, alerts::get_alert, alerts::acknowledge, alerts::resolve,
+        push::vapid_public_key, push::subscribe, push::list_subscriptions, push::unsubscribe,
+        push::test_push,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
     components(schemas(crate::error::Problem, crate::domain::field_error::FieldError)),
@@ -30,6 +32,7 @@ use super::{alerts, auth, ops, orgs, outings, users};
         (name = "organisations", description = "Organisations, escalation policy, police contacts"),
         (name = "outings", description = "Outings, check-ins, panic, PINs"),
         (name = "alerts", description = "Alerts: list, view, acknowledge, resolve"),
+        (name = "push", description = "Web Push: VAPID key, subscriptions, test"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -390,7 +390,7 @@ pub async fn start_outing(
             view_in_tx(conn, &caller, &row)
         })
         .await?;
-    state.scheduler.wake();
+    state.changed();
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -642,7 +642,7 @@ pub async fn check_in(
             Ok((201u16, body))
         })
         .await?;
-    state.scheduler.wake();
+    state.changed();
     let status = actix_web::http::StatusCode::from_u16(status)
         .unwrap_or(actix_web::http::StatusCode::CREATED);
     Ok(HttpResponse::build(status)
@@ -716,7 +716,7 @@ pub async fn check_in_batch(
             })
         })
         .await?;
-    state.scheduler.wake();
+    state.changed();
     Ok(HttpResponse::Created().json(response))
 }
 
@@ -750,7 +750,7 @@ pub async fn panic(
             Ok(view)
         })
         .await?;
-    state.scheduler.wake();
+    state.changed();
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -784,7 +784,7 @@ pub async fn end_outing(
             view_in_tx(conn, &caller, &row)
         })
         .await?;
-    state.scheduler.wake();
+    state.changed();
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -100,6 +100,9 @@ pub async fn run_due(state: &AppState, now_ms: i64) -> Result<usize, AppError> {
             }
         };
         total += done;
+        if done > 0 {
+            state.push.wake();
+        }
         if done < batch as usize {
             return Ok(total);
         }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod notifications;
 pub mod orgs;
 pub mod outings;
+pub mod push;
 pub mod schedule;
 pub mod schema;
 pub mod stats;
