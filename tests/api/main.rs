@@ -8,3 +8,7 @@ mod errors;
 mod escalation;
 mod ops;
 mod outings;
+mod push;
+
+#[path = "../support/push_receiver.rs"]
+mod push_receiver;

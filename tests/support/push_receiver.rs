@@ -117,7 +117,9 @@ impl Shared {
     }
 
     fn attempt(&self, name: &str, status: u16) {
-        self.lock().attempts.push((name.to_owned(), status, Instant::now()));
+        self.lock()
+            .attempts
+            .push((name.to_owned(), status, Instant::now()));
     }
 }
 
@@ -126,7 +128,10 @@ impl PushReceiver {
     pub async fn start() -> PushReceiver {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .unwrap_or_else(|e| panic!("push receiver: cannot bind 127.0.0.1:0: {e}"));
-        let port = listener.local_addr().expect("push receiver: no local address").port();
+        let port = listener
+            .local_addr()
+            .expect("push receiver: no local address")
+            .port();
         let shared = Arc::new(Shared {
             origin: format!("http://127.0.0.1:{port}"),
             state: Mutex::new(State::default()),
@@ -134,7 +139,10 @@ impl PushReceiver {
         let handle = serve(shared.clone(), listener);
         PushReceiver {
             shared,
-            control: Arc::new(Control { port, server: tokio::sync::Mutex::new(Some(handle)) }),
+            control: Arc::new(Control {
+                port,
+                server: tokio::sync::Mutex::new(Some(handle)),
+            }),
         }
     }
 
@@ -175,9 +183,17 @@ impl PushReceiver {
                 Reply::Status(s) | Reply::RetryAfter { status: s, .. } => *s,
                 Reply::Created | Reply::Slow { .. } => 201,
             };
-            assert!(StatusCode::from_u16(status).is_ok(), "push receiver: {reply:?} is not a valid HTTP status");
+            assert!(
+                StatusCode::from_u16(status).is_ok(),
+                "push receiver: {reply:?} is not a valid HTTP status"
+            );
         }
-        self.shared.lock().scripts.entry(name.to_owned()).or_default().extend(replies);
+        self.shared
+            .lock()
+            .scripts
+            .entry(name.to_owned())
+            .or_default()
+            .extend(replies);
     }
 
     /// Delivered messages (decrypted, verified, answered 2xx), in arrival order.
@@ -186,14 +202,25 @@ impl PushReceiver {
     }
 
     pub fn received_for(&self, name: &str) -> Vec<ReceivedPush> {
-        self.shared.lock().received.iter().filter(|m| m.subscription == name).cloned().collect()
+        self.shared
+            .lock()
+            .received
+            .iter()
+            .filter(|m| m.subscription == name)
+            .cloned()
+            .collect()
     }
 
     /// Every request to `name`'s endpoint, as (status answered, when), in order. Includes
     /// rejections, scripted failures, 404s for unknown names, and 499 for abandoned slow answers.
     pub fn attempts(&self, name: &str) -> Vec<(u16, Instant)> {
         let state = self.shared.lock();
-        state.attempts.iter().filter(|a| a.0 == name).map(|a| (a.1, a.2)).collect()
+        state
+            .attempts
+            .iter()
+            .filter(|a| a.0 == name)
+            .map(|a| (a.1, a.2))
+            .collect()
     }
 
     /// Why requests failed verification, as "<name>: <reason>". Should stay empty.
@@ -232,7 +259,11 @@ impl PushReceiver {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.control.port));
         let deadline = Instant::now() + Duration::from_secs(2);
         while TcpListener::bind(addr).is_err() {
-            assert!(Instant::now() < deadline, "push receiver: port {} still busy after stop", self.control.port);
+            assert!(
+                Instant::now() < deadline,
+                "push receiver: port {} still busy after stop",
+                self.control.port
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -249,7 +280,10 @@ impl PushReceiver {
             match TcpListener::bind((Ipv4Addr::LOCALHOST, self.control.port)) {
                 Ok(listener) => break listener,
                 Err(e) if Instant::now() >= deadline => {
-                    panic!("push receiver: cannot bind port {} again: {e}", self.control.port)
+                    panic!(
+                        "push receiver: cannot bind port {} again: {e}",
+                        self.control.port
+                    )
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
@@ -262,7 +296,9 @@ impl PushReceiver {
 fn serve(shared: Arc<Shared>, listener: TcpListener) -> ServerHandle {
     let data = web::Data::from(shared);
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).route("/push/{name}", web::post().to(handle_push))
+        App::new()
+            .app_data(data.clone())
+            .route("/push/{name}", web::post().to(handle_push))
     })
     .on_connect(|conn, extensions| {
         // Keep a duplicate of each connection's socket (see `sender_hung_up`).
@@ -308,7 +344,11 @@ async fn handle_push(
     shared: web::Data<Shared>,
 ) -> HttpResponse {
     let name = name.into_inner();
-    let keys = shared.lock().subscriptions.get(&name).map(|k| (k.components.clone(), k.auth));
+    let keys = shared
+        .lock()
+        .subscriptions
+        .get(&name)
+        .map(|k| (k.components.clone(), k.auth));
     let Some((components, auth)) = keys else {
         shared.attempt(&name, 404);
         return answer(404, "no such subscription", None);
@@ -322,16 +362,27 @@ async fn handle_push(
             return answer(status, &reason, None);
         }
     };
-    let reply = shared.lock().scripts.get_mut(&name).and_then(VecDeque::pop_front);
+    let reply = shared
+        .lock()
+        .scripts
+        .get_mut(&name)
+        .and_then(VecDeque::pop_front);
     let (status, retry_after) = match reply.unwrap_or(Reply::Created) {
         Reply::Created => (201, None),
         Reply::Status(status) => (status, None),
         Reply::RetryAfter { status, seconds } => (status, Some(seconds)),
         Reply::Slow { delay } => {
             // Until disarmed, leaving (sender hung up, or server stopped) records a 499.
-            let mut guard = Abandoned { shared: &shared, name: &name, armed: true };
+            let mut guard = Abandoned {
+                shared: &shared,
+                name: &name,
+                armed: true,
+            };
             let until = Instant::now() + delay;
-            while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+            while let Some(left) = until
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            {
                 if sender_hung_up(&req) {
                     return answer(499, "sender hung up", None);
                 }
@@ -362,7 +413,9 @@ async fn handle_push(
     });
     let mut response = answer(status, "", retry_after);
     if let Ok(value) = location.parse() {
-        response.headers_mut().insert(actix_web::http::header::LOCATION, value);
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::LOCATION, value);
     }
     response
 }
@@ -374,7 +427,9 @@ struct PeerSocket(TcpStream);
 
 /// Whether the sender closed the connection (EOF or reset) while waiting for the answer.
 fn sender_hung_up(req: &HttpRequest) -> bool {
-    let Some(PeerSocket(socket)) = req.conn_data::<PeerSocket>() else { return false };
+    let Some(PeerSocket(socket)) = req.conn_data::<PeerSocket>() else {
+        return false;
+    };
     match socket.peek(&mut [0u8; 1]) {
         Ok(0) => true,
         Ok(_) => false, // a pipelined next request: still there
@@ -435,49 +490,101 @@ fn verify(
     let bad = |reason: String| (400, reason);
     match header(req, "Content-Encoding")? {
         Some(v) if v.eq_ignore_ascii_case("aes128gcm") => {}
-        other => return Err(bad(format!("Content-Encoding must be aes128gcm, got {other:?}"))),
+        other => {
+            return Err(bad(format!(
+                "Content-Encoding must be aes128gcm, got {other:?}"
+            )))
+        }
     }
     match header(req, "Content-Type")? {
-        Some(v) if v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/octet-stream") => {}
-        other => return Err(bad(format!("Content-Type must be application/octet-stream, got {other:?}"))),
+        Some(v)
+            if v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/octet-stream") => {}
+        other => {
+            return Err(bad(format!(
+                "Content-Type must be application/octet-stream, got {other:?}"
+            )))
+        }
     }
     let ttl = match header(req, "TTL")? {
-        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-            v.parse::<u32>().map_err(|_| bad(format!("TTL {v:?} out of range")))?
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => v
+            .parse::<u32>()
+            .map_err(|_| bad(format!("TTL {v:?} out of range")))?,
+        other => {
+            return Err(bad(format!(
+                "TTL must be a non-negative integer, got {other:?}"
+            )))
         }
-        other => return Err(bad(format!("TTL must be a non-negative integer, got {other:?}"))),
     };
     let urgency = header(req, "Urgency")?.map(str::to_owned);
     if let Some(u) = &urgency {
         if !["very-low", "low", "normal", "high"].contains(&u.as_str()) {
-            return Err(bad(format!("Urgency must be very-low|low|normal|high, got {u:?}")));
+            return Err(bad(format!(
+                "Urgency must be very-low|low|normal|high, got {u:?}"
+            )));
         }
     }
     let topic = header(req, "Topic")?.map(str::to_owned);
     if let Some(t) = &topic {
-        if t.is_empty() || t.len() > 32 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(bad(format!("Topic must be 1..=32 base64url characters, got {t:?}")));
+        if t.is_empty()
+            || t.len() > 32
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(bad(format!(
+                "Topic must be 1..=32 base64url characters, got {t:?}"
+            )));
         }
     }
     let (aud, sub, exp, k) = verify_vapid(header(req, "Authorization")?, origin)?;
     if body.len() > MAX_BODY_BYTES {
-        return Err((413, format!("body is {} bytes, over the {MAX_BODY_BYTES}-byte limit", body.len())));
+        return Err((
+            413,
+            format!(
+                "body is {} bytes, over the {MAX_BODY_BYTES}-byte limit",
+                body.len()
+            ),
+        ));
     }
-    let plaintext = ece::decrypt(components, auth, body)
-        .map_err(|e| bad(format!("cannot decrypt the aes128gcm body with the subscription keys: {e}")))?;
-    let payload = serde_json::from_slice(&plaintext).map_err(|e| {
-        bad(format!("decrypted payload is not JSON ({e}): {:?}", String::from_utf8_lossy(&plaintext)))
+    let plaintext = ece::decrypt(components, auth, body).map_err(|e| {
+        bad(format!(
+            "cannot decrypt the aes128gcm body with the subscription keys: {e}"
+        ))
     })?;
-    Ok(Verified { payload, ttl, urgency, topic, aud, sub, exp, k })
+    let payload = serde_json::from_slice(&plaintext).map_err(|e| {
+        bad(format!(
+            "decrypted payload is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(&plaintext)
+        ))
+    })?;
+    Ok(Verified {
+        payload,
+        ttl,
+        urgency,
+        topic,
+        aud,
+        sub,
+        exp,
+        k,
+    })
 }
 
 /// RFC 8292: `Authorization: vapid t=<ES256 JWT>, k=<signing public key>`. Returns (aud, sub, exp, k).
-fn verify_vapid(authorization: Option<&str>, origin: &str) -> Result<(String, String, i64, String), Rejection> {
+fn verify_vapid(
+    authorization: Option<&str>,
+    origin: &str,
+) -> Result<(String, String, i64, String), Rejection> {
     let unauthorized = |reason: String| (401, reason);
     let value = authorization.ok_or_else(|| unauthorized("no Authorization header".into()))?;
     let (scheme, params) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("vapid") {
-        return Err(unauthorized(format!("Authorization scheme must be `vapid`, got {value:?}")));
+        return Err(unauthorized(format!(
+            "Authorization scheme must be `vapid`, got {value:?}"
+        )));
     }
     let (mut token, mut key) = (None, None);
     for param in params.split(',') {
@@ -488,13 +595,18 @@ fn verify_vapid(authorization: Option<&str>, origin: &str) -> Result<(String, St
         }
     }
     let (Some(token), Some(k)) = (token, key) else {
-        return Err(unauthorized(format!("Authorization must be `vapid t=<JWT>, k=<key>`, got {value:?}")));
+        return Err(unauthorized(format!(
+            "Authorization must be `vapid t=<JWT>, k=<key>`, got {value:?}"
+        )));
     };
     let k_bytes = URL_SAFE_NO_PAD
         .decode(k)
         .map_err(|e| unauthorized(format!("k= is not base64url without padding ({e}): {k:?}")))?;
     if k_bytes.len() != 65 || k_bytes[0] != 0x04 {
-        return Err(unauthorized(format!("k= must be a 65-byte uncompressed P-256 point, got {} bytes", k_bytes.len())));
+        return Err(unauthorized(format!(
+            "k= must be a 65-byte uncompressed P-256 point, got {} bytes",
+            k_bytes.len()
+        )));
     }
     let x = URL_SAFE_NO_PAD.encode(&k_bytes[1..33]);
     let y = URL_SAFE_NO_PAD.encode(&k_bytes[33..65]);
@@ -506,22 +618,39 @@ fn verify_vapid(authorization: Option<&str>, origin: &str) -> Result<(String, St
     validation.validate_exp = false;
     validation.validate_aud = false;
     let claims = jsonwebtoken::decode::<Value>(token, &decoding, &validation)
-        .map_err(|e| unauthorized(format!("VAPID JWT rejected (signature by k=, alg ES256, claims): {e}")))?
+        .map_err(|e| {
+            unauthorized(format!(
+                "VAPID JWT rejected (signature by k=, alg ES256, claims): {e}"
+            ))
+        })?
         .claims;
     let aud = claims["aud"].as_str().unwrap_or_default().to_owned();
     if aud != origin {
-        return Err(unauthorized(format!("VAPID aud is {aud:?}, must be the endpoint origin {origin:?} (with port)")));
+        return Err(unauthorized(format!(
+            "VAPID aud is {aud:?}, must be the endpoint origin {origin:?} (with port)"
+        )));
     }
-    let exp = claims["exp"]
-        .as_i64()
-        .ok_or_else(|| unauthorized(format!("VAPID exp must be an integer, got {}", claims["exp"])))?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let exp = claims["exp"].as_i64().ok_or_else(|| {
+        unauthorized(format!(
+            "VAPID exp must be an integer, got {}",
+            claims["exp"]
+        ))
+    })?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     if exp <= now || exp > now + MAX_EXP_AHEAD_S {
-        return Err(unauthorized(format!("VAPID exp {exp} is {} s from now: must be in (0, 24 h]", exp - now)));
+        return Err(unauthorized(format!(
+            "VAPID exp {exp} is {} s from now: must be in (0, 24 h]",
+            exp - now
+        )));
     }
     let sub = claims["sub"].as_str().unwrap_or_default().to_owned();
     if !(sub.starts_with("mailto:") || sub.starts_with("https:")) {
-        return Err(unauthorized(format!("VAPID sub must be a mailto: or https: URI, got {:?}", claims["sub"])));
+        return Err(unauthorized(format!(
+            "VAPID sub must be a mailto: or https: URI, got {:?}",
+            claims["sub"]
+        )));
     }
     Ok((aud, sub, exp, k.to_owned()))
 }
