@@ -59,6 +59,9 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Believe `X-Forwarded-For` for the client address (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// Browser origins allowed to call the API cross-origin (CORS). Empty: none (the default;
+    /// the app served by Doorstep itself is same-origin and needs nothing here).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +139,7 @@ impl Default for ServerSettings {
             max_body_bytes: 64 * 1024,
             workers: 0,
             trust_forwarded_for: false,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -270,6 +274,16 @@ impl Settings {
             .bind
             .parse::<SocketAddr>()
             .map_err(|e| bad("server.bind", format!("not a socket address: {e}")))?;
+        for origin in &self.server.cors_allowed_origins {
+            let parsed = url::Url::parse(origin)
+                .map_err(|e| bad("server.cors_allowed_origins", format!("{origin:?}: {e}")))?;
+            if parsed.origin().ascii_serialization() != origin.trim_end_matches('/') {
+                return Err(bad(
+                    "server.cors_allowed_origins",
+                    format!("{origin:?} is not an origin (scheme://host[:port], no path)"),
+                ));
+            }
+        }
         if self.server.max_body_bytes < 1024 {
             return Err(bad("server.max_body_bytes", "must be at least 1024"));
         }

@@ -82,14 +82,17 @@ impl Application {
             scheduler: Default::default(),
             push: Default::default(),
             push_client,
+            watch: Default::default(),
         });
         let app_state = state.clone();
+        let cors_origins = app_state.settings.server.cors_allowed_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(http::query_config())
                 .app_data(http::path_config())
                 .wrap(http::middleware::problem_errors())
+                .wrap(http::middleware::cors(&cors_origins))
                 .wrap(from_fn(http::middleware::security_headers))
                 .wrap(from_fn(http::middleware::record_metrics))
                 .configure(http::routes)
@@ -138,8 +141,12 @@ impl Application {
                 self.state.push_client.clone(),
             ))
         });
+        let events = Some(tokio::spawn(crate::watch::run(self.state.clone())));
+        let retention = Some(tokio::spawn(crate::service::retention::run(
+            self.state.clone(),
+        )));
         let result = self.server.await;
-        for task in [scheduler, worker].into_iter().flatten() {
+        for task in [scheduler, worker, events, retention].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }

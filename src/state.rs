@@ -41,6 +41,7 @@ pub struct AppState {
     pub scheduler: crate::scheduler::SchedulerSignals,
     pub push: crate::push::worker::PushSignals,
     pub push_client: std::sync::Arc<crate::push::sender::PushClient>,
+    pub watch: crate::watch::EventHub,
 }
 
 impl AppState {
@@ -49,5 +50,6 @@ impl AppState {
     pub fn changed(&self) {
         self.scheduler.wake();
         self.push.wake();
+        self.watch.wake();
     }
 }

@@ -226,28 +226,7 @@ impl FromRequest for Caller {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
             let token =
                 token.ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
-            let claims = state.keys.verify(&token).map_err(|reason| {
-                tracing::debug!(%reason, "access token refused");
-                AppError::Unauthorized("invalid or expired access token".into())
-            })?;
-            let now_ms = state.clock.now_ms();
-            let session = claims.sid.to_string();
-            let row = state
-                .store
-                .read(move |conn| store::auth::active_session_user(conn, &session, now_ms))
-                .await?
-                .ok_or_else(|| AppError::Unauthorized("login has ended".into()))?;
-            let account = store::accounts::Account::try_from(&row)?;
-            if account.id != claims.sub {
-                return Err(AppError::Unauthorized("invalid access token".into()));
-            }
-            Ok(Caller {
-                id: account.id,
-                role: account.role,
-                org_id: account.org_id,
-                display_name: account.display_name,
-                email: account.email,
-            })
+            caller_from_token(&state, &token).await
         })
     }
 }
@@ -255,6 +234,33 @@ impl FromRequest for Caller {
 /// Parses a path id; anything that is not a UUID cannot name a resource, so it is a 404.
 pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, AppError> {
     raw.parse().map_err(|_| AppError::NotFound(what))
+}
+
+/// The caller behind a bearer token given some other way (the SSE stream's `?access_token=`,
+/// since browsers' `EventSource` cannot set headers). Same checks as the header.
+pub async fn caller_from_token(state: &AppState, token: &str) -> Result<Caller, AppError> {
+    let claims = state.keys.verify(token).map_err(|reason| {
+        tracing::debug!(%reason, "access token refused");
+        AppError::Unauthorized("invalid or expired access token".into())
+    })?;
+    let now_ms = state.clock.now_ms();
+    let session = claims.sid.to_string();
+    let row = state
+        .store
+        .read(move |conn| store::auth::active_session_user(conn, &session, now_ms))
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("login has ended".into()))?;
+    let account = store::accounts::Account::try_from(&row)?;
+    if account.id != claims.sub {
+        return Err(AppError::Unauthorized("invalid access token".into()));
+    }
+    Ok(Caller {
+        id: account.id,
+        role: account.role,
+        org_id: account.org_id,
+        display_name: account.display_name,
+        email: account.email,
+    })
 }
 
 #[cfg(test)]

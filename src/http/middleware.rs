@@ -78,3 +78,19 @@ pub fn problem_errors() -> ErrorHandlers<BoxBody> {
         ))
     })
 }
+
+/// CORS: deny by default (no cross-origin browser access); allow exactly the configured origins.
+pub fn cors(allowed_origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+        .max_age(3600);
+    for origin in allowed_origins {
+        cors = cors.allowed_origin(origin.trim_end_matches('/'));
+    }
+    cors
+}

@@ -1,6 +1,7 @@
 //! HTTP: the route table, middleware, and the mapping of everything to problem+json.
 
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod extract;
 pub mod middleware;
@@ -12,6 +13,7 @@ pub mod pagination;
 pub mod push;
 pub mod users;
 pub mod views;
+pub mod watch;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
@@ -81,7 +83,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/push/subscriptions/{id}",
                     web::delete().to(push::unsubscribe),
                 )
-                .route("/push/test", web::post().to(push::test_push)),
+                .route("/push/test", web::post().to(push::test_push))
+                .route("/watch/overdue", web::get().to(watch::overdue))
+                .route("/watch/planned", web::get().to(watch::planned))
+                .route("/watch/stream", web::get().to(watch::stream))
+                .route("/audit", web::get().to(audit::list)),
         )
         .default_service(web::to(not_found));
 }

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, auth, ops, orgs, outings, push, users};
+use super::{alerts, audit, auth, ops, orgs, outings, push, users, watch};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,7 @@ use super::{alerts, auth, ops, orgs, outings, push, users};
         alerts::list_alerts, alerts::get_alert, alerts::acknowledge, alerts::resolve,
         push::vapid_public_key, push::subscribe, push::list_subscriptions, push::unsubscribe,
         push::test_push,
+        watch::overdue, watch::planned, watch::stream, audit::list,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
     components(schemas(crate::error::Problem, crate::domain::field_error::FieldError)),
@@ -33,6 +34,8 @@ use super::{alerts, auth, ops, orgs, outings, push, users};
         (name = "outings", description = "Outings, check-ins, panic, PINs"),
         (name = "alerts", description = "Alerts: list, view, acknowledge, resolve"),
         (name = "push", description = "Web Push: VAPID key, subscriptions, test"),
+        (name = "watch", description = "The live board and stream for organisers and police"),
+        (name = "audit", description = "Who read whose location"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -37,7 +37,7 @@ struct LocationJson {
 #[derive(Debug, Clone)]
 pub struct Message<'a> {
     /// `checkin_reminder`, `missed_checkin`, `escalation`, `panic`, `duress`, `need_help`,
-    /// `all_clear` or `test`.
+    /// `all_clear`, `test`, or the organisers' notices `left_area` and `low_battery`.
     pub message_type: &'a str,
     pub alert_id: Option<&'a str>,
     pub outing_id: Option<&'a str>,
@@ -137,6 +137,14 @@ fn texts(m: &Message<'_>) -> (String, String) {
                 "The alert for {name} is resolved ({}).",
                 m.resolution.unwrap_or("resolved").replace('_', " ")
             ),
+        ),
+        "left_area" => (
+            format!("{name} left the planned area"),
+            format!("{name} is outside the area planned for this outing. {location}"),
+        ),
+        "low_battery" => (
+            format!("Low battery: {name}"),
+            format!("{name}'s phone is at 15 % or less: check-ins may stop. {location}"),
         ),
         "test" => (
             "Doorstep test".to_owned(),

@@ -181,7 +181,10 @@ async fn deliver(
         .collect();
     let payload = stamp_sent_at(&row.payload, now_ms);
     let ttl_s = u32::try_from(((row.expires_at - now_ms) / 1000).max(0)).unwrap_or(u32::MAX);
-    let urgent = !matches!(row.message_type.as_str(), "checkin_reminder" | "test");
+    let urgent = !matches!(
+        row.message_type.as_str(),
+        "checkin_reminder" | "test" | "left_area" | "low_battery"
+    );
     let topic = topic_of(&row);
     let message = Message {
         payload: &payload,

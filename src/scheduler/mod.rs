@@ -102,6 +102,7 @@ pub async fn run_due(state: &AppState, now_ms: i64) -> Result<usize, AppError> {
         total += done;
         if done > 0 {
             state.push.wake();
+            state.watch.wake();
         }
         if done < batch as usize {
             return Ok(total);
@@ -332,6 +333,9 @@ pub fn fire_alert(conn: &mut DbConn, mut alert: AlertRow, now_ms: i64) -> Result
             },
             now_ms,
         )?;
+        if matches!(step, Step::Escalate { .. } | Step::AckTimeout { .. }) {
+            store::events::record(conn, &alert.id, &alert.org_id, "alert.escalated", now_ms)?;
+        }
         record_lag(scheduled, now_ms, &step);
     }
     let clock = alerts::clock_of(&alert)?;

@@ -136,6 +136,7 @@ pub fn raise(
                 location.or_else(|| last_location_of(conn, outing).ok().flatten()),
             );
             store::alerts::insert(conn, &row)?;
+            store::events::record(conn, &row.id, &row.org_id, "alert.opened", now_ms)?;
             outing.open_alert_id = Some(row.id.clone());
             Raised::Opened(row)
         }
@@ -156,6 +157,7 @@ pub fn raise(
                 set_location(&mut row, location);
             }
             store::alerts::update(conn, &row)?;
+            store::events::record(conn, &row.id, &row.org_id, "alert.escalated", now_ms)?;
             Raised::Upgraded(row)
         }
         (_, Some(row)) => Raised::Unchanged(row),
@@ -211,7 +213,8 @@ pub fn resolve(
     if note.is_some() {
         row.note = note;
     }
-    store::alerts::update(conn, row)
+    store::alerts::update(conn, row)?;
+    store::events::record(conn, &row.id, &row.org_id, "alert.resolved", now_ms)
 }
 
 /// The viewer's relation to an alert.
@@ -304,6 +307,7 @@ pub fn acknowledge_by_contact(
         row.note = note;
     }
     store::alerts::update(conn, &row)?;
+    store::events::record(conn, &row.id, &row.org_id, "alert.acknowledged", now_ms)?;
     Ok(row)
 }
 

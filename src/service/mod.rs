@@ -4,3 +4,4 @@
 pub mod alerts;
 pub mod notify;
 pub mod outings;
+pub mod retention;

@@ -208,3 +208,34 @@ pub fn all_clear(
     )?;
     Ok(())
 }
+
+/// A notice to the organisers (`left_area`, `low_battery`): informational, never escalated.
+pub fn notice(
+    conn: &mut DbConn,
+    outing: &OutingRow,
+    kind: &'static str,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    let organisers = store::notifications::organisers_of(conn, outing.org()?)?;
+    let recipients: Vec<UserId> = organisers
+        .into_iter()
+        .filter(|id| id.to_string() != outing.canvasser_id)
+        .collect();
+    record(
+        conn,
+        &StepRecord {
+            outing,
+            alert: None,
+            step_key: &format!("{kind}:{now_ms}"),
+            message_type: kind,
+            level: 1,
+            recipients: &recipients,
+            due_at_ms: Some(now_ms),
+            // Stale after an hour: by then the board says more.
+            expires_at_ms: Some(now_ms + 3_600_000),
+            resolution: None,
+        },
+        now_ms,
+    )?;
+    Ok(())
+}

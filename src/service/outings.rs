@@ -456,6 +456,8 @@ pub fn record_checkins(
     let mut stored = Vec::with_capacity(items.len());
     let mut raise: Option<AlertKind> = None;
     let mut resolve = false;
+    let mut left_area = false;
+    let mut latest_battery: Option<Option<i32>> = None;
     let received_at = from_millis(now_ms);
     for item in items {
         let position = &item.position;
@@ -491,8 +493,10 @@ pub fn record_checkins(
         store::outings::insert_checkin(conn, &row)?;
         if effect.left_area {
             store::outings::record_event(conn, &outing.id, "left_area", now_ms, None)?;
+            left_area = true;
         }
         if effect.becomes_latest {
+            latest_battery = Some(row.battery_pct);
             state.latest = Some(order);
             state.inside_area = inside;
             outing.last_checkin_id = Some(row.id.clone());
@@ -515,6 +519,9 @@ pub fn record_checkins(
     outing.next_checkin_due_at = state.next_checkin_due_at.map(to_millis);
     outing.last_received_at = now_ms;
     outing.updated_at = now_ms;
+    for notice in notices(&mut outing, left_area, latest_battery.flatten()) {
+        notify::notice(conn, &outing, notice, now_ms)?;
+    }
     let location = last_location(&stored);
     if let Some(kind) = raise {
         let raised = alerts::raise(conn, &mut outing, kind, location, &policy, now_ms)?;
@@ -525,6 +532,33 @@ pub fn record_checkins(
     reschedule(&mut outing, &policy)?;
     store::outings::update(conn, &outing)?;
     Ok(Recorded { stored, outing })
+}
+
+/// Battery at or below this is worth an organiser's attention.
+pub const LOW_BATTERY_PCT: i32 = 15;
+/// ...and above this the episode is over (a gap, so a battery hovering at 15 % does not
+/// notify again and again).
+const BATTERY_RECOVERED_PCT: i32 = 20;
+
+/// Notices for organisers, once per outing per episode (not escalated): the canvasser left the
+/// area, or the phone's battery is low. Updates the outing's episode flags.
+fn notices(outing: &mut OutingRow, left_area: bool, battery: Option<i32>) -> Vec<&'static str> {
+    let mut notices = Vec::new();
+    if left_area && !outing.outside_area_notified {
+        outing.outside_area_notified = true;
+        notices.push("left_area");
+    } else if outing.inside_area == Some(true) {
+        outing.outside_area_notified = false;
+    }
+    match battery {
+        Some(b) if b <= LOW_BATTERY_PCT && !outing.low_battery_notified => {
+            outing.low_battery_notified = true;
+            notices.push("low_battery");
+        }
+        Some(b) if b > BATTERY_RECOVERED_PCT => outing.low_battery_notified = false,
+        _ => {}
+    }
+    notices
 }
 
 fn last_location(stored: &[CheckinRow]) -> Option<LastLocation> {

@@ -33,3 +33,56 @@ pub fn record(conn: &mut DbConn, read: &LocationRead<'_>, at: i64) -> Result<(),
         .execute(conn)?;
     Ok(())
 }
+
+#[derive(Debug, Clone, Queryable)]
+pub struct AuditRow {
+    pub id: String,
+    pub at: i64,
+    pub actor_id: String,
+    pub actor_role: String,
+    pub action: String,
+    pub subject_id: Option<String>,
+    pub org_id: Option<String>,
+    pub outing_id: Option<String>,
+    pub alert_id: Option<String>,
+}
+
+/// Audit rows newest first, optionally of one organisation and/or one subject.
+pub fn list(
+    conn: &mut DbConn,
+    org: Option<&str>,
+    subject: Option<&str>,
+    after: Option<(i64, String)>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, AppError> {
+    let mut query = audit_log::table
+        .select((
+            audit_log::id,
+            audit_log::at,
+            audit_log::actor_id,
+            audit_log::actor_role,
+            audit_log::action,
+            audit_log::subject_id,
+            audit_log::org_id,
+            audit_log::outing_id,
+            audit_log::alert_id,
+        ))
+        .order((audit_log::at.desc(), audit_log::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    // Served by audit_log_org and audit_log_subject.
+    if let Some(org) = org {
+        query = query.filter(audit_log::org_id.eq(org.to_owned()));
+    }
+    if let Some(subject) = subject {
+        query = query.filter(audit_log::subject_id.eq(subject.to_owned()));
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(
+            audit_log::at
+                .lt(at)
+                .or(audit_log::at.eq(at).and(audit_log::id.lt(id))),
+        );
+    }
+    Ok(query.load(conn)?)
+}

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod events;
 pub mod notifications;
 pub mod orgs;
 pub mod outings;

@@ -337,3 +337,29 @@ pub fn store_idempotent_response(
         .execute(conn)?;
     Ok(())
 }
+
+/// Outings of these organisations that need attention: overdue, or with an unresolved alert.
+pub fn needing_attention(conn: &mut DbConn, orgs: &[OrgId]) -> Result<Vec<OutingRow>, AppError> {
+    let orgs: Vec<String> = orgs.iter().map(ToString::to_string).collect();
+    // Served by outings_org_status.
+    Ok(outings::table
+        .filter(outings::org_id.eq_any(orgs))
+        .filter(
+            outings::status
+                .eq("overdue")
+                .or(outings::open_alert_id.is_not_null()),
+        )
+        .select(OutingRow::as_select())
+        .load(conn)?)
+}
+
+/// Outings of these organisations that have not ended, oldest first.
+pub fn not_ended(conn: &mut DbConn, orgs: &[OrgId]) -> Result<Vec<OutingRow>, AppError> {
+    let orgs: Vec<String> = orgs.iter().map(ToString::to_string).collect();
+    Ok(outings::table
+        .filter(outings::org_id.eq_any(orgs))
+        .filter(outings::status.ne("ended"))
+        .order(outings::started_at)
+        .select(OutingRow::as_select())
+        .load(conn)?)
+}

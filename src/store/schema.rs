@@ -256,6 +256,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    alert_events (seq) {
+        seq -> BigInt,
+        alert_id -> Text,
+        org_id -> Text,
+        event -> Text,
+        at -> BigInt,
+    }
+}
+
 diesel::joinable!(users -> organisations (org_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -280,4 +290,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     push_deliveries,
     outing_events,
     audit_log,
+    alert_events,
 );

@@ -1,0 +1,311 @@
+//! `/watch`: the organisers' and police's live board of overdue outings, planned outings for
+//! police, and the SSE stream of alert events.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::Caller;
+use super::views::{AlertView, OutingView, PersonRef};
+use crate::domain::account::Role;
+use crate::domain::time::from_millis;
+use crate::error::{AppError, Problem};
+use crate::service::{alerts as alert_service, outings as outing_service};
+use crate::state::AppState;
+use crate::store::audit::LocationRead;
+use crate::store::{self, DbConn};
+
+/// Heartbeat comment interval: well under the 30 s the contract promises, so proxies with a
+/// 30 s idle timeout keep the stream open.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+#[derive(Serialize, ToSchema)]
+pub struct OverdueItem {
+    pub outing: OutingView,
+    pub alert: Option<AlertView>,
+    /// Seconds past the missed deadline (or since the alert opened, for an alert on an outing
+    /// that is not overdue, such as a panic).
+    pub overdue_s: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OverdueBoard {
+    pub items: Vec<OverdueItem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlannedOuting {
+    pub outing_id: String,
+    pub org_id: String,
+    pub canvasser: PersonRef,
+    pub status: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub planned_end_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[schema(value_type = Option<Object>)]
+    pub area: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlannedBoard {
+    pub items: Vec<PlannedOuting>,
+}
+
+fn audit_read(
+    conn: &mut DbConn,
+    caller: &Caller,
+    action: &str,
+    outing: &OutingView,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    store::audit::record(
+        conn,
+        &LocationRead {
+            actor_id: caller.id.to_string(),
+            actor_role: caller.role.as_str(),
+            action,
+            subject_id: outing.canvasser.id.to_string(),
+            org_id: outing.org_id.clone(),
+            outing_id: Some(outing.id.clone()),
+            alert_id: outing.open_alert.as_ref().map(|a| a.id.clone()),
+        },
+        now_ms,
+    )
+}
+
+fn watched_orgs(
+    conn: &mut DbConn,
+    caller: &Caller,
+) -> Result<Vec<crate::domain::ids::OrgId>, AppError> {
+    match caller.role {
+        Role::Organiser => Ok(caller.org_id.into_iter().collect()),
+        Role::Police => store::accounts::police_orgs(conn, caller.id),
+        _ => Err(AppError::Forbidden(
+            "the board is for organisers and police".into(),
+        )),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/watch/overdue", tag = "watch", security(("bearer" = [])),
+    responses((status = 200, body = OverdueBoard), (status = 403, body = Problem)))]
+pub async fn overdue(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
+    let now_ms = state.clock.now_ms();
+    let reader = caller.clone();
+    let mut items = state
+        .store
+        .read(move |conn| {
+            let orgs = watched_orgs(conn, &reader)?;
+            let rows = store::outings::needing_attention(conn, &orgs)?;
+            let mut items = Vec::new();
+            for row in &rows {
+                let Some((outing, _)) = outing_service::view(conn, &reader, row)? else {
+                    continue;
+                };
+                // Police see only escalated outings here: the planned board shows the rest.
+                if outing.last_checkin.is_none()
+                    && outing.open_alert.is_none()
+                    && reader.role == Role::Police
+                {
+                    continue;
+                }
+                let overdue_s = match (
+                    row.status.as_str(),
+                    row.next_checkin_due_at,
+                    &outing.open_alert,
+                ) {
+                    ("overdue", Some(due), _) => (now_ms - due) / 1000,
+                    (_, _, Some(alert)) => (now_ms - alert.opened_at.timestamp_millis()) / 1000,
+                    _ => 0,
+                }
+                .max(0);
+                let alert = outing.open_alert.clone();
+                items.push(OverdueItem {
+                    outing,
+                    alert,
+                    overdue_s,
+                });
+            }
+            Ok(items)
+        })
+        .await?;
+    items.sort_by(|a, b| {
+        b.overdue_s
+            .cmp(&a.overdue_s)
+            .then_with(|| a.outing.id.cmp(&b.outing.id))
+    });
+    let audited: Vec<OutingView> = items
+        .iter()
+        .filter(|i| {
+            i.outing.last_checkin.is_some()
+                || i.alert.as_ref().is_some_and(|a| a.last_location.is_some())
+        })
+        .map(|i| i.outing.clone())
+        .collect();
+    if !audited.is_empty() {
+        state
+            .store
+            .write(move |conn| {
+                for outing in &audited {
+                    audit_read(conn, &caller, "watch.overdue", outing, now_ms)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(HttpResponse::Ok().json(OverdueBoard { items }))
+}
+
+#[utoipa::path(get, path = "/api/v1/watch/planned", tag = "watch", security(("bearer" = [])),
+    responses((status = 200, body = PlannedBoard), (status = 403, body = Problem)))]
+pub async fn planned(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
+    caller.require_role(&[Role::Police])?;
+    let items = state
+        .store
+        .read(move |conn| {
+            let orgs = store::accounts::police_orgs(conn, caller.id)?;
+            let rows = store::outings::not_ended(conn, &orgs)?;
+            let mut items = Vec::with_capacity(rows.len());
+            for row in rows {
+                items.push(PlannedOuting {
+                    canvasser: PersonRef {
+                        id: row.canvasser()?,
+                        display_name: store::outings::display_name(conn, &row.canvasser_id)?,
+                    },
+                    outing_id: row.id,
+                    org_id: row.org_id,
+                    status: row.status,
+                    started_at: from_millis(row.started_at),
+                    planned_end_at: row.planned_end_at.map(from_millis),
+                    area: row
+                        .area
+                        .as_deref()
+                        .and_then(|a| serde_json::from_str(a).ok()),
+                });
+            }
+            Ok(items)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(PlannedBoard { items }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct StreamQuery {
+    /// For `EventSource`, which cannot set headers: the access token.
+    pub access_token: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/watch/stream", tag = "watch", security(("bearer" = [])),
+    params(StreamQuery),
+    responses((status = 200, content_type = "text/event-stream",
+               description = "events `alert.opened`, `alert.escalated`, `alert.acknowledged`, `alert.resolved`, each `data:` an Alert; a `: heartbeat` comment every 15 s"),
+              (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn stream(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<StreamQuery>,
+) -> Result<HttpResponse, AppError> {
+    let caller = match &query.access_token {
+        Some(token) => super::extract::caller_from_token(&state, token).await?,
+        None => {
+            use actix_web::FromRequest;
+            Caller::extract(&req).await?
+        }
+    };
+    caller.require_role(&[Role::Organiser, Role::Police])?;
+    let receiver = state.watch.subscribe();
+    let events = futures_util::stream::unfold(
+        (
+            receiver,
+            tokio::time::interval(HEARTBEAT),
+            state,
+            caller,
+            true,
+        ),
+        |(mut receiver, mut heartbeat, state, caller, first)| async move {
+            if first {
+                // Tell the client the stream is open (and flush headers through proxies).
+                return Some((
+                    Ok::<_, actix_web::Error>(web::Bytes::from_static(b": connected\n\n")),
+                    (receiver, heartbeat, state, caller, false),
+                ));
+            }
+            loop {
+                tokio::select! {
+                    _ = heartbeat.tick() => {
+                        return Some((Ok(web::Bytes::from_static(b": heartbeat\n\n")), (receiver, heartbeat, state, caller, false)));
+                    }
+                    event = receiver.recv() => match event {
+                        Ok(event) => {
+                            if let Some(chunk) = render_event(&state, &caller, &event).await {
+                                return Some((Ok(chunk), (receiver, heartbeat, state, caller, false)));
+                            }
+                        }
+                        // Too slow to keep up, or the hub is gone: end this stream; the
+                        // browser's EventSource reconnects and the board catches up.
+                        Err(_) => return None,
+                    }
+                }
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(events))
+}
+
+/// The event as this subscriber may see it, or nothing; reading a location is audited.
+async fn render_event(
+    state: &web::Data<AppState>,
+    caller: &Caller,
+    event: &crate::watch::AlertEvent,
+) -> Option<web::Bytes> {
+    let (caller, alert_id, now_ms) = (caller.clone(), event.alert_id.clone(), state.clock.now_ms());
+    let view = state
+        .store
+        .read(move |conn| {
+            let Some(row) = store::alerts::find(conn, &alert_id)? else {
+                return Ok(None);
+            };
+            if !alert_service::access(conn, &caller, &row)?.visible {
+                return Ok(None);
+            }
+            let name = store::outings::display_name(conn, &row.canvasser_id)?;
+            Ok(Some((
+                outing_service::alert_view(conn, &row, name)?,
+                caller,
+            )))
+        })
+        .await
+        .ok()
+        .flatten();
+    let (view, caller) = view?;
+    if view.last_location.is_some() {
+        let (v, org) = (view.clone(), event.org_id.clone());
+        let _ = state
+            .store
+            .write(move |conn| {
+                store::audit::record(
+                    conn,
+                    &LocationRead {
+                        actor_id: caller.id.to_string(),
+                        actor_role: caller.role.as_str(),
+                        action: "watch.stream",
+                        subject_id: v.canvasser.id.to_string(),
+                        org_id: org,
+                        outing_id: Some(v.outing_id.clone()),
+                        alert_id: Some(v.id.clone()),
+                    },
+                    now_ms,
+                )
+            })
+            .await;
+    }
+    let data = serde_json::to_string(&view).ok()?;
+    Some(web::Bytes::from(format!(
+        "event: {}\ndata: {data}\n\n",
+        event.event
+    )))
+}
