@@ -33,6 +33,9 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Measure ingest, detection lag, push fan-out and memory against a server started as a
+    /// child process (see docs/benchmarks.md).
+    Bench(doorstep::bench::BenchOptions),
     /// VAPID keys for Web Push.
     Vapid {
         #[command(subcommand)]
@@ -89,6 +92,15 @@ fn run(cli: Cli) -> Result<(), String> {
         println!("public_key  = \"{}\"", pair.public_key);
         return Ok(());
     }
+    if let Command::Bench(options) = cli.command {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("starting the runtime: {e}"))?;
+        let report = runtime.block_on(doorstep::bench::run(options))?;
+        println!("{}", report.text);
+        return Ok(());
+    }
     let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve => serve(settings),
@@ -123,7 +135,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("admin {id} created");
             Ok(())
         }
-        Command::Vapid { .. } => Ok(()),
+        Command::Vapid { .. } | Command::Bench(_) => Ok(()),
     }
 }
 

@@ -1,0 +1,387 @@
+//! `doorstep bench`: measures the service as users meet it, from a separate load-generating
+//! process over loopback. The server under test is this same binary started as a child
+//! process (`doorstep serve`); this process seeds the database, drives HTTP load, plays a push
+//! service that timestamps arrivals, and reads outcomes back from the database.
+//!
+//! Figures: check-in ingest (throughput, p50/p99), detection lag (due → step recorded, and
+//! due → push arrival) for N outings whose deadlines fall over a window or in one second (a
+//! storm), push fan-out, the API's check-in latency during the storm, and the server's RSS.
+
+mod receiver;
+mod seed;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::config::DatabaseSettings;
+use crate::store::Store;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// `sqlite` (a fresh file) or `postgres` (a fresh schema in --postgres-url).
+    #[arg(long, default_value = "sqlite")]
+    pub backend: String,
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub postgres_url: String,
+    /// Live outings whose deadlines fall during the run.
+    #[arg(long, default_value_t = 10_000)]
+    pub outings: usize,
+    /// Seconds over which their deadlines are spread; 0 = all in the same second (a storm).
+    #[arg(long, default_value_t = 10)]
+    pub spread_s: u64,
+    /// Concurrent check-in clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds of the ingest measurement.
+    #[arg(long, default_value_t = 10)]
+    pub ingest_s: u64,
+    /// Append the results as a section of this Markdown file.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Latency summary in milliseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    pub count: usize,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+fn summarise(mut values_ms: Vec<f64>) -> Summary {
+    if values_ms.is_empty() {
+        return Summary::default();
+    }
+    values_ms.sort_by(f64::total_cmp);
+    let at = |q: f64| values_ms[((values_ms.len() - 1) as f64 * q).round() as usize];
+    Summary {
+        count: values_ms.len(),
+        p50: at(0.50),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    }
+}
+
+fn start_server(
+    database_url: &str,
+    data_dir: &std::path::Path,
+    jwt_secret: &str,
+) -> Result<Server, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .arg("serve")
+        .env("DOORSTEP_SERVER__BIND", "127.0.0.1:0")
+        .env("DOORSTEP_SERVER__DATA_DIR", data_dir)
+        .env("DOORSTEP_DATABASE__URL", database_url)
+        .env("DOORSTEP_DATABASE__POOL_SIZE", "16")
+        .env("DOORSTEP_AUTH__JWT_SECRET", jwt_secret)
+        .env("DOORSTEP_AUTH__LOGIN_MAX_PER_ADDRESS", "1000000")
+        .env("DOORSTEP_PUSH__ALLOW_PRIVATE_ENDPOINTS", "true")
+        .env("DOORSTEP_LIMITS__MIN_CHECKIN_INTERVAL_S", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting the server: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let address = line
+        .trim()
+        .strip_prefix("doorstep listening on ")
+        .ok_or_else(|| format!("unexpected server output {line:?}"))?
+        .to_owned();
+    Ok(Server { child, address })
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> Result<Value, String> {
+    let mut req = client.post(url).json(&body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
+    }
+}
+
+/// Runs `clients` canvassers checking in as fast as they can until `stop`; returns latencies (ms)
+/// and the number of failures.
+async fn drive_checkins(
+    client: reqwest::Client,
+    server: String,
+    canvassers: Arc<Vec<(String, String)>>,
+    stop: Instant,
+) -> (Vec<f64>, usize) {
+    let mut tasks = Vec::new();
+    for (token, outing) in canvassers.iter() {
+        let (client, server) = (client.clone(), server.clone());
+        let (token, outing) = (token.clone(), outing.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0usize;
+            let url = format!("{server}/api/v1/outings/{outing}/checkins");
+            let mut i = 0u64;
+            while Instant::now() < stop {
+                i += 1;
+                let body = json!({"lat": 51.5 + (i % 100) as f64 * 1e-5, "lon": -0.12, "accuracy_m": 10, "battery_pct": 80});
+                let started = Instant::now();
+                match client.post(&url).bearer_auth(&token).json(&body).send().await {
+                    Ok(r) if r.status().as_u16() == 201 => {
+                        let _ = r.bytes().await;
+                        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    _ => failures += 1,
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        if let Ok((l, f)) = task.await {
+            all.extend(l);
+            failures += f;
+        }
+    }
+    (all, failures)
+}
+
+pub struct Report {
+    pub text: String,
+}
+
+pub async fn run(opts: BenchOptions) -> Result<Report, String> {
+    let data_dir =
+        std::env::temp_dir().join(format!("doorstep-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
+    let database_url = match opts.backend.as_str() {
+        "sqlite" => format!("sqlite://{}", data_dir.join("bench.db").display()),
+        "postgres" => seed::fresh_postgres_schema(&opts.postgres_url)?,
+        other => return Err(format!("--backend must be sqlite or postgres, not {other}")),
+    };
+    let jwt_secret = URL_SAFE_NO_PAD.encode([9u8; 32]);
+    let store = Store::connect(&DatabaseSettings {
+        url: database_url.clone(),
+        pool_size: 4,
+    })
+    .map_err(|e| e.to_string())?;
+    store.migrate().map_err(|e| e.to_string())?;
+
+    let receiver = receiver::Receiver::start().await?;
+    eprintln!("seeding {} outings ...", opts.outings);
+    let seeded_at = Instant::now();
+    let seeded = seed::seed(&store, opts.outings, opts.clients, &receiver.origin()).await?;
+    let seed_s = seeded_at.elapsed().as_secs_f64();
+
+    let server = start_server(&database_url, &data_dir, &jwt_secret)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = server.rss_mb();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.clients * 2)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    // Ingest: each client a canvasser with an outing that will not fall due during the run.
+    let mut canvassers = Vec::new();
+    for email in &seeded.client_emails {
+        let login = post(
+            &client,
+            format!("{}/api/v1/auth/login", server.address),
+            None,
+            json!({"email": email, "password": seed::PASSWORD}),
+        )
+        .await?;
+        let token = login["access_token"].as_str().ok_or("no token")?.to_owned();
+        let outing = post(
+            &client,
+            format!("{}/api/v1/outings", server.address),
+            Some(&token),
+            json!({"checkin_interval_s": 86_400}),
+        )
+        .await?;
+        canvassers.push((
+            token,
+            outing["id"].as_str().ok_or("no outing id")?.to_owned(),
+        ));
+    }
+    let canvassers = Arc::new(canvassers);
+    eprintln!(
+        "ingest: {} clients for {} s ...",
+        opts.clients, opts.ingest_s
+    );
+    let started = Instant::now();
+    let (ingest, ingest_failures) = drive_checkins(
+        client.clone(),
+        server.address.clone(),
+        canvassers.clone(),
+        Instant::now() + Duration::from_secs(opts.ingest_s),
+    )
+    .await;
+    let ingest_rate = ingest.len() as f64 / started.elapsed().as_secs_f64();
+    let ingest = summarise(ingest);
+
+    // Deadlines: due from 2 s from now, spread over the window (or all at once).
+    let due_from_ms = chrono::Utc::now().timestamp_millis() + 2_000;
+    seed::arm_deadlines(&store, due_from_ms, opts.spread_s).await?;
+    eprintln!(
+        "deadlines armed: {} outings due from +2 s over {} s ...",
+        opts.outings, opts.spread_s
+    );
+    let storm_started = Instant::now();
+    // Check-in latency while the steps fire.
+    let during = tokio::spawn(drive_checkins(
+        client.clone(),
+        server.address.clone(),
+        canvassers.clone(),
+        Instant::now() + Duration::from_secs(opts.spread_s + 6),
+    ));
+    let expected = opts.outings;
+    let deadline = Instant::now() + Duration::from_secs(opts.spread_s + 600);
+    loop {
+        let (recorded, _) = seed::missed_progress(&store).await?;
+        if recorded >= expected || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let push_deadline = Instant::now() + Duration::from_secs(600);
+    while receiver.count() < expected && Instant::now() < push_deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fire_s = storm_started.elapsed().as_secs_f64();
+    let (during, during_failures) = during.await.map_err(|e| e.to_string())?;
+    let during = summarise(during);
+    let rss_loaded = server.rss_mb();
+    let lags = seed::lags(&store).await?;
+    let steps_per_s = if lags.last_recorded_ms > lags.first_due_ms {
+        lags.step_lags_ms.len() as f64
+            / ((lags.last_recorded_ms - lags.first_due_ms.max(due_from_ms)) as f64 / 1000.0)
+                .max(opts.spread_s as f64)
+                .max(0.001)
+    } else {
+        0.0
+    };
+    let step_lag = summarise(lags.step_lags_ms.clone());
+    let arrivals = receiver.arrivals();
+    let push_lag = summarise(
+        arrivals
+            .iter()
+            .filter_map(|(topic, at_ms)| {
+                lags.due_by_alert
+                    .get(topic)
+                    .map(|due| (*at_ms - *due) as f64)
+            })
+            .collect(),
+    );
+    let fan_out = receiver.rate();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data_dir);
+
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| c.lines().find_map(|l| l
+                .strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())))
+            .unwrap_or_default()
+    );
+    let mode = if opts.spread_s == 0 {
+        "storm: every deadline in the same second".to_owned()
+    } else {
+        format!("deadlines spread over {} s", opts.spread_s)
+    };
+    let text = format!(
+        "### {backend}, {outings} outings, {mode}\n\n\
+         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s}`.\n\n\
+         | measure | figure |\n|---|---|\n\
+         | seeding (direct inserts, not measured as API) | {seed_s:.1} s |\n\
+         | check-in ingest, {clients} clients × {ingest_s} s | **{ingest_rate:.0} check-ins/s**, p50 {ip50:.1} ms, p99 {ip99:.1} ms, max {imax:.1} ms, {ingest_failures} failed |\n\
+         | detection lag (due → step recorded), {steps} steps | p50 {sp50:.0} ms, p99 **{sp99:.0} ms**, max {smax:.0} ms; {steps_per_s:.0} steps/s |\n\
+         | push arrival lag (due → decrypted-ready push at a loopback receiver), {pushes} pushes | p50 {pp50:.0} ms, p99 **{pp99:.0} ms**, max {pmax:.0} ms |\n\
+         | push fan-out (encrypted + VAPID-signed, loopback) | **{fan_out:.0} pushes/s** |\n\
+         | check-in latency while the steps fire | p50 {dp50:.1} ms, p99 **{dp99:.1} ms** ({dcount} check-ins, {during_failures} failed) |\n\
+         | server RSS idle / after the run | {rss_idle:.0} MB / {rss_loaded:.0} MB |\n\
+         | time from arming to every step and push done | {fire_s:.1} s |\n",
+        backend = opts.backend,
+        outings = opts.outings,
+        spread = opts.spread_s,
+        clients = opts.clients,
+        ingest_s = opts.ingest_s,
+        date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        ip50 = ingest.p50,
+        ip99 = ingest.p99,
+        imax = ingest.max,
+        steps = step_lag.count,
+        sp50 = step_lag.p50,
+        sp99 = step_lag.p99,
+        smax = step_lag.max,
+        pushes = push_lag.count,
+        pp50 = push_lag.p50,
+        pp99 = push_lag.p99,
+        pmax = push_lag.max,
+        dp50 = during.p50,
+        dp99 = during.p99,
+        dcount = during.count,
+    );
+    if let Some(path) = &opts.output {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(file, "\n{text}").map_err(|e| e.to_string())?;
+    }
+    Ok(Report { text })
+}

@@ -1,0 +1,258 @@
+//! Seeding the benchmark database directly (it measures the service, not the seeding), and
+//! reading outcomes back.
+
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use diesel::prelude::*;
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use rand::RngCore;
+
+use crate::domain::account::Role;
+use crate::domain::ids::{OrgId, OutingId};
+use crate::store::outings::OutingRow;
+use crate::store::schema::{alerts, notifications};
+use crate::store::{self, Store};
+
+pub const PASSWORD: &str = "benchmark password";
+const PER_ORG: usize = 100;
+const MARK: &str = "bench";
+
+pub struct Seeded {
+    pub client_emails: Vec<String>,
+}
+
+pub fn fresh_postgres_schema(url: &str) -> Result<String, String> {
+    use diesel::Connection;
+    let schema = format!("doorstep_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = diesel::PgConnection::establish(url).map_err(|e| e.to_string())?;
+    diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .map_err(|e| e.to_string())?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+fn subscription_keys() -> (String, String) {
+    let mut secret = [0u8; 32];
+    loop {
+        rand::rng().fill_bytes(&mut secret);
+        if let Ok(key) = p256::SecretKey::from_slice(&secret) {
+            let mut auth = [0u8; 16];
+            rand::rng().fill_bytes(&mut auth);
+            let public = key.public_key().to_encoded_point(false);
+            return (
+                URL_SAFE_NO_PAD.encode(public.as_bytes()),
+                URL_SAFE_NO_PAD.encode(auth),
+            );
+        }
+    }
+}
+
+/// Organisations of 100 canvassers, each with an organiser subscribed to the receiver; one
+/// parked outing per canvasser (no deadline until armed); and `clients` canvassers with a
+/// known password for the HTTP load.
+pub async fn seed(
+    store: &Store,
+    outings: usize,
+    clients: usize,
+    receiver_origin: &str,
+) -> Result<Seeded, String> {
+    let hash = crate::auth::password::hash(PASSWORD).map_err(|e| e.to_string())?;
+    let origin = receiver_origin.to_owned();
+    let policy = r#"{"reminder_before_s":0,"grace_s":0,"police_after_s":3600,"repeat_s":0,"ack_timeout_s":3600}"#;
+    let orgs = outings.div_ceil(PER_ORG).max(1);
+    let now = chrono::Utc::now().timestamp_millis();
+    let base = now - 3_600_000;
+    for chunk_start in (0..orgs).step_by(50) {
+        let (hash, origin) = (hash.clone(), origin.clone());
+        store
+            .write(move |conn| {
+                for o in chunk_start..(chunk_start + 50).min(orgs) {
+                    let org = store::orgs::insert(conn, &format!("Bench org {o}"), now)?;
+                    diesel::update(store::schema::organisations::table.find(org.id.to_string()))
+                        .set(store::schema::organisations::escalation_policy.eq(Some(policy)))
+                        .execute(conn)?;
+                    let organiser = insert_user(
+                        conn,
+                        &format!("org{o}"),
+                        &hash,
+                        Role::Organiser,
+                        org.id,
+                        now,
+                    )?;
+                    let (p256dh, auth) = subscription_keys();
+                    store::push::save_subscription(
+                        conn,
+                        organiser.id,
+                        &format!("{origin}/push/org{o}"),
+                        &p256dh,
+                        &auth,
+                        None,
+                        now,
+                    )?;
+                    for c in (o * PER_ORG)..((o + 1) * PER_ORG).min(outings) {
+                        let canvasser = insert_user(
+                            conn,
+                            &format!("c{c}"),
+                            &hash,
+                            Role::Canvasser,
+                            org.id,
+                            now,
+                        )?;
+                        store::outings::insert_outing(
+                            conn,
+                            &parked(c, canvasser.id, org.id, base),
+                            &[],
+                        )?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let client_emails: Vec<String> = (0..clients)
+        .map(|i| format!("client{i}@bench.invalid"))
+        .collect();
+    let emails = client_emails.clone();
+    store
+        .write(move |conn| {
+            let org = store::orgs::insert(conn, "Bench clients", now)?;
+            for email in &emails {
+                let local = email.split('@').next().unwrap_or("client");
+                insert_user(conn, local, &hash, Role::Canvasser, org.id, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Seeded { client_emails })
+}
+
+fn insert_user(
+    conn: &mut store::DbConn,
+    local: &str,
+    hash: &str,
+    role: Role,
+    org: OrgId,
+    now: i64,
+) -> Result<store::accounts::Account, crate::error::AppError> {
+    let email = format!("{local}@bench.invalid");
+    let name = format!("Bench {local}");
+    store::accounts::insert(
+        conn,
+        store::accounts::NewUser {
+            email: &email,
+            password_hash: hash.to_owned(),
+            display_name: &name,
+            role,
+            org_id: Some(org),
+            phone: None,
+            now_ms: now,
+        },
+    )
+}
+
+fn parked(i: usize, canvasser: crate::domain::ids::UserId, org: OrgId, base: i64) -> OutingRow {
+    OutingRow {
+        id: OutingId::new().to_string(),
+        canvasser_id: canvasser.to_string(),
+        org_id: org.to_string(),
+        status: "active".into(),
+        // The index orders the deadlines when they are armed.
+        started_at: base + i as i64,
+        ended_at: None,
+        checkin_interval_s: 3600,
+        next_checkin_due_at: None,
+        planned_end_at: None,
+        area: None,
+        solo: true,
+        note: Some(MARK.into()),
+        last_checkin_id: None,
+        last_received_at: base,
+        inside_area: None,
+        low_battery_notified: false,
+        outside_area_notified: false,
+        reminder_sent_for: None,
+        open_alert_id: None,
+        next_action_at: None,
+        claimed_by: None,
+        claimed_until: None,
+        created_at: base,
+        updated_at: base,
+    }
+}
+
+/// Gives the seeded outings deadlines from `due_from_ms`, spread evenly over `spread_s`.
+pub async fn arm_deadlines(store: &Store, due_from_ms: i64, spread_s: u64) -> Result<(), String> {
+    store
+        .write(move |conn| {
+            let (min, count): (Option<i64>, i64) = store::schema::outings::table
+                .filter(store::schema::outings::note.eq(MARK))
+                .select((diesel::dsl::min(store::schema::outings::started_at), diesel::dsl::count_star()))
+                .first(conn)?;
+            let base = min.unwrap_or(0);
+            let spread_ms = i64::try_from(spread_s).unwrap_or(0) * 1000;
+            let due = format!("({due_from_ms} + ((started_at - {base}) * {spread_ms}) / {count})", count = count.max(1));
+            diesel::sql_query(format!(
+                "UPDATE outings SET next_checkin_due_at = {due}, next_action_at = {due} WHERE note = '{MARK}'"
+            ))
+            .execute(conn)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Missed check-in alerts recorded so far.
+pub async fn missed_progress(store: &Store) -> Result<(usize, ()), String> {
+    store
+        .read(|conn| {
+            let n: i64 = alerts::table.count().get_result(conn)?;
+            Ok((usize::try_from(n).unwrap_or(0), ()))
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+pub struct Lags {
+    pub step_lags_ms: Vec<f64>,
+    pub due_by_alert: HashMap<String, i64>,
+    pub first_due_ms: i64,
+    pub last_recorded_ms: i64,
+}
+
+pub async fn lags(store: &Store) -> Result<Lags, String> {
+    store
+        .read(|conn| {
+            let rows: Vec<(Option<String>, Option<i64>, i64)> = notifications::table
+                .filter(notifications::step.like("missed:%"))
+                .select((
+                    notifications::alert_id,
+                    notifications::due_at,
+                    notifications::created_at,
+                ))
+                .load(conn)?;
+            let mut by_alert: HashMap<String, (i64, i64)> = HashMap::new();
+            for (alert, due, created) in rows {
+                if let (Some(alert), Some(due)) = (alert, due) {
+                    let key = alert.replace('-', "");
+                    let entry = by_alert.entry(key).or_insert((due, created));
+                    entry.1 = entry.1.min(created);
+                }
+            }
+            Ok(Lags {
+                step_lags_ms: by_alert
+                    .values()
+                    .map(|(due, created)| (created - due) as f64)
+                    .collect(),
+                first_due_ms: by_alert.values().map(|v| v.0).min().unwrap_or(0),
+                last_recorded_ms: by_alert.values().map(|v| v.1).max().unwrap_or(0),
+                due_by_alert: by_alert.into_iter().map(|(k, v)| (k, v.0)).collect(),
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
