@@ -215,6 +215,19 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
         })
 }
 
+/// What an organiser of an organisation that requires TOTP may still do before enabling it:
+/// see who they are and enroll. (`POST /auth/logout` needs no access token at all.)
+fn allowed_before_totp_enrollment(req: &HttpRequest) -> bool {
+    use actix_web::http::Method;
+    matches!(
+        (req.method(), req.path()),
+        (&Method::GET, "/api/v1/me")
+            | (&Method::POST, "/api/v1/me/totp")
+            | (&Method::POST, "/api/v1/me/totp/confirm")
+            | (&Method::POST, "/api/v1/auth/logout")
+    )
+}
+
 impl FromRequest for Caller {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
@@ -222,6 +235,7 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
+        let allowed_before_enrollment = allowed_before_totp_enrollment(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
             let token =
@@ -232,14 +246,22 @@ impl FromRequest for Caller {
             })?;
             let now_ms = state.clock.now_ms();
             let session = claims.sid.to_string();
-            let row = state
+            let (row, org_requires_totp) = state
                 .store
-                .read(move |conn| store::auth::active_session_user(conn, &session, now_ms))
+                .read(move |conn| store::auth::active_session(conn, &session, now_ms))
                 .await?
                 .ok_or_else(|| AppError::Unauthorized("login has ended".into()))?;
             let account = store::accounts::Account::try_from(&row)?;
             if account.id != claims.sub {
                 return Err(AppError::Unauthorized("invalid access token".into()));
+            }
+            // Canvassers are never asked for a second factor: check-in must stay one tap.
+            if org_requires_totp
+                && account.role == Role::Organiser
+                && !row.totp_enabled
+                && !allowed_before_enrollment
+            {
+                return Err(AppError::TotpEnrollmentRequired);
             }
             Ok(Caller {
                 id: account.id,

@@ -9,6 +9,7 @@ mod escalation;
 mod ops;
 mod outings;
 mod push;
+mod totp;
 
 #[path = "../support/push_receiver.rs"]
 mod push_receiver;
