@@ -12,6 +12,16 @@ pub enum AppError {
     BadRequest(String),
     #[error("authentication required")]
     Unauthorized(String),
+    /// The password was right; the account also needs a TOTP or recovery code.
+    #[error("a two-factor code is required")]
+    TotpRequired,
+    /// The TOTP or recovery code given at login is wrong, used already, or replayed.
+    #[error("the two-factor code is invalid or was already used")]
+    TotpInvalid,
+    /// The caller's organisation requires two-factor authentication and the caller has not
+    /// enabled it yet.
+    #[error("your organisation requires two-factor authentication: enable it with POST /api/v1/me/totp and POST /api/v1/me/totp/confirm")]
+    TotpEnrollmentRequired,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0} not found")]
@@ -44,6 +54,11 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => ("bad-request", "Bad request"),
             AppError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
+            AppError::TotpRequired => ("totp-required", "Two-factor code required"),
+            AppError::TotpInvalid => ("totp-invalid", "Invalid two-factor code"),
+            AppError::TotpEnrollmentRequired => {
+                ("totp-enrollment-required", "Two-factor enrollment required")
+            }
             AppError::Forbidden(_) => ("forbidden", "Forbidden"),
             AppError::NotFound(_) => ("not-found", "Not found"),
             AppError::Conflict(_) => ("conflict", "Conflict"),
@@ -108,8 +123,10 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Unauthorized(_) | AppError::TotpRequired | AppError::TotpInvalid => {
+                StatusCode::UNAUTHORIZED
+            }
+            AppError::Forbidden(_) | AppError::TotpEnrollmentRequired => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -144,7 +161,7 @@ impl ResponseError for AppError {
             AppError::RateLimited { retry_after_s } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
             }
-            AppError::Unauthorized(_) => {
+            AppError::Unauthorized(_) | AppError::TotpRequired | AppError::TotpInvalid => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
             AppError::Unavailable(_) => {

@@ -1,4 +1,5 @@
-//! Credentials: password and PIN hashing, access tokens, refresh tokens.
+//! Credentials: password and PIN hashing, access tokens, refresh tokens, TOTP.
 
 pub mod password;
 pub mod tokens;
+pub mod totp;

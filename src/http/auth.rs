@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, Caller};
+use super::totp::verify_second_factor as second_factor;
 use crate::auth::password;
 use crate::domain::account::Role;
 use crate::domain::ids::{OrgId, SessionId, UserId};
@@ -13,12 +14,20 @@ use crate::state::AppState;
 use crate::store;
 use crate::store::accounts::Account;
 use crate::store::auth::RefreshOutcome;
+use crate::store::totp::Proof;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// The current 6-digit code from the authenticator app, for accounts with two-factor
+    /// authentication enabled.
+    #[serde(default)]
+    pub totp_code: Option<String>,
+    /// An unused recovery code, instead of `totp_code` (each works once).
+    #[serde(default)]
+    pub recovery_code: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -45,10 +54,31 @@ pub struct MeResponse {
     pub role: Role,
     pub org_id: Option<OrgId>,
     pub has_pins: bool,
+    /// Whether two-factor authentication (TOTP) is enabled for this account.
+    pub totp_enabled: bool,
 }
 
 fn invalid_credentials() -> AppError {
     AppError::Unauthorized("invalid email or password".into())
+}
+
+/// The second factor of a login whose password was right.
+enum SecondFactor {
+    /// Two-factor authentication is not enabled for the account.
+    NotNeeded,
+    /// Enabled, and no code was given.
+    Missing,
+    /// Enabled, and the code given is wrong, used or replayed.
+    Wrong,
+    /// Enabled, and this proof is valid; it is spent with the login.
+    Proved(Proof),
+}
+
+enum LoginOutcome {
+    Session(SessionId, String),
+    BadCredentials,
+    TotpRequired,
+    TotpInvalid,
 }
 
 /// The client address used for rate limiting. `X-Forwarded-For` is believed only when the
@@ -85,13 +115,20 @@ fn issue_tokens(
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse),
-              (status = 401, description = "wrong email or password (indistinguishable)", body = Problem),
+              (status = 401, description = "wrong email or password (indistinguishable); with the right password for an account with two-factor authentication: problem type `.../totp-required` when no code was given, `.../totp-invalid` when the code is wrong or already used", body = Problem),
+              (status = 422, description = "both `totp_code` and `recovery_code` given, or another invalid field", body = Problem),
               (status = 429, description = "rate limited; see Retry-After", body = Problem)))]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, AppError> {
+    if body.totp_code.is_some() && body.recovery_code.is_some() {
+        return Err(AppError::field(
+            "recovery_code",
+            "give either totp_code or recovery_code, not both",
+        ));
+    }
     let email = body.email.trim().to_lowercase();
     let address_bucket = format!("addr:{}", client_address(&req, &state));
     let email_bucket = format!("email:{email}");
@@ -147,33 +184,75 @@ pub async fn login(
         _ => None,
     };
 
-    // 3. Record the attempt and, on success, start the login.
+    // 3. The second factor, looked at only once the password is known to be right, so that
+    //    someone without the password learns nothing about it.
+    let second = match (&account, &user) {
+        (Some(account), Some(row)) if row.totp_enabled => {
+            if body.totp_code.is_none() && body.recovery_code.is_none() {
+                SecondFactor::Missing
+            } else {
+                match second_factor(&state, account.id, row, body.totp_code, body.recovery_code)
+                    .await?
+                {
+                    Some(proof) => SecondFactor::Proved(proof),
+                    None => SecondFactor::Wrong,
+                }
+            }
+        }
+        _ => SecondFactor::NotNeeded,
+    };
+
+    // 4. Record the attempt and, on success, spend the second factor and start the login.
     let refresh_ttl_ms = auth.refresh_ttl_s * 1000;
     let forget_before = now_ms - window_ms;
     let user_id = account.as_ref().map(|a| a.id);
-    let session = state
+    let outcome = state
         .store
         .write(move |conn| {
+            let Some(id) = user_id else {
+                store::auth::record_attempt(conn, &address_bucket, now_ms, false, forget_before)?;
+                store::auth::record_attempt(conn, &email_bucket, now_ms, false, forget_before)?;
+                return Ok(LoginOutcome::BadCredentials);
+            };
+            let outcome = match &second {
+                SecondFactor::NotNeeded => None,
+                SecondFactor::Missing => Some(LoginOutcome::TotpRequired),
+                SecondFactor::Wrong => Some(LoginOutcome::TotpInvalid),
+                // Conditional: of two logins racing with one code, only one gets through.
+                SecondFactor::Proved(proof) => (!store::totp::spend(conn, id, proof, now_ms)?)
+                    .then_some(LoginOutcome::TotpInvalid),
+            };
             store::auth::record_attempt(
                 conn,
                 &address_bucket,
                 now_ms,
-                user_id.is_some(),
+                outcome.is_none(),
                 forget_before,
             )?;
-            match user_id {
-                Some(id) => store::auth::create_session(conn, id, now_ms, refresh_ttl_ms).map(Some),
+            match outcome {
                 None => {
-                    store::auth::record_attempt(conn, &email_bucket, now_ms, false, forget_before)?;
-                    Ok(None)
+                    let (session, refresh) =
+                        store::auth::create_session(conn, id, now_ms, refresh_ttl_ms)?;
+                    Ok(LoginOutcome::Session(session, refresh))
                 }
+                Some(LoginOutcome::TotpInvalid) => {
+                    // A wrong code counts against the email like a wrong password.
+                    store::auth::record_attempt(conn, &email_bucket, now_ms, false, forget_before)?;
+                    Ok(LoginOutcome::TotpInvalid)
+                }
+                Some(other) => Ok(other),
             }
         })
         .await?;
-    match (account, session) {
-        (Some(account), Some((session, refresh))) => {
+    match (account, outcome) {
+        (Some(account), LoginOutcome::Session(session, refresh)) => {
             tracing::info!(user = %account.id, "login");
             Ok(HttpResponse::Ok().json(issue_tokens(&state, &account, session, refresh)?))
+        }
+        (_, LoginOutcome::TotpRequired) => Err(AppError::TotpRequired),
+        (Some(account), LoginOutcome::TotpInvalid) => {
+            tracing::info!(user = %account.id, "login refused: wrong or used two-factor code");
+            Err(AppError::TotpInvalid)
         }
         _ => Err(invalid_credentials()),
     }
@@ -244,5 +323,6 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
         role: account.role,
         org_id: account.org_id,
         has_pins: account.has_pins,
+        totp_enabled: row.totp_enabled,
     }))
 }

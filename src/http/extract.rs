@@ -215,6 +215,19 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
         })
 }
 
+/// What an organiser of an organisation that requires TOTP may still do before enabling it:
+/// see who they are and enroll. (`POST /auth/logout` needs no access token at all.)
+fn allowed_before_totp_enrollment(req: &HttpRequest) -> bool {
+    use actix_web::http::Method;
+    matches!(
+        (req.method(), req.path()),
+        (&Method::GET, "/api/v1/me")
+            | (&Method::POST, "/api/v1/me/totp")
+            | (&Method::POST, "/api/v1/me/totp/confirm")
+            | (&Method::POST, "/api/v1/auth/logout")
+    )
+}
+
 impl FromRequest for Caller {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
@@ -222,11 +235,12 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
+        let allowed_before_enrollment = allowed_before_totp_enrollment(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
             let token =
                 token.ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
-            caller_from_token(&state, &token).await
+            caller_from_token(&state, &token, allowed_before_enrollment).await
         })
     }
 }
@@ -238,21 +252,33 @@ pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T,
 
 /// The caller behind a bearer token given some other way (the SSE stream's `?access_token=`,
 /// since browsers' `EventSource` cannot set headers). Same checks as the header.
-pub async fn caller_from_token(state: &AppState, token: &str) -> Result<Caller, AppError> {
+pub async fn caller_from_token(
+    state: &AppState,
+    token: &str,
+    allowed_before_enrollment: bool,
+) -> Result<Caller, AppError> {
     let claims = state.keys.verify(token).map_err(|reason| {
         tracing::debug!(%reason, "access token refused");
         AppError::Unauthorized("invalid or expired access token".into())
     })?;
     let now_ms = state.clock.now_ms();
     let session = claims.sid.to_string();
-    let row = state
+    let (row, org_requires_totp) = state
         .store
-        .read(move |conn| store::auth::active_session_user(conn, &session, now_ms))
+        .read(move |conn| store::auth::active_session(conn, &session, now_ms))
         .await?
         .ok_or_else(|| AppError::Unauthorized("login has ended".into()))?;
     let account = store::accounts::Account::try_from(&row)?;
     if account.id != claims.sub {
         return Err(AppError::Unauthorized("invalid access token".into()));
+    }
+    // Canvassers are never asked for a second factor: check-in must stay one tap.
+    if org_requires_totp
+        && account.role == Role::Organiser
+        && !row.totp_enabled
+        && !allowed_before_enrollment
+    {
+        return Err(AppError::TotpEnrollmentRequired);
     }
     Ok(Caller {
         id: account.id,

@@ -11,6 +11,7 @@ pub mod orgs;
 pub mod outings;
 pub mod pagination;
 pub mod push;
+pub mod totp;
 pub mod users;
 pub mod views;
 pub mod watch;
@@ -37,6 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/auth/logout", web::post().to(auth::logout))
                 .route("/me", web::get().to(auth::me))
                 .route("/me/pins", web::put().to(outings::put_pins))
+                .route("/me/totp", web::post().to(totp::enroll))
+                .route("/me/totp", web::delete().to(totp::disable))
+                .route("/me/totp/confirm", web::post().to(totp::confirm))
                 .route("/users", web::post().to(users::create_user))
                 .route("/orgs", web::post().to(orgs::create_org))
                 .route("/orgs/{id}", web::get().to(orgs::get_org))
@@ -44,6 +48,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/orgs/{id}/escalation-policy",
                     web::put().to(orgs::put_policy),
                 )
+                .route("/orgs/{id}/security", web::get().to(orgs::get_security))
+                .route("/orgs/{id}/security", web::put().to(orgs::put_security))
                 .route(
                     "/orgs/{id}/police-contacts",
                     web::post().to(orgs::add_police_contact),

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, audit, auth, ops, orgs, outings, push, users, watch};
+use super::{alerts, audit, auth, ops, orgs, outings, push, totp, users, watch};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,8 +13,10 @@ use super::{alerts, audit, auth, ops, orgs, outings, push, users, watch};
     ),
     paths(
         auth::login, auth::refresh, auth::logout, auth::me,
+        totp::enroll, totp::confirm, totp::disable,
         users::create_user,
         orgs::create_org, orgs::get_org, orgs::put_policy,
+        orgs::get_security, orgs::put_security,
         orgs::add_police_contact, orgs::remove_police_contact,
         outings::start_outing, outings::get_outing, outings::list_outings, outings::list_checkins,
         outings::check_in, outings::check_in_batch, outings::panic, outings::end_outing,
@@ -28,9 +30,9 @@ use super::{alerts, audit, auth, ops, orgs, outings, push, users, watch};
     components(schemas(crate::error::Problem, crate::domain::field_error::FieldError)),
     modifiers(&BearerAuth),
     tags(
-        (name = "auth", description = "Login, token refresh, logout, the caller"),
+        (name = "auth", description = "Login, token refresh, logout, the caller, two-factor authentication"),
         (name = "users", description = "Accounts"),
-        (name = "organisations", description = "Organisations, escalation policy, police contacts"),
+        (name = "organisations", description = "Organisations, escalation policy, security settings, police contacts"),
         (name = "outings", description = "Outings, check-ins, panic, PINs"),
         (name = "alerts", description = "Alerts: list, view, acknowledge, resolve"),
         (name = "push", description = "Web Push: VAPID key, subscriptions, test"),

@@ -32,6 +32,15 @@ pub struct PoliceContactRequest {
     pub user_id: String,
 }
 
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Organisers must enable two-factor authentication (TOTP); until they do, every request
+    /// but `GET /me` and enrollment answers 403 `.../totp-enrollment-required`. Canvassers are
+    /// never asked.
+    pub require_totp: bool,
+}
+
 /// Who may see an organisation: admins, its members and its assigned police.
 pub fn can_see_org(conn: &mut DbConn, caller: &Caller, org: OrgId) -> Result<bool, AppError> {
     Ok(match caller.role {
@@ -170,4 +179,56 @@ pub async fn remove_police_contact(
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/security", tag = "organisations",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = SecuritySettings), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+pub async fn get_security(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let org_id: OrgId = path_id(&id, "organisation")?;
+    let require_totp = state
+        .store
+        .read(move |conn| {
+            let found = match can_see_org(conn, &caller, org_id)? {
+                true => store::orgs::require_totp(conn, org_id)?,
+                false => None,
+            };
+            let required = found.ok_or(AppError::NotFound("organisation"))?;
+            caller.require_role(&[Role::Admin, Role::Organiser])?;
+            Ok(required)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(SecuritySettings { require_totp }))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/security", tag = "organisations",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = SecuritySettings,
+    responses((status = 200, body = SecuritySettings), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_security(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    ApiJson(body): ApiJson<SecuritySettings>,
+) -> Result<HttpResponse, AppError> {
+    let org_id: OrgId = path_id(&id, "organisation")?;
+    let require_totp = body.require_totp;
+    let by = caller.id;
+    state
+        .store
+        .write(move |conn| {
+            if !can_see_org(conn, &caller, org_id)? || store::orgs::find(conn, org_id)?.is_none() {
+                return Err(AppError::NotFound("organisation"));
+            }
+            caller.require_role(&[Role::Admin, Role::Organiser])?;
+            store::orgs::set_require_totp(conn, org_id, require_totp)
+        })
+        .await?;
+    tracing::info!(org = %org_id, by = %by, require_totp, "organisation security settings changed");
+    Ok(HttpResponse::Ok().json(SecuritySettings { require_totp }))
 }

@@ -206,7 +206,7 @@ pub async fn stream(
     query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, AppError> {
     let caller = match &query.access_token {
-        Some(token) => super::extract::caller_from_token(&state, token).await?,
+        Some(token) => super::extract::caller_from_token(&state, token, false).await?,
         None => {
             use actix_web::FromRequest;
             Caller::extract(&req).await?

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::accounts::UserRow;
-use super::schema::{login_attempts, refresh_tokens, sessions, users};
+use super::schema::{login_attempts, organisations, refresh_tokens, sessions, users};
 use super::{new_id, DbConn};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::domain::ids::{SessionId, UserId};
@@ -146,24 +146,34 @@ pub fn logout(conn: &mut DbConn, presented: &str, now_ms: i64) -> Result<(), App
     Ok(())
 }
 
-/// The user of a live login (not revoked, not expired, account not disabled). Every
-/// authenticated request passes through here, so a revoked login stops working at once rather
-/// than when its access token expires.
+/// The user of a live login (not revoked, not expired, account not disabled).
 pub fn active_session_user(
     conn: &mut DbConn,
     session_id: &str,
     now_ms: i64,
 ) -> Result<Option<UserRow>, AppError> {
-    // Primary-key lookups on sessions and users.
-    Ok(sessions::table
-        .inner_join(users::table)
+    Ok(active_session(conn, session_id, now_ms)?.map(|(user, _)| user))
+}
+
+/// The user of a live login, and whether their organisation requires two-factor
+/// authentication. Every authenticated request passes through here, so a revoked login stops
+/// working at once rather than when its access token expires.
+pub fn active_session(
+    conn: &mut DbConn,
+    session_id: &str,
+    now_ms: i64,
+) -> Result<Option<(UserRow, bool)>, AppError> {
+    // Primary-key lookups on sessions, users and organisations.
+    let found: Option<(UserRow, Option<bool>)> = sessions::table
+        .inner_join(users::table.left_join(organisations::table))
         .filter(sessions::id.eq(session_id))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now_ms))
         .filter(users::disabled_at.is_null())
-        .select(UserRow::as_select())
+        .select((UserRow::as_select(), organisations::require_totp.nullable()))
         .first(conn)
-        .optional()?)
+        .optional()?;
+    Ok(found.map(|(user, required)| (user, required.unwrap_or(false))))
 }
 
 /// Attempts in `bucket` since `since_ms`, and the oldest of them (to compute Retry-After).

@@ -13,6 +13,7 @@ pub mod push;
 pub mod schedule;
 pub mod schema;
 pub mod stats;
+pub mod totp;
 
 use std::path::Path;
 use std::time::Duration;

@@ -86,3 +86,19 @@ pub fn set_policy(conn: &mut DbConn, id: OrgId, policy: &EscalationPolicy) -> Re
         .execute(conn)?;
     Ok(())
 }
+
+/// Whether an organisation requires two-factor authentication of its organisers.
+pub fn require_totp(conn: &mut DbConn, id: OrgId) -> Result<Option<bool>, AppError> {
+    Ok(organisations::table
+        .find(id.to_string())
+        .select(organisations::require_totp)
+        .first(conn)
+        .optional()?)
+}
+
+pub fn set_require_totp(conn: &mut DbConn, id: OrgId, required: bool) -> Result<(), AppError> {
+    diesel::update(organisations::table.find(id.to_string()))
+        .set(organisations::require_totp.eq(required))
+        .execute(conn)?;
+    Ok(())
+}

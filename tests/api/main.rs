@@ -9,6 +9,7 @@ mod escalation;
 mod ops;
 mod outings;
 mod push;
+mod totp;
 mod watch;
 
 #[path = "../support/push_receiver.rs"]
