@@ -47,8 +47,7 @@ pub async fn run(state: web::Data<AppState>) {
     let settings = state.settings.scheduler.clone();
     let poll = Duration::from_millis(settings.poll_interval_ms);
     loop {
-        let now_ms = state.clock.now_ms();
-        if let Err(e) = run_due(&state, now_ms).await {
+        if let Err(e) = run_due(&state).await {
             tracing::error!(error = %e, "scheduler pass failed");
         }
         state
@@ -82,15 +81,19 @@ pub async fn run(state: web::Data<AppState>) {
     }
 }
 
-/// Processes everything due at `now_ms`, batch after batch.
-pub async fn run_due(state: &AppState, now_ms: i64) -> Result<usize, AppError> {
+/// Processes everything due, batch after batch.
+pub async fn run_due(state: &AppState) -> Result<usize, AppError> {
     let batch = state.settings.scheduler.batch_size;
     let default_policy = state.settings.escalation;
     let mut total = 0;
     loop {
+        // The time is read once the write connection is ours, so steps are stamped (and lag is
+        // measured) when they are actually recorded, not when the pass began.
+        let clock = state.clock.clone();
+        let now_ms = state.clock.now_ms();
         let result = state
             .store
-            .write(move |conn| process_batch(conn, now_ms, batch, &default_policy))
+            .write(move |conn| process_batch(conn, clock.now_ms(), batch, &default_policy))
             .await;
         let done = match result {
             Ok(done) => done,
