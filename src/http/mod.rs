@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
@@ -37,12 +38,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/auth/logout", web::post().to(auth::logout))
                 .route("/me", web::get().to(auth::me))
                 .route("/me/pins", web::put().to(outings::put_pins))
+                .route("/me/channels", web::get().to(channels::get_channels))
+                .route("/me/channels", web::put().to(channels::put_channels))
                 .route("/users", web::post().to(users::create_user))
                 .route("/orgs", web::post().to(orgs::create_org))
                 .route("/orgs/{id}", web::get().to(orgs::get_org))
                 .route(
                     "/orgs/{id}/escalation-policy",
                     web::put().to(orgs::put_policy),
+                )
+                .route(
+                    "/orgs/{id}/webhook",
+                    web::put().to(channels::put_org_webhook),
+                )
+                .route(
+                    "/orgs/{id}/webhook",
+                    web::delete().to(channels::delete_org_webhook),
                 )
                 .route(
                     "/orgs/{id}/police-contacts",
