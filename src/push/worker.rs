@@ -288,7 +288,7 @@ async fn webhook_attempt(
                 Some(id) => store::alerts::find(conn, id)?,
                 None => None,
             };
-            let view = match &alert {
+            let mut view = match &alert {
                 Some(alert) => {
                     let name = store::outings::display_name(conn, &alert.canvasser_id)?;
                     Some(crate::service::outings::alert_view(conn, alert, name)?)
@@ -313,6 +313,13 @@ async fn webhook_attempt(
                 }
                 None => None,
             };
+            // A canvasser (a companion) sees their own deliveries only, as in the API.
+            if let (Some(view), Some(person), Some(user)) = (view.as_mut(), &person, &recipient) {
+                if person["role"] == "canvasser" {
+                    view.notifications
+                        .retain(|n| n.recipient.as_ref().is_some_and(|r| r.id.to_string() == *user));
+                }
+            }
             Ok((view, target, person, outing_id))
         })
         .await?;

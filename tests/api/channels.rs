@@ -21,6 +21,7 @@ on_both_backends!(
     a_webhook_answering_500_then_200_is_delivered_once_under_one_event_id,
     a_replayed_signature_older_than_five_minutes_is_rejected,
     channels_are_validated_and_authorised,
+    without_smtp_email_is_recorded_as_failed_with_the_reason,
 );
 
 const ORG_SECRET: &str = "an organisation secret of 32 chars";
@@ -557,4 +558,41 @@ async fn channels_are_validated_and_authorised(backend: Backend) {
     for p in ["/api/v1/me/channels", "/api/v1/orgs/{id}/webhook"] {
         assert!(doc["paths"][p].is_object(), "{p} documented");
     }
+}
+
+async fn without_smtp_email_is_recorded_as_failed_with_the_reason(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        fast(s);
+        s.push.poll_interval_ms = 50;
+    })
+    .await;
+    let admin = app.admin().await;
+    let org = org(&app, &admin, "Party").await;
+    enable_email(&app, &org.organiser).await;
+    let outing_id = start_outing(&app, &org).await;
+    let (status, panic) = app
+        .post(
+            &format!("/api/v1/outings/{outing_id}/panic"),
+            Some(&org.canvasser.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{panic}");
+    let alert_id = panic["id"].as_str().unwrap().to_owned();
+    let seen = wait_for(8, "the email row settled", || async {
+        let seen = alert(&app, &org.organiser.token, &alert_id).await;
+        record(&seen, Some(&org.organiser.id), "email")
+            .iter()
+            .any(|n| n["status"] == "failed")
+            .then_some(seen)
+    })
+    .await;
+    let row = record(&seen, Some(&org.organiser.id), "email")[0];
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("smtp.url is unset"),
+        "{row}"
+    );
 }
