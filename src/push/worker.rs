@@ -313,7 +313,7 @@ async fn webhook_attempt(
                 }
                 None => None,
             };
-            // A canvasser (a companion) sees their own deliveries only, as in the API.
+            // A canvasser (a companion) gets their own delivery rows only, not other people's.
             if let (Some(view), Some(person), Some(user)) = (view.as_mut(), &person, &recipient) {
                 if person["role"] == "canvasser" {
                     view.notifications
