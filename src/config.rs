@@ -22,6 +22,7 @@ pub struct Settings {
     pub escalation: EscalationPolicy,
     pub privacy: PrivacySettings,
     pub smtp: SmtpSettings,
+    pub webhooks: WebhookSettings,
     pub scheduler: SchedulerSettings,
 }
 
@@ -62,6 +63,9 @@ pub struct ServerSettings {
     /// Browser origins allowed to call the API cross-origin (CORS). Empty: none (the default;
     /// the app served by Doorstep itself is same-origin and needs nothing here).
     pub cors_allowed_origins: Vec<String>,
+    /// Where people reach the app, e.g. `https://doorstep.example.org`: makes the links in
+    /// alert emails absolute. Unset: emails carry the path only.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,8 +131,20 @@ pub struct PrivacySettings {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSettings {
+    /// `smtp://host:port` (STARTTLS when the server offers it) or `smtps://host:port` (implicit
+    /// TLS), with optional `user:pass@`. Unset: the email channel is off.
     pub url: Option<String>,
+    /// Sender of alert emails, e.g. `Doorstep <alerts@example.org>`.
     pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Signs users' personal webhooks (organisation webhooks use the organisation's own
+    /// secret). Unset: generated once into `<data_dir>/webhook-signing.key`. Replicas must
+    /// share it.
+    pub signing_secret: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -140,6 +156,7 @@ impl Default for ServerSettings {
             workers: 0,
             trust_forwarded_for: false,
             cors_allowed_origins: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -360,6 +377,28 @@ impl Settings {
         }
         if self.smtp.url.is_some() && self.smtp.from.is_none() {
             return Err(bad("smtp.from", "is required when smtp.url is set"));
+        }
+        if let Some(url) = &self.smtp.url {
+            crate::push::email::parse_smtp_url(url).map_err(|m| bad("smtp.url", m))?;
+        }
+        if let Some(from) = &self.smtp.from {
+            from.parse::<lettre::message::Mailbox>()
+                .map_err(|e| bad("smtp.from", format!("not an email address: {e}")))?;
+        }
+        if let Some(secret) = &self.webhooks.signing_secret {
+            if secret.len() < 16 {
+                return Err(bad(
+                    "webhooks.signing_secret",
+                    "must be at least 16 characters",
+                ));
+            }
+        }
+        if let Some(public) = &self.server.public_url {
+            let parsed = url::Url::parse(public)
+                .map_err(|e| bad("server.public_url", format!("{public:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(bad("server.public_url", "must be an http(s) URL"));
+            }
         }
         Ok(())
     }

@@ -24,6 +24,10 @@ pub enum StartError {
     Vapid(#[from] crate::push::vapid::VapidError),
     #[error(transparent)]
     PushClient(#[from] crate::push::sender::ClientError),
+    #[error(transparent)]
+    Mailer(#[from] crate::push::email::MailerError),
+    #[error(transparent)]
+    Webhooks(#[from] crate::push::webhook::WebhookError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -60,6 +64,8 @@ impl Application {
         )?);
         let push_client =
             std::sync::Arc::new(crate::push::sender::PushClient::new(&settings.push, vapid)?);
+        let mailer = crate::push::email::Mailer::from_settings(&settings)?.map(Arc::new);
+        let webhooks = Arc::new(crate::push::webhook::WebhookClient::new(&settings)?);
         telemetry::metrics_handle();
         let listener =
             TcpListener::bind(&settings.server.bind).map_err(|source| StartError::Bind {
@@ -82,6 +88,8 @@ impl Application {
             scheduler: Default::default(),
             push: Default::default(),
             push_client,
+            mailer,
+            webhooks,
             watch: Default::default(),
         });
         let app_state = state.clone();

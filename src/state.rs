@@ -41,6 +41,9 @@ pub struct AppState {
     pub scheduler: crate::scheduler::SchedulerSignals,
     pub push: crate::push::worker::PushSignals,
     pub push_client: std::sync::Arc<crate::push::sender::PushClient>,
+    /// `None` when `smtp.url` is unset: the email channel is off.
+    pub mailer: Option<std::sync::Arc<crate::push::email::Mailer>>,
+    pub webhooks: std::sync::Arc<crate::push::webhook::WebhookClient>,
     pub watch: crate::watch::EventHub,
 }
 

@@ -240,7 +240,7 @@ async fn two_replicas_record_every_step_exactly_once() {
             .select((
                 doorstep::store::schema::notifications::dedupe_key,
                 doorstep::store::schema::notifications::step,
-                doorstep::store::schema::notifications::recipient_id,
+                doorstep::store::schema::notifications::recipient_id.assume_not_null(),
                 diesel::dsl::sql::<diesel::sql_types::Text>("COALESCE(alert_id, outing_id)"),
                 doorstep::store::schema::notifications::level,
             ))

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
@@ -41,6 +42,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/me/totp", web::post().to(totp::enroll))
                 .route("/me/totp", web::delete().to(totp::disable))
                 .route("/me/totp/confirm", web::post().to(totp::confirm))
+                .route("/me/channels", web::get().to(channels::get_channels))
+                .route("/me/channels", web::put().to(channels::put_channels))
                 .route("/users", web::post().to(users::create_user))
                 .route("/orgs", web::post().to(orgs::create_org))
                 .route("/orgs/{id}", web::get().to(orgs::get_org))
@@ -50,6 +53,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/orgs/{id}/security", web::get().to(orgs::get_security))
                 .route("/orgs/{id}/security", web::put().to(orgs::put_security))
+                .route(
+                    "/orgs/{id}/webhook",
+                    web::put().to(channels::put_org_webhook),
+                )
+                .route(
+                    "/orgs/{id}/webhook",
+                    web::delete().to(channels::delete_org_webhook),
+                )
                 .route(
                     "/orgs/{id}/police-contacts",
                     web::post().to(orgs::add_police_contact),

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, audit, auth, ops, orgs, outings, push, totp, users, watch};
+use super::{alerts, audit, auth, channels, ops, orgs, outings, push, totp, users, watch};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,8 @@ use super::{alerts, audit, auth, ops, orgs, outings, push, totp, users, watch};
         alerts::list_alerts, alerts::get_alert, alerts::acknowledge, alerts::resolve,
         push::vapid_public_key, push::subscribe, push::list_subscriptions, push::unsubscribe,
         push::test_push,
+        channels::get_channels, channels::put_channels, channels::put_org_webhook,
+        channels::delete_org_webhook,
         watch::overdue, watch::planned, watch::stream, audit::list,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
@@ -36,6 +38,7 @@ use super::{alerts, audit, auth, ops, orgs, outings, push, totp, users, watch};
         (name = "outings", description = "Outings, check-ins, panic, PINs"),
         (name = "alerts", description = "Alerts: list, view, acknowledge, resolve"),
         (name = "push", description = "Web Push: VAPID key, subscriptions, test"),
+        (name = "channels", description = "Email and signed webhooks: alerts that get through when push does not"),
         (name = "watch", description = "The live board and stream for organisers and police"),
         (name = "audit", description = "Who read whose location"),
         (name = "operations", description = "Health, readiness, metrics"),

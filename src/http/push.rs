@@ -231,7 +231,7 @@ pub async fn test_push(
                     id,
                     alert_id: None,
                     outing_id: None,
-                    recipient_id: recipient,
+                    recipient_id: Some(recipient),
                     channel: "webpush".into(),
                     step: "test".into(),
                     message_type: "test".into(),

@@ -68,8 +68,10 @@ pub struct LocationView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeliveryView {
-    pub recipient: RecipientRef,
+    /// Null for the organisation's webhook (not a person).
+    pub recipient: Option<RecipientRef>,
     pub level: i32,
+    /// `webpush`, `email` or `webhook`.
     pub channel: String,
     pub status: String,
     pub attempts: i32,
@@ -115,10 +117,13 @@ pub fn alert_view(
         .into_iter()
         .map(|d| {
             Ok(DeliveryView {
-                recipient: RecipientRef {
-                    id: parse_id(&d.recipient_id, "user")?,
-                    display_name: d.display_name,
-                    role: d.role,
+                recipient: match d.recipient_id {
+                    Some(id) => Some(RecipientRef {
+                        id: parse_id(&id, "user")?,
+                        display_name: d.display_name.unwrap_or_default(),
+                        role: d.role.unwrap_or_default(),
+                    }),
+                    None => None,
                 },
                 level: d.level,
                 channel: d.channel,

@@ -1,8 +1,11 @@
-//! Web Push: the message every channel carries, built in one place.
+//! Delivery: the message every channel carries, built in one place, and the channels that
+//! carry it (Web Push, email, signed webhooks) behind one outbox worker.
 
+pub mod email;
 pub mod payload;
 pub mod retry;
 pub mod sender;
 pub mod ssrf;
 pub mod vapid;
+pub mod webhook;
 pub mod worker;

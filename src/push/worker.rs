@@ -1,4 +1,6 @@
-//! The delivery worker: drains the outbox to push services. Rows are leased, so several
+//! The delivery worker: drains the outbox to every channel (Web Push, email, webhooks). The
+//! claim, lease, expiry, retry and backoff logic is shared; each channel only says how one
+//! attempt went ([`Attempt`]). Rows are leased, so several
 //! replicas share the work and a dead replica's rows are taken over when its lease runs out.
 //! Each delivery runs in its own task under a concurrency bound: a slow push service holds up
 //! only its own messages.
@@ -14,7 +16,9 @@ use super::payload::stamp_sent_at;
 use super::retry::backoff_ms;
 use super::sender::{Message, PushClient, SendResult};
 use crate::error::AppError;
+use crate::service::notify::{CHANNEL_EMAIL, CHANNEL_WEBHOOK, CHANNEL_WEBPUSH};
 use crate::state::AppState;
+use crate::store;
 use crate::store::notifications::NotificationRow;
 use crate::store::push::{self, Outcome};
 
@@ -99,11 +103,32 @@ fn topic_of(row: &NotificationRow) -> Option<String> {
         .map(|u| u.simple().to_string())
 }
 
-fn count(status: &str) {
-    metrics::counter!("doorstep_push_deliveries_total", "status" => status.to_owned()).increment(1);
+/// `doorstep_deliveries_total{channel, status}`: one count per attempt to one target (a push
+/// subscription, a mailbox, a webhook).
+pub fn count(channel: &str, status: &str) {
+    metrics::counter!("doorstep_deliveries_total", "channel" => channel.to_owned(), "status" => status.to_owned())
+        .increment(1);
 }
 
-/// One attempt at one notification: to every subscription of the recipient not yet done.
+/// How one attempt of one channel ended. The shared part of the worker turns it into the
+/// row's next state: delivered, retried later with backoff, or given up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// Try again (not before `retry_after_s` when the receiver said so).
+    Retry {
+        retry_after_s: Option<u64>,
+        error: String,
+    },
+    /// Final: `status` is `failed` or `no_subscription`.
+    Failed {
+        status: &'static str,
+        error: String,
+    },
+}
+
+/// One attempt at one notification, whatever its channel: expiry, supersession, the channel's
+/// own attempt, then the shared retry rule.
 async fn deliver(
     state: &AppState,
     client: &PushClient,
@@ -111,6 +136,7 @@ async fn deliver(
     row: NotificationRow,
 ) -> Result<(), AppError> {
     let now_ms = state.clock.now_ms();
+    let channel = row.channel.clone();
     let finish = |outcome: Outcome| {
         let (id, worker) = (row.id.clone(), worker.to_owned());
         async move {
@@ -121,7 +147,7 @@ async fn deliver(
         }
     };
     if now_ms > row.expires_at {
-        count("expired");
+        count(&channel, "expired");
         finish(Outcome {
             status: "failed",
             next_attempt_at: now_ms,
@@ -131,30 +157,17 @@ async fn deliver(
         .await?;
         return Ok(());
     }
-    let (alert_id, recipient, notification) = (
-        row.alert_id.clone(),
-        row.recipient_id.clone(),
-        row.id.clone(),
-    );
+    let alert_id = row.alert_id.clone();
     let is_all_clear = row.message_type == "all_clear";
-    let (subscriptions, done, resolved) = state
+    let resolved = state
         .store
-        .read(move |conn| {
-            let subscriptions = push::subscriptions_of(conn, &recipient)?;
-            let done: Vec<String> = push::deliveries_of(conn, &notification)?
-                .into_iter()
-                .filter(|d| d.status != "retry")
-                .map(|d| d.subscription_id)
-                .collect();
-            let resolved = match (&alert_id, is_all_clear) {
-                (Some(alert), false) => push::alert_resolved(conn, alert)?,
-                _ => false,
-            };
-            Ok((subscriptions, done, resolved))
+        .read(move |conn| match (&alert_id, is_all_clear) {
+            (Some(alert), false) => push::alert_resolved(conn, alert),
+            _ => Ok(false),
         })
         .await?;
     if resolved {
-        count("superseded");
+        count(&channel, "superseded");
         finish(Outcome {
             status: "failed",
             next_attempt_at: now_ms,
@@ -164,16 +177,207 @@ async fn deliver(
         .await?;
         return Ok(());
     }
-    if subscriptions.is_empty() && done.is_empty() {
-        count("no_subscription");
-        finish(Outcome {
-            status: "no_subscription",
+    let attempt = match channel.as_str() {
+        CHANNEL_WEBPUSH => webpush_attempt(state, client, &row, now_ms).await?,
+        CHANNEL_EMAIL => email_attempt(state, &row, now_ms).await?,
+        CHANNEL_WEBHOOK => webhook_attempt(state, &row, now_ms).await?,
+        other => Attempt::Failed {
+            status: "failed",
+            error: format!("unknown channel {other:?}"),
+        },
+    };
+    if channel != CHANNEL_WEBPUSH {
+        // Push counts per subscription, in its own attempt.
+        count(
+            &channel,
+            match &attempt {
+                Attempt::Delivered => "sent",
+                Attempt::Retry { .. } => "retry",
+                Attempt::Failed { status, .. } => status,
+            },
+        );
+    }
+    let outcome = match attempt {
+        Attempt::Delivered => Outcome {
+            status: "sent",
+            next_attempt_at: now_ms,
+            sent_at: Some(now_ms),
+            last_error: None,
+        },
+        Attempt::Retry {
+            retry_after_s,
+            error,
+        } => {
+            let failures = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+            let jitter = rand::rng().random::<f64>();
+            let next = now_ms + backoff_ms(failures, retry_after_s, jitter);
+            Outcome {
+                status: if next <= row.expires_at {
+                    "pending"
+                } else {
+                    "failed"
+                },
+                next_attempt_at: next.min(row.expires_at.max(now_ms)),
+                sent_at: None,
+                last_error: Some(error),
+            }
+        }
+        Attempt::Failed { status, error } => Outcome {
+            status,
             next_attempt_at: now_ms,
             sent_at: None,
-            last_error: Some("the recipient has no push subscription".into()),
+            last_error: Some(error),
+        },
+    };
+    finish(outcome).await?;
+    Ok(())
+}
+
+/// Email: to the recipient's account address. Off (failed, with the reason) when `smtp.url`
+/// is unset.
+async fn email_attempt(
+    state: &AppState,
+    row: &NotificationRow,
+    now_ms: i64,
+) -> Result<Attempt, AppError> {
+    let Some(mailer) = &state.mailer else {
+        return Ok(Attempt::Failed {
+            status: "failed",
+            error: "email is not configured on this server (smtp.url is unset)".into(),
+        });
+    };
+    let Some(recipient) = row.recipient_id.clone() else {
+        return Ok(Attempt::Failed {
+            status: "failed",
+            error: "an email needs a recipient".into(),
+        });
+    };
+    let Some((address, name)) = state
+        .store
+        .read(move |conn| store::accounts::email_of(conn, &recipient))
+        .await?
+    else {
+        return Ok(Attempt::Failed {
+            status: "failed",
+            error: "the recipient's account is gone or disabled".into(),
+        });
+    };
+    let payload: serde_json::Value =
+        serde_json::from_slice(&stamp_sent_at(&row.payload, now_ms)).unwrap_or_default();
+    Ok(mailer.send(&address, &name, &row.id, &payload).await)
+}
+
+/// Webhook: the organisation's (no recipient, signed with its secret) or the recipient's own
+/// (signed with the server's webhook secret). The address is read at delivery time, so a
+/// removed webhook stops receiving.
+async fn webhook_attempt(
+    state: &AppState,
+    row: &NotificationRow,
+    now_ms: i64,
+) -> Result<Attempt, AppError> {
+    let (recipient, alert_id, outing_id) = (
+        row.recipient_id.clone(),
+        row.alert_id.clone(),
+        row.outing_id.clone(),
+    );
+    let server_secret = state.webhooks.server_secret().to_owned();
+    let found = state
+        .store
+        .read(move |conn| {
+            let alert = match &alert_id {
+                Some(id) => store::alerts::find(conn, id)?,
+                None => None,
+            };
+            let mut view = match &alert {
+                Some(alert) => {
+                    let name = store::outings::display_name(conn, &alert.canvasser_id)?;
+                    Some(crate::service::outings::alert_view(conn, alert, name)?)
+                }
+                None => None,
+            };
+            let target = match &recipient {
+                Some(user) => store::accounts::webhook_of(conn, user)?.map(|url| {
+                    (url, server_secret.clone())
+                }),
+                None => match &alert {
+                    Some(alert) => store::orgs::webhook_of(conn, &alert.org_id)?,
+                    None => None,
+                },
+            };
+            let person = match &recipient {
+                Some(user) => {
+                    let id = store::accounts::parse_id(user, "user")?;
+                    store::accounts::find(conn, id)?.map(|u| {
+                        serde_json::json!({"id": u.id, "display_name": u.display_name, "role": u.role})
+                    })
+                }
+                None => None,
+            };
+            // A canvasser (a companion) gets their own delivery rows only, not other people's.
+            if let (Some(view), Some(person), Some(user)) = (view.as_mut(), &person, &recipient) {
+                if person["role"] == "canvasser" {
+                    view.notifications
+                        .retain(|n| n.recipient.as_ref().is_some_and(|r| r.id.to_string() == *user));
+                }
+            }
+            Ok((view, target, person, outing_id))
         })
         .await?;
-        return Ok(());
+    let (view, target, person, outing_id) = found;
+    let Some((url, secret)) = target else {
+        return Ok(Attempt::Failed {
+            status: "failed",
+            error: "the webhook was removed before delivery".into(),
+        });
+    };
+    let body = serde_json::json!({
+        "event_id": row.id,
+        "type": row.message_type,
+        "alert": view,
+        "outing_id": outing_id,
+        "recipient": person,
+        "sent_at": crate::domain::time::rfc3339(crate::domain::time::from_millis(now_ms)),
+    });
+    let body = serde_json::to_vec(&body).map_err(|e| AppError::internal(e.to_string()))?;
+    Ok(state
+        .webhooks
+        .send(&url, &secret, &row.id, body, now_ms / 1000)
+        .await)
+}
+
+/// Web Push: to every subscription of the recipient not yet done. Reaching one of the
+/// person's devices is reaching the person.
+async fn webpush_attempt(
+    state: &AppState,
+    client: &PushClient,
+    row: &NotificationRow,
+    now_ms: i64,
+) -> Result<Attempt, AppError> {
+    let Some(recipient) = row.recipient_id.clone() else {
+        return Ok(Attempt::Failed {
+            status: "failed",
+            error: "a push needs a recipient".into(),
+        });
+    };
+    let notification = row.id.clone();
+    let (subscriptions, done) = state
+        .store
+        .read(move |conn| {
+            let subscriptions = push::subscriptions_of(conn, &recipient)?;
+            let done: Vec<String> = push::deliveries_of(conn, &notification)?
+                .into_iter()
+                .filter(|d| d.status != "retry")
+                .map(|d| d.subscription_id)
+                .collect();
+            Ok((subscriptions, done))
+        })
+        .await?;
+    if subscriptions.is_empty() && done.is_empty() {
+        count(CHANNEL_WEBPUSH, "no_subscription");
+        return Ok(Attempt::Failed {
+            status: "no_subscription",
+            error: "the recipient has no push subscription".into(),
+        });
     }
     let targets: Vec<_> = subscriptions
         .into_iter()
@@ -185,7 +389,7 @@ async fn deliver(
         row.message_type.as_str(),
         "checkin_reminder" | "test" | "left_area" | "low_battery"
     );
-    let topic = topic_of(&row);
+    let topic = topic_of(row);
     let message = Message {
         payload: &payload,
         ttl_s,
@@ -233,7 +437,7 @@ async fn deliver(
         if let Some(e) = &error {
             errors.push(e.clone());
         }
-        count(status);
+        count(CHANNEL_WEBPUSH, status);
         let gone = matches!(result, SendResult::Gone(_));
         state
             .store
@@ -257,38 +461,16 @@ async fn deliver(
     let already_delivered = !done.is_empty() && targets.is_empty();
     let last_error = errors.first().cloned();
     if delivered || already_delivered {
-        // Reaching one of the person's devices is reaching the person.
-        finish(Outcome {
-            status: "sent",
-            next_attempt_at: now_ms,
-            sent_at: Some(now_ms),
-            last_error: None,
-        })
-        .await?;
-        return Ok(());
+        return Ok(Attempt::Delivered);
     }
     if retryable {
-        let failures = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
-        let jitter = rand::rng().random::<f64>();
-        let next = now_ms + backoff_ms(failures, retry_after, jitter);
-        if next <= row.expires_at {
-            finish(Outcome {
-                status: "pending",
-                next_attempt_at: next,
-                sent_at: None,
-                last_error,
-            })
-            .await?;
-            return Ok(());
-        }
+        return Ok(Attempt::Retry {
+            retry_after_s: retry_after,
+            error: last_error.unwrap_or_else(|| "push service unavailable".into()),
+        });
     }
-    let last_error = last_error.or_else(|| Some("every subscription refused the message".into()));
-    finish(Outcome {
+    Ok(Attempt::Failed {
         status: "failed",
-        next_attempt_at: now_ms,
-        sent_at: None,
-        last_error,
+        error: last_error.unwrap_or_else(|| "every subscription refused the message".into()),
     })
-    .await?;
-    Ok(())
 }

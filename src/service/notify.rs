@@ -13,6 +13,21 @@ use crate::store::{self, new_id, DbConn};
 /// How long an alert message may wait for delivery (push TTL and retry horizon).
 pub const ALERT_TTL_MS: i64 = 24 * 3600 * 1000;
 
+pub const CHANNEL_WEBPUSH: &str = "webpush";
+pub const CHANNEL_EMAIL: &str = "email";
+pub const CHANNEL_WEBHOOK: &str = "webhook";
+
+/// Whether a step is part of an alert (level ≥ 1, or its all-clear): those go to every channel.
+/// Reminders, tests and the organisers' notices (`left_area`, `low_battery`) go by push only.
+fn is_alert_step(step: &StepRecord<'_>) -> bool {
+    step.alert.is_some()
+        && (step.level >= 1 || step.message_type == "all_clear")
+        && !matches!(
+            step.message_type,
+            "checkin_reminder" | "test" | "left_area" | "low_battery"
+        )
+}
+
 /// One step to record.
 pub struct StepRecord<'a> {
     pub outing: &'a OutingRow,
@@ -65,7 +80,7 @@ impl OutingPeople {
     }
 }
 
-/// Writes one outbox row per recipient. Returns how many were new: 0 means this step had
+/// Writes one outbox row per (recipient, channel). Returns how many were new: 0 means this step had
 /// already been recorded (a retry, or another replica got there first).
 pub fn record(conn: &mut DbConn, step: &StepRecord<'_>, now_ms: i64) -> Result<usize, AppError> {
     let canvasser_name = store::outings::display_name(conn, &step.outing.canvasser_id)?;
@@ -112,15 +127,43 @@ pub fn record(conn: &mut DbConn, step: &StepRecord<'_>, now_ms: i64) -> Result<u
         Some(alert) => format!("alert:{}", alert.id),
         None => format!("outing:{}", step.outing.id),
     };
+    // Push to every recipient; alert steps also by email and webhook, to whoever asked for them,
+    // and once per step to the organisation's webhook.
+    let mut targets: Vec<(Option<String>, &'static str)> = step
+        .recipients
+        .iter()
+        .map(|r| (Some(r.to_string()), CHANNEL_WEBPUSH))
+        .collect();
+    if is_alert_step(step) {
+        let ids: Vec<String> = step.recipients.iter().map(ToString::to_string).collect();
+        let channels = store::notifications::channels_of(conn, &ids)?;
+        for id in &ids {
+            if let Some((_, email, webhook)) = channels.iter().find(|(u, _, _)| u == id) {
+                if *email {
+                    targets.push((Some(id.clone()), CHANNEL_EMAIL));
+                }
+                if webhook.is_some() {
+                    targets.push((Some(id.clone()), CHANNEL_WEBHOOK));
+                }
+            }
+        }
+        if store::orgs::webhook_of(conn, &step.outing.org_id)?.is_some() {
+            targets.push((None, CHANNEL_WEBHOOK));
+        }
+    }
     let mut inserted = 0;
-    for recipient in step.recipients {
+    for (recipient, channel) in targets {
+        let who = match &recipient {
+            Some(id) => id.clone(),
+            None => format!("org:{}", step.outing.org_id),
+        };
         let row = NotificationRow {
             id: new_id(),
-            dedupe_key: format!("{subject}:{}:{recipient}:webpush", step.step_key),
+            dedupe_key: format!("{subject}:{}:{who}:{channel}", step.step_key),
             alert_id: step.alert.map(|a| a.id.clone()),
             outing_id: Some(step.outing.id.clone()),
-            recipient_id: recipient.to_string(),
-            channel: "webpush".into(),
+            recipient_id: recipient,
+            channel: channel.into(),
             step: step.step_key.to_owned(),
             message_type: step.message_type.to_owned(),
             level: i32::from(step.level),

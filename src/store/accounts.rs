@@ -208,3 +208,51 @@ pub fn set_pins(
         .execute(conn)?;
     Ok(())
 }
+
+/// A user's alert channels besides push: `(email alerts on, personal webhook)`.
+pub fn channels(
+    conn: &mut DbConn,
+    user: UserId,
+) -> Result<Option<(bool, Option<String>)>, AppError> {
+    Ok(users::table
+        .find(user.to_string())
+        .select((users::email_alerts, users::webhook_url))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn set_channels(
+    conn: &mut DbConn,
+    user: UserId,
+    email_alerts: bool,
+    webhook_url: Option<&str>,
+) -> Result<(), AppError> {
+    diesel::update(users::table.find(user.to_string()))
+        .set((
+            users::email_alerts.eq(email_alerts),
+            users::webhook_url.eq(webhook_url),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Where to email a user, and their name: `(email, display name)`.
+pub fn email_of(conn: &mut DbConn, user: &str) -> Result<Option<(String, String)>, AppError> {
+    Ok(users::table
+        .find(user)
+        .filter(users::disabled_at.is_null())
+        .select((users::email, users::display_name))
+        .first(conn)
+        .optional()?)
+}
+
+/// A user's personal webhook.
+pub fn webhook_of(conn: &mut DbConn, user: &str) -> Result<Option<String>, AppError> {
+    Ok(users::table
+        .find(user)
+        .filter(users::disabled_at.is_null())
+        .select(users::webhook_url)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}

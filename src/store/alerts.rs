@@ -124,9 +124,10 @@ pub fn list(
 
 /// One row of an alert's delivery record.
 pub struct DeliveryRecord {
-    pub recipient_id: String,
-    pub display_name: String,
-    pub role: String,
+    /// `None` for an organisation's webhook.
+    pub recipient_id: Option<String>,
+    pub display_name: Option<String>,
+    pub role: Option<String>,
     pub level: i32,
     pub channel: String,
     pub status: String,
@@ -138,13 +139,13 @@ pub struct DeliveryRecord {
 pub fn deliveries(conn: &mut DbConn, alert: &str) -> Result<Vec<DeliveryRecord>, AppError> {
     // Served by notifications_alert.
     let rows = notifications::table
-        .inner_join(users::table.on(users::id.eq(notifications::recipient_id)))
+        .left_join(users::table.on(notifications::recipient_id.eq(users::id.nullable())))
         .filter(notifications::alert_id.eq(alert))
         .order((notifications::created_at, notifications::id))
         .select((
             notifications::recipient_id,
-            users::display_name,
-            users::role,
+            users::display_name.nullable(),
+            users::role.nullable(),
             notifications::level,
             notifications::channel,
             notifications::status,
@@ -153,9 +154,9 @@ pub fn deliveries(conn: &mut DbConn, alert: &str) -> Result<Vec<DeliveryRecord>,
             notifications::last_error,
         ))
         .load::<(
-            String,
-            String,
-            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
             i32,
             String,
             String,

@@ -270,4 +270,83 @@ mod tests {
             names(&format!("{root}/migrations/postgres"))
         );
     }
+
+    /// The channels migration rebuilds `notifications` on SQLite: existing outbox rows and
+    /// their push deliveries survive it (up and down), and rows without a recipient fit after.
+    #[test]
+    fn sqlite_channels_migration_keeps_the_outbox() {
+        use diesel::connection::SimpleConnection;
+        use diesel::{Connection, RunQueryDsl, SqliteConnection};
+        use diesel_migrations::MigrationHarness;
+
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        fn count(conn: &mut SqliteConnection, sql: &str) -> i64 {
+            diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        conn.batch_execute("PRAGMA foreign_keys = ON;").unwrap();
+        // Up to the migration before the channels one.
+        conn.run_next_migration(super::SQLITE_MIGRATIONS).unwrap();
+        conn.run_next_migration(super::SQLITE_MIGRATIONS).unwrap();
+        conn.batch_execute(
+            "INSERT INTO organisations (id, name, created_at) VALUES ('o', 'Org', 0);
+             INSERT INTO users (id, email, password_hash, display_name, role, org_id, created_at)
+                 VALUES ('u', 'u@example.org', 'x', 'U', 'organiser', 'o', 0);
+             INSERT INTO notifications (id, dedupe_key, recipient_id, channel, step, message_type,
+                 level, payload, status, created_at, next_attempt_at, expires_at)
+                 VALUES ('n', 'k', 'u', 'webpush', 's', 'test', 0, '{}', 'sent', 0, 0, 1);
+             INSERT INTO push_deliveries (id, notification_id, subscription_id, status)
+                 VALUES ('d', 'n', 'sub', 'sent');",
+        )
+        .unwrap();
+
+        conn.run_pending_migrations(super::SQLITE_MIGRATIONS)
+            .unwrap();
+        assert_eq!(
+            count(&mut conn, "SELECT COUNT(*) AS n FROM notifications"),
+            1
+        );
+        assert_eq!(
+            count(&mut conn, "SELECT COUNT(*) AS n FROM push_deliveries"),
+            1
+        );
+        conn.batch_execute(
+            "INSERT INTO notifications (id, dedupe_key, recipient_id, channel, step, message_type,
+                 level, payload, status, created_at, next_attempt_at, expires_at)
+                 VALUES ('w', 'k2', NULL, 'webhook', 's', 'panic', 2, '{}', 'pending', 0, 0, 1);",
+        )
+        .unwrap();
+        // No dangling references after the rebuild.
+        assert_eq!(
+            count(
+                &mut conn,
+                "SELECT COUNT(*) AS n FROM pragma_foreign_key_check"
+            ),
+            0
+        );
+
+        conn.revert_last_migration(super::SQLITE_MIGRATIONS)
+            .unwrap();
+        assert_eq!(
+            count(&mut conn, "SELECT COUNT(*) AS n FROM notifications"),
+            1
+        );
+        assert_eq!(
+            count(&mut conn, "SELECT COUNT(*) AS n FROM push_deliveries"),
+            1
+        );
+        conn.batch_execute("DELETE FROM notifications WHERE id = 'n';")
+            .unwrap();
+        assert_eq!(
+            count(&mut conn, "SELECT COUNT(*) AS n FROM push_deliveries"),
+            0
+        );
+    }
 }

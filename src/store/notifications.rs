@@ -16,7 +16,8 @@ pub struct NotificationRow {
     pub dedupe_key: String,
     pub alert_id: Option<String>,
     pub outing_id: Option<String>,
-    pub recipient_id: String,
+    /// Null for an organisation's webhook (not a person).
+    pub recipient_id: Option<String>,
     pub channel: String,
     pub step: String,
     pub message_type: String,
@@ -77,7 +78,8 @@ pub fn police_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError>
 pub fn notified_about(conn: &mut DbConn, alert: &str) -> Result<Vec<UserId>, AppError> {
     ids(notifications::table
         .filter(notifications::alert_id.eq(alert))
-        .select(notifications::recipient_id)
+        .filter(notifications::recipient_id.is_not_null())
+        .select(notifications::recipient_id.assume_not_null())
         .distinct()
         .load(conn)?)
 }
@@ -99,4 +101,18 @@ pub fn for_subject(
         query = query.filter(notifications::outing_id.eq(outing.to_owned()));
     }
     Ok(query.load(conn)?)
+}
+
+/// How a recipient wants alerts besides push: `(user id, email alerts on, personal webhook)`.
+pub fn channels_of(
+    conn: &mut DbConn,
+    recipients: &[String],
+) -> Result<Vec<(String, bool, Option<String>)>, AppError> {
+    if recipients.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(users::table
+        .filter(users::id.eq_any(recipients))
+        .select((users::id, users::email_alerts, users::webhook_url))
+        .load(conn)?)
 }

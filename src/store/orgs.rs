@@ -102,3 +102,35 @@ pub fn set_require_totp(conn: &mut DbConn, id: OrgId, required: bool) -> Result<
         .execute(conn)?;
     Ok(())
 }
+
+/// The organisation's webhook: `(url, secret)`, when it has one.
+pub fn webhook_of(conn: &mut DbConn, org: &str) -> Result<Option<(String, String)>, AppError> {
+    let row: Option<(Option<String>, Option<String>)> = organisations::table
+        .find(org)
+        .select((organisations::webhook_url, organisations::webhook_secret))
+        .first(conn)
+        .optional()?;
+    Ok(match row {
+        Some((Some(url), Some(secret))) => Some((url, secret)),
+        _ => None,
+    })
+}
+
+/// Sets (or with `None`, removes) the organisation's webhook.
+pub fn set_webhook(
+    conn: &mut DbConn,
+    org: OrgId,
+    webhook: Option<(&str, &str)>,
+) -> Result<(), AppError> {
+    let (url, secret) = match webhook {
+        Some((url, secret)) => (Some(url), Some(secret)),
+        None => (None, None),
+    };
+    diesel::update(organisations::table.find(org.to_string()))
+        .set((
+            organisations::webhook_url.eq(url),
+            organisations::webhook_secret.eq(secret),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

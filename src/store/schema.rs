@@ -199,7 +199,7 @@ diesel::table! {
         dedupe_key -> Text,
         alert_id -> Nullable<Text>,
         outing_id -> Nullable<Text>,
-        recipient_id -> Text,
+        recipient_id -> Nullable<Text>,
         channel -> Text,
         step -> Text,
         message_type -> Text,

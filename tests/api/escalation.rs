@@ -42,7 +42,7 @@ fn recipients_of(
 ) -> BTreeSet<String> {
     rows.iter()
         .filter(|r| r.step.starts_with(step_prefix))
-        .map(|r| r.recipient_id.clone())
+        .filter_map(|r| r.recipient_id.clone())
         .collect()
 }
 
@@ -72,7 +72,10 @@ async fn full_timeline_reminder_missed_level2_checkin_all_clear(backend: Backend
             .find(|r| r.message_type == "checkin_reminder")
     })
     .await;
-    assert_eq!(reminder.recipient_id, org.canvasser.id);
+    assert_eq!(
+        reminder.recipient_id.as_deref(),
+        Some(org.canvasser.id.as_str())
+    );
     assert_eq!(reminder.level, 0);
     assert!(reminder.alert_id.is_none());
 
@@ -266,7 +269,8 @@ async fn acknowledge_repeat_ack_timeout_and_resolve(backend: Backend) {
     let rows = app.outbox(Some(&alert_id), None).await;
     assert!(rows
         .iter()
-        .any(|r| r.step == "ack_timeout:1" && r.recipient_id == org.police.id));
+        .any(|r| r.step == "ack_timeout:1"
+            && r.recipient_id.as_deref() == Some(org.police.id.as_str())));
     let ack_time = rows
         .iter()
         .find(|r| r.step == "ack_timeout:1")
@@ -322,9 +326,9 @@ async fn acknowledge_repeat_ack_timeout_and_resolve(backend: Backend) {
     assert_eq!(seen["status"], "active");
     assert!(seen["open_alert"].is_null());
     let rows = app.outbox(Some(&alert_id), None).await;
-    assert!(rows
-        .iter()
-        .any(|r| r.step == "all_clear" && r.recipient_id == org.police.id));
+    assert!(rows.iter().any(
+        |r| r.step == "all_clear" && r.recipient_id.as_deref() == Some(org.police.id.as_str())
+    ));
     let (_, list) = app
         .get("/api/v1/alerts?status=resolved", &org.organiser.token)
         .await;
@@ -374,7 +378,10 @@ async fn panic_upgrades_an_open_alert(backend: Backend) {
     let rows = app.outbox(Some(&alert_id), None).await;
     let upgrade: Vec<_> = rows.iter().filter(|r| r.step == "upgrade:panic").collect();
     assert!(upgrade.iter().all(|r| r.message_type == "panic"));
-    let to: BTreeSet<String> = upgrade.iter().map(|r| r.recipient_id.clone()).collect();
+    let to: BTreeSet<String> = upgrade
+        .iter()
+        .filter_map(|r| r.recipient_id.clone())
+        .collect();
     assert_eq!(
         to,
         ids(&[&org.organiser.id, &org.police.id]),
@@ -417,7 +424,10 @@ async fn a_step_due_while_the_server_was_down_fires_once_on_restart(backend: Bac
         .iter()
         .filter(|r| r.step.starts_with("missed:"))
         .collect();
-    let to: BTreeSet<String> = missed.iter().map(|r| r.recipient_id.clone()).collect();
+    let to: BTreeSet<String> = missed
+        .iter()
+        .filter_map(|r| r.recipient_id.clone())
+        .collect();
     assert_eq!(missed.len(), 2, "fired once: one row per recipient");
     assert_eq!(to, ids(&[&org.canvasser.id, &org.organiser.id]));
     let outing_rows = app.outbox(None, Some(&outing_id)).await;

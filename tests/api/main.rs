@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod auth;
+mod channels;
 mod errors;
 mod escalation;
 mod ops;
@@ -14,3 +15,9 @@ mod watch;
 
 #[path = "../support/push_receiver.rs"]
 mod push_receiver;
+
+#[path = "../support/smtp_sink.rs"]
+mod smtp_sink;
+
+#[path = "../support/webhook_receiver.rs"]
+mod webhook_receiver;

@@ -456,7 +456,7 @@ async fn low_battery_and_left_area_notices_once_per_episode(backend: Backend) {
                 .await
                 .into_iter()
                 .filter(|n| n.message_type == kind)
-                .map(|n| n.recipient_id)
+                .filter_map(|n| n.recipient_id)
                 .collect::<Vec<_>>()
         }
     };

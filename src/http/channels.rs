@@ -1,0 +1,155 @@
+//! Notification channels beyond Web Push: the caller's own (`/me/channels`: email, personal
+//! webhook) and an organisation's signed webhook (`/orgs/{id}/webhook`).
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{path_id, ApiJson, Caller};
+use super::orgs::can_see_org;
+use crate::domain::account::Role;
+use crate::domain::ids::OrgId;
+use crate::error::{AppError, Problem};
+use crate::push::ssrf;
+use crate::push::webhook::SECRET_CHARS;
+use crate::state::AppState;
+use crate::store;
+
+const MAX_URL_CHARS: usize = 2048;
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Channels {
+    /// Alerts also by email, to the account's address.
+    pub email: bool,
+    /// Alerts also POSTed here (signed with the server's webhook secret); null for none.
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// `https://` and public (the same rules as push endpoints).
+    pub url: String,
+    /// Signs every request (HMAC-SHA256); 16–256 characters. Never shown again.
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookResponse {
+    pub url: String,
+}
+
+/// The address rules of push endpoints: https, no credentials, never inside our network.
+async fn check_webhook_url(state: &AppState, field: &str, url: &str) -> Result<(), AppError> {
+    if url.chars().count() > MAX_URL_CHARS {
+        return Err(AppError::field(
+            field,
+            format!("must be at most {MAX_URL_CHARS} characters"),
+        ));
+    }
+    let allow_private = state.settings.push.allow_private_endpoints;
+    let parsed =
+        ssrf::check_url(url, allow_private).map_err(|e| AppError::field(field, e.to_string()))?;
+    ssrf::check_resolved(&parsed, allow_private)
+        .await
+        .map_err(|e| AppError::field(field, e.to_string()))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/channels", tag = "channels", security(("bearer" = [])),
+    responses((status = 200, body = Channels)))]
+pub async fn get_channels(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, AppError> {
+    let user = caller.id;
+    let (email, webhook_url) = state
+        .store
+        .read(move |conn| store::accounts::channels(conn, user))
+        .await?
+        .ok_or(AppError::NotFound("user"))?;
+    Ok(HttpResponse::Ok().json(Channels { email, webhook_url }))
+}
+
+#[utoipa::path(put, path = "/api/v1/me/channels", tag = "channels", security(("bearer" = [])),
+    request_body = Channels,
+    responses((status = 200, body = Channels),
+              (status = 422, description = "a webhook URL that is not https or points inside", body = Problem)))]
+pub async fn put_channels(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Channels>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(url) = &body.webhook_url {
+        check_webhook_url(&state, "webhook_url", url).await?;
+    }
+    let user = caller.id;
+    let (email, webhook_url) = (body.email, body.webhook_url.clone());
+    state
+        .store
+        .write(move |conn| store::accounts::set_channels(conn, user, email, webhook_url.as_deref()))
+        .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Admins and the organisation's organisers; 403 for others who can see it, 404 otherwise.
+async fn authorise_org(state: &AppState, caller: Caller, org: OrgId) -> Result<(), AppError> {
+    state
+        .store
+        .read(move |conn| {
+            if !can_see_org(conn, &caller, org)? || store::orgs::find(conn, org)?.is_none() {
+                return Err(AppError::NotFound("organisation"));
+            }
+            caller.require_role(&[Role::Admin, Role::Organiser])
+        })
+        .await
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/webhook", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = WebhookRequest,
+    responses((status = 200, description = "set; the secret is never echoed", body = WebhookResponse),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_org_webhook(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    ApiJson(body): ApiJson<WebhookRequest>,
+) -> Result<HttpResponse, AppError> {
+    let org: OrgId = path_id(&id, "organisation")?;
+    authorise_org(&state, caller, org).await?;
+    let secret_chars = body.secret.chars().count();
+    if !SECRET_CHARS.contains(&secret_chars) {
+        return Err(AppError::field(
+            "secret",
+            format!(
+                "must be {} to {} characters",
+                SECRET_CHARS.start(),
+                SECRET_CHARS.end()
+            ),
+        ));
+    }
+    check_webhook_url(&state, "url", &body.url).await?;
+    let (url, secret) = (body.url.clone(), body.secret);
+    state
+        .store
+        .write(move |conn| store::orgs::set_webhook(conn, org, Some((&url, &secret))))
+        .await?;
+    Ok(HttpResponse::Ok().json(WebhookResponse { url: body.url }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{id}/webhook", tag = "channels", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete_org_webhook(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let org: OrgId = path_id(&id, "organisation")?;
+    authorise_org(&state, caller, org).await?;
+    state
+        .store
+        .write(move |conn| store::orgs::set_webhook(conn, org, None))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

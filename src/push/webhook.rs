@@ -1,0 +1,190 @@
+//! The webhook channel: the Alert as JSON, POSTed to an organisation's or a user's URL and
+//! signed so the receiver can tell it came from us (see docs/webhooks.md).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+use super::retry::parse_retry_after;
+use super::ssrf::{self, GuardedResolver};
+use super::worker::Attempt;
+use crate::config::Settings;
+
+const KEY_FILE: &str = "webhook-signing.key";
+pub const SIGNATURE_HEADER: &str = "Doorstep-Signature";
+pub const EVENT_ID_HEADER: &str = "Doorstep-Event-Id";
+/// Shortest and longest organisation webhook secret.
+pub const SECRET_CHARS: std::ops::RangeInclusive<usize> = 16..=256;
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+pub fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub struct WebhookClient {
+    http: reqwest::Client,
+    allow_private: bool,
+    /// Signs personal webhooks.
+    server_secret: Arc<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("cannot build the webhook HTTP client: {0}")]
+    Client(String),
+    #[error("webhook signing key {path}: {source}")]
+    Key {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// `webhooks.signing_secret`, or one generated once into `data_dir` (mode 0600).
+fn load_server_secret(settings: &Settings) -> Result<String, WebhookError> {
+    if let Some(secret) = &settings.webhooks.signing_secret {
+        return Ok(secret.clone());
+    }
+    let dir: &Path = &settings.server.data_dir;
+    let path = dir.join(KEY_FILE);
+    let err = |source| WebhookError::Key {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(err)?;
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let secret = URL_SAFE_NO_PAD.encode(bytes);
+            match crate::auth::tokens::write_private_file(&path, &secret) {
+                Ok(()) => Ok(secret),
+                // Another replica wrote it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Ok(std::fs::read_to_string(&path)
+                        .map_err(err)?
+                        .trim()
+                        .to_owned())
+                }
+                Err(e) => Err(err(e)),
+            }
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+impl WebhookClient {
+    pub fn new(settings: &Settings) -> Result<WebhookClient, WebhookError> {
+        let push = &settings.push;
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_millis(push.request_timeout_ms))
+            .connect_timeout(Duration::from_millis(push.request_timeout_ms.min(5_000)))
+            // A redirect could lead anywhere, including inside.
+            .redirect(reqwest::redirect::Policy::none());
+        if !push.allow_private_endpoints {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        Ok(WebhookClient {
+            http: builder
+                .build()
+                .map_err(|e| WebhookError::Client(e.to_string()))?,
+            allow_private: push.allow_private_endpoints,
+            server_secret: Arc::new(load_server_secret(settings)?),
+        })
+    }
+
+    /// The secret that signs users' personal webhooks.
+    pub fn server_secret(&self) -> &str {
+        &self.server_secret
+    }
+
+    /// One attempt: 2xx is delivered; any other answer, a timeout or a refused connection is
+    /// retried (honouring `Retry-After`); an address the SSRF rules refuse is final.
+    pub async fn send(
+        &self,
+        url: &str,
+        secret: &str,
+        event_id: &str,
+        body: Vec<u8>,
+        now_s: i64,
+    ) -> Attempt {
+        // Checked again at send time: the rules or DNS may have changed since it was set.
+        let parsed = match ssrf::check_url(url, self.allow_private) {
+            Ok(url) => url,
+            Err(e) => {
+                return Attempt::Failed {
+                    status: "failed",
+                    error: format!("webhook address refused: {e}"),
+                }
+            }
+        };
+        if let Err(e) = ssrf::check_resolved(&parsed, self.allow_private).await {
+            return Attempt::Failed {
+                status: "failed",
+                error: format!("webhook address refused: {e}"),
+            };
+        }
+        let signed = signature(secret.as_bytes(), now_s, &body);
+        let request = self
+            .http
+            .post(parsed)
+            .header("Content-Type", "application/json")
+            .header(SIGNATURE_HEADER, signed)
+            .header(EVENT_ID_HEADER, event_id)
+            .body(body);
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Attempt::Delivered,
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after_s = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, now_s));
+                let mut detail = response.text().await.unwrap_or_default();
+                detail.truncate(200);
+                Attempt::Retry {
+                    retry_after_s,
+                    error: format!("webhook answered {status} {detail}")
+                        .trim()
+                        .to_owned(),
+                }
+            }
+            Err(e) => Attempt::Retry {
+                retry_after_s: None,
+                error: if e.is_timeout() {
+                    "webhook did not answer in time".into()
+                } else if e.is_connect() {
+                    "cannot connect to the webhook".into()
+                } else {
+                    format!("webhook request failed: {e}")
+                },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // Python: hmac.new(b"secret", b"1700000000.{}", hashlib.sha256).hexdigest()
+        let s = signature(b"secret", 1_700_000_000, b"{}");
+        assert!(s.starts_with("t=1700000000,v1="));
+        assert_eq!(s.len(), "t=1700000000,v1=".len() + 64);
+        assert_ne!(s, signature(b"secret", 1_700_000_001, b"{}"));
+        assert_ne!(s, signature(b"other", 1_700_000_000, b"{}"));
+    }
+}
