@@ -77,7 +77,7 @@ fn view(
         return Ok(None);
     }
     let name = store::outings::display_name(conn, &row.canvasser_id)?;
-    let view = outing_service::alert_view(conn, row, name)?;
+    let view = outing_service::for_viewer(outing_service::alert_view(conn, row, name)?, caller);
     let audited = matches!(caller.role, Role::Organiser | Role::Police)
         && row.canvasser_id != caller.id.to_string()
         && view.last_location.is_some();

@@ -739,7 +739,8 @@ pub async fn panic(
             let (outing, raised) =
                 service::panic(conn, &caller, outing_id, position, &default_policy, now_ms)?;
             let name = store::outings::display_name(conn, &outing.canvasser_id)?;
-            let mut view = service::alert_view(conn, raised.alert(), name)?;
+            let mut view =
+                service::for_viewer(service::alert_view(conn, raised.alert(), name)?, &caller);
             // Pressing panic must not reveal a silent duress alert to whoever holds the phone.
             if view.kind == AlertKind::Duress.as_str()
                 && outing.canvasser_id == caller.id.to_string()

@@ -338,9 +338,10 @@ pub fn view(
     let open_alert = match open_alert {
         // The canvasser's own responses never reveal a duress alert.
         Some(a) if is_canvasser && a.kind == AlertKind::Duress.as_str() => None,
-        Some(a) if visibility.sees_location() => {
-            Some(alert_view(conn, &a, canvasser_name.clone())?)
-        }
+        Some(a) if visibility.sees_location() => Some(for_viewer(
+            alert_view(conn, &a, canvasser_name.clone())?,
+            caller,
+        )),
         _ => None,
     };
     let audited = visibility.sees_location()
@@ -359,6 +360,16 @@ pub fn view(
         },
     )?;
     Ok(Some((view, audited)))
+}
+
+/// Contacts (organisers, police) see the whole delivery record; anyone else (the canvasser, a
+/// companion) sees only their own rows: who else was alerted is not theirs to know.
+pub fn for_viewer(mut view: views::AlertView, caller: &Caller) -> views::AlertView {
+    if !matches!(caller.role, Role::Organiser | Role::Police) {
+        view.notifications
+            .retain(|n| n.recipient.as_ref().is_some_and(|r| r.id == caller.id));
+    }
+    view
 }
 
 pub fn alert_view(

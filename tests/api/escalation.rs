@@ -110,6 +110,19 @@ async fn full_timeline_reminder_missed_level2_checkin_all_clear(backend: Backend
     assert_eq!(payload["last_location"]["lat"], 51.5);
     assert_eq!(payload["url"], format!("/app/alerts/{alert_id}"));
 
+    // The canvasser sees their alert, but only their own delivery rows.
+    let (status, own) = app
+        .get(&format!("/api/v1/alerts/{alert_id}"), &org.canvasser.token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = own["notifications"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|n| n["recipient"]["id"] == org.canvasser.id.as_str()),
+        "{own}"
+    );
+
     // Police cannot see a level-1 alert.
     let (status, _) = app
         .get(&format!("/api/v1/alerts/{alert_id}"), &org.police.token)
