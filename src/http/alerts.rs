@@ -12,7 +12,6 @@ use crate::domain::ids::AlertId;
 use crate::error::{AppError, Problem};
 use crate::service::{alerts as service, outings as outing_service};
 use crate::state::AppState;
-use crate::store::audit::LocationRead;
 use crate::store::{self, DbConn};
 
 #[derive(Deserialize, IntoParams)]
@@ -84,28 +83,6 @@ fn view(
     Ok(Some((view, audited)))
 }
 
-fn audit(
-    conn: &mut DbConn,
-    caller: &Caller,
-    view: &AlertView,
-    org_id: &str,
-    now_ms: i64,
-) -> Result<(), AppError> {
-    store::audit::record(
-        conn,
-        &LocationRead {
-            actor_id: caller.id.to_string(),
-            actor_role: caller.role.as_str(),
-            action: "alert",
-            subject_id: view.canvasser.id.to_string(),
-            org_id: org_id.to_owned(),
-            outing_id: Some(view.outing_id.clone()),
-            alert_id: Some(view.id.clone()),
-        },
-        now_ms,
-    )
-}
-
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", security(("bearer" = [])),
     params(AlertQuery),
     responses((status = 200, body = Page<AlertView>), (status = 422, body = Problem)))]
@@ -172,7 +149,7 @@ pub async fn list_alerts(
             .store
             .write(move |conn| {
                 for (view, org) in &audited {
-                    audit(conn, &caller, view, org, now_ms)?;
+                    super::audit::alert_read(conn, &caller, "alert", view, org, now_ms)?;
                 }
                 Ok(())
             })
@@ -208,7 +185,7 @@ pub async fn get_alert(
         let v = view.clone();
         state
             .store
-            .write(move |conn| audit(conn, &caller, &v, &org, now_ms))
+            .write(move |conn| super::audit::alert_read(conn, &caller, "alert", &v, &org, now_ms))
             .await?;
     }
     Ok(HttpResponse::Ok().json(view))

@@ -10,7 +10,55 @@ use crate::domain::account::Role;
 use crate::domain::time::from_millis;
 use crate::error::{AppError, Problem};
 use crate::state::AppState;
-use crate::store;
+use crate::store::audit::LocationRead;
+use crate::store::{self, DbConn};
+
+/// Records that `caller` read the location in an outing view (`action` says where).
+pub fn outing_read(
+    conn: &mut DbConn,
+    caller: &Caller,
+    action: &str,
+    outing: &super::views::OutingView,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    store::audit::record(
+        conn,
+        &LocationRead {
+            actor_id: caller.id.to_string(),
+            actor_role: caller.role.as_str(),
+            action,
+            subject_id: outing.canvasser.id.to_string(),
+            org_id: outing.org_id.clone(),
+            outing_id: Some(outing.id.clone()),
+            alert_id: outing.open_alert.as_ref().map(|a| a.id.clone()),
+        },
+        now_ms,
+    )
+}
+
+/// Records that `caller` read the location in an alert view of organisation `org_id`.
+pub fn alert_read(
+    conn: &mut DbConn,
+    caller: &Caller,
+    action: &str,
+    alert: &super::views::AlertView,
+    org_id: &str,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    store::audit::record(
+        conn,
+        &LocationRead {
+            actor_id: caller.id.to_string(),
+            actor_role: caller.role.as_str(),
+            action,
+            subject_id: alert.canvasser.id.to_string(),
+            org_id: org_id.to_owned(),
+            outing_id: Some(alert.outing_id.clone()),
+            alert_id: Some(alert.id.clone()),
+        },
+        now_ms,
+    )
+}
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

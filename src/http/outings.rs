@@ -24,7 +24,6 @@ use crate::domain::time::Instant;
 use crate::error::{AppError, Problem};
 use crate::service::outings::{self as service, NewCheckin, StartOuting};
 use crate::state::AppState;
-use crate::store::audit::LocationRead;
 use crate::store::outings::OutingScope;
 use crate::store::{self, DbConn};
 
@@ -272,28 +271,6 @@ async fn check_pin(
     .map_err(|e| AppError::internal(format!("PIN check: {e}")))
 }
 
-fn record_audit(
-    conn: &mut DbConn,
-    caller: &Caller,
-    action: &str,
-    outing: &OutingView,
-    now_ms: i64,
-) -> Result<(), AppError> {
-    store::audit::record(
-        conn,
-        &LocationRead {
-            actor_id: caller.id.to_string(),
-            actor_role: caller.role.as_str(),
-            action,
-            subject_id: outing.canvasser.id.to_string(),
-            org_id: outing.org_id.clone(),
-            outing_id: Some(outing.id.clone()),
-            alert_id: outing.open_alert.as_ref().map(|a| a.id.clone()),
-        },
-        now_ms,
-    )
-}
-
 /// Builds the caller's view of an outing inside the current transaction.
 fn view_in_tx(
     conn: &mut DbConn,
@@ -416,7 +393,7 @@ pub async fn get_outing(
         let v = view.clone();
         state
             .store
-            .write(move |conn| record_audit(conn, &caller, "outing", &v, now_ms))
+            .write(move |conn| super::audit::outing_read(conn, &caller, "outing", &v, now_ms))
             .await?;
     }
     Ok(HttpResponse::Ok().json(view))
@@ -477,7 +454,7 @@ pub async fn list_outings(
             .store
             .write(move |conn| {
                 for view in &audited {
-                    record_audit(conn, &caller, "outing.list", view, now_ms)?;
+                    super::audit::outing_read(conn, &caller, "outing.list", view, now_ms)?;
                 }
                 Ok(())
             })
@@ -522,7 +499,9 @@ pub async fn list_checkins(
         let now_ms = state.clock.now_ms();
         state
             .store
-            .write(move |conn| record_audit(conn, &caller, "outing.checkins", &view, now_ms))
+            .write(move |conn| {
+                super::audit::outing_read(conn, &caller, "outing.checkins", &view, now_ms)
+            })
             .await?;
     }
     let next_cursor = pagination::next_cursor(&rows, limit, |r| (r.recorded_at, r.id.as_str()));

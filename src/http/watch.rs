@@ -14,7 +14,6 @@ use crate::domain::time::from_millis;
 use crate::error::{AppError, Problem};
 use crate::service::{alerts as alert_service, outings as outing_service};
 use crate::state::AppState;
-use crate::store::audit::LocationRead;
 use crate::store::{self, DbConn};
 
 /// Heartbeat comment interval: well under the 30 s the contract promises, so proxies with a
@@ -50,28 +49,6 @@ pub struct PlannedOuting {
 #[derive(Serialize, ToSchema)]
 pub struct PlannedBoard {
     pub items: Vec<PlannedOuting>,
-}
-
-fn audit_read(
-    conn: &mut DbConn,
-    caller: &Caller,
-    action: &str,
-    outing: &OutingView,
-    now_ms: i64,
-) -> Result<(), AppError> {
-    store::audit::record(
-        conn,
-        &LocationRead {
-            actor_id: caller.id.to_string(),
-            actor_role: caller.role.as_str(),
-            action,
-            subject_id: outing.canvasser.id.to_string(),
-            org_id: outing.org_id.clone(),
-            outing_id: Some(outing.id.clone()),
-            alert_id: outing.open_alert.as_ref().map(|a| a.id.clone()),
-        },
-        now_ms,
-    )
 }
 
 fn watched_orgs(
@@ -147,7 +124,7 @@ pub async fn overdue(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
             .store
             .write(move |conn| {
                 for outing in &audited {
-                    audit_read(conn, &caller, "watch.overdue", outing, now_ms)?;
+                    super::audit::outing_read(conn, &caller, "watch.overdue", outing, now_ms)?;
                 }
                 Ok(())
             })
@@ -287,19 +264,7 @@ async fn render_event(
         let _ = state
             .store
             .write(move |conn| {
-                store::audit::record(
-                    conn,
-                    &LocationRead {
-                        actor_id: caller.id.to_string(),
-                        actor_role: caller.role.as_str(),
-                        action: "watch.stream",
-                        subject_id: v.canvasser.id.to_string(),
-                        org_id: org,
-                        outing_id: Some(v.outing_id.clone()),
-                        alert_id: Some(v.id.clone()),
-                    },
-                    now_ms,
-                )
+                super::audit::alert_read(conn, &caller, "watch.stream", &v, &org, now_ms)
             })
             .await;
     }
