@@ -137,15 +137,34 @@ async fn deliver(
 ) -> Result<(), AppError> {
     let now_ms = state.clock.now_ms();
     let channel = row.channel.clone();
-    let finish = |outcome: Outcome| {
+    // The per-subscription results and the notification's outcome commit together: one write
+    // transaction per delivery on the shared writer.
+    let finish_with = |outcome: Outcome, writes: Vec<DeliveryWrite>| {
         let (id, worker) = (row.id.clone(), worker.to_owned());
         async move {
             state
                 .store
-                .write(move |conn| push::finish_attempt(conn, &id, &worker, &outcome))
+                .write(move |conn| {
+                    for w in &writes {
+                        push::record_delivery(
+                            conn,
+                            &id,
+                            &w.subscription,
+                            w.status,
+                            w.code,
+                            w.error.as_deref(),
+                            w.sent_at,
+                        )?;
+                        if w.gone {
+                            push::remove_subscription(conn, &w.subscription)?;
+                        }
+                    }
+                    push::finish_attempt(conn, &id, &worker, &outcome)
+                })
                 .await
         }
     };
+    let finish = |outcome: Outcome| finish_with(outcome, Vec::new());
     if now_ms > row.expires_at {
         count(&channel, "expired");
         finish(Outcome {
@@ -177,8 +196,9 @@ async fn deliver(
         .await?;
         return Ok(());
     }
+    let mut writes = Vec::new();
     let attempt = match channel.as_str() {
-        CHANNEL_WEBPUSH => webpush_attempt(state, client, &row, now_ms).await?,
+        CHANNEL_WEBPUSH => webpush_attempt(state, client, &row, now_ms, &mut writes).await?,
         CHANNEL_EMAIL => email_attempt(state, &row, now_ms).await?,
         CHANNEL_WEBHOOK => webhook_attempt(state, &row, now_ms).await?,
         other => Attempt::Failed {
@@ -229,8 +249,19 @@ async fn deliver(
             last_error: Some(error),
         },
     };
-    finish(outcome).await?;
+    finish_with(outcome, writes).await?;
     Ok(())
+}
+
+/// One subscription's result of a push attempt, written with the notification's outcome.
+struct DeliveryWrite {
+    subscription: String,
+    status: &'static str,
+    code: Option<u16>,
+    error: Option<String>,
+    sent_at: Option<i64>,
+    /// The push service said the subscription no longer exists: forget it.
+    gone: bool,
 }
 
 /// Email: to the recipient's account address. Off (failed, with the reason) when `smtp.url`
@@ -352,6 +383,7 @@ async fn webpush_attempt(
     client: &PushClient,
     row: &NotificationRow,
     now_ms: i64,
+    writes: &mut Vec<DeliveryWrite>,
 ) -> Result<Attempt, AppError> {
     let Some(recipient) = row.recipient_id.clone() else {
         return Ok(Attempt::Failed {
@@ -406,7 +438,7 @@ async fn webpush_attempt(
     let mut retryable = false;
     let mut errors = Vec::new();
     for (subscription, result) in targets.iter().zip(&results) {
-        let (sub_id, note) = (subscription.id.clone(), row.id.clone());
+        let sub_id = subscription.id.clone();
         let (status, code, error, sent_at): (
             &'static str,
             Option<u16>,
@@ -438,25 +470,14 @@ async fn webpush_attempt(
             errors.push(e.clone());
         }
         count(CHANNEL_WEBPUSH, status);
-        let gone = matches!(result, SendResult::Gone(_));
-        state
-            .store
-            .write(move |conn| {
-                push::record_delivery(
-                    conn,
-                    &note,
-                    &sub_id,
-                    status,
-                    code,
-                    error.as_deref(),
-                    sent_at,
-                )?;
-                if gone {
-                    push::remove_subscription(conn, &sub_id)?;
-                }
-                Ok(())
-            })
-            .await?;
+        writes.push(DeliveryWrite {
+            subscription: sub_id,
+            status,
+            code,
+            error,
+            sent_at,
+            gone: matches!(result, SendResult::Gone(_)),
+        });
     }
     let already_delivered = !done.is_empty() && targets.is_empty();
     let last_error = errors.first().cloned();
