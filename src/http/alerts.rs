@@ -92,16 +92,10 @@ pub async fn list_alerts(
     query: web::Query<AlertQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(s @ ("open" | "acknowledged" | "resolved")) => Some(s.to_owned()),
-        Some(_) => {
-            return Err(AppError::field(
-                "status",
-                "must be open, acknowledged or resolved",
-            ))
-        }
-    };
+    let status = pagination::status_filter(
+        query.status.as_deref(),
+        &["open", "acknowledged", "resolved"],
+    )?;
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_cursor(query.cursor.as_deref())?;
     let reader = caller.clone();

@@ -408,16 +408,8 @@ pub async fn list_outings(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(s @ ("active" | "overdue" | "ended")) => Some(s.to_owned()),
-        Some(_) => {
-            return Err(AppError::field(
-                "status",
-                "must be active, overdue or ended",
-            ))
-        }
-    };
+    let status =
+        pagination::status_filter(query.status.as_deref(), &["active", "overdue", "ended"])?;
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_cursor(query.cursor.as_deref())?;
     let reader = caller.clone();

@@ -27,6 +27,18 @@ pub fn limit(requested: Option<i64>) -> Result<i64, AppError> {
     }
 }
 
+/// A `?status=` filter: absent, or one of `allowed` (422 naming the choices otherwise).
+pub fn status_filter(raw: Option<&str>, allowed: &[&str]) -> Result<Option<String>, AppError> {
+    match raw {
+        None => Ok(None),
+        Some(s) if allowed.contains(&s) => Ok(Some(s.to_owned())),
+        Some(_) => Err(AppError::field(
+            "status",
+            format!("must be one of {}", allowed.join(", ")),
+        )),
+    }
+}
+
 /// The cursor is the sort key of the last item returned: `(instant ms, id)`.
 pub fn encode_cursor(at_ms: i64, id: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{at_ms}:{id}"))
