@@ -35,6 +35,10 @@ pub struct SchedulerSettings {
     pub poll_interval_ms: u64,
     /// Rows claimed per transaction.
     pub batch_size: i64,
+    /// Batches processed at once on PostgreSQL, each in its own transaction on its own
+    /// connection (`FOR UPDATE SKIP LOCKED` keeps them apart, as it does replicas). SQLite has
+    /// one writer, so there it is always 1.
+    pub concurrency: usize,
 }
 
 impl Default for SchedulerSettings {
@@ -43,6 +47,7 @@ impl Default for SchedulerSettings {
             enabled: true,
             poll_interval_ms: 500,
             batch_size: 200,
+            concurrency: 4,
         }
     }
 }
@@ -371,6 +376,9 @@ impl Settings {
         }
         if !(1..=10_000).contains(&self.scheduler.batch_size) {
             return Err(bad("scheduler.batch_size", "must be between 1 and 10000"));
+        }
+        if !(1..=64).contains(&self.scheduler.concurrency) {
+            return Err(bad("scheduler.concurrency", "must be between 1 and 64"));
         }
         if self.privacy.location_retention_days < 1 {
             return Err(bad("privacy.location_retention_days", "must be at least 1"));

@@ -277,7 +277,17 @@ fn view_in_tx(
     caller: &Caller,
     row: &store::outings::OutingRow,
 ) -> Result<OutingView, AppError> {
-    service::view(conn, caller, row)?
+    view_known(conn, caller, row, &[])
+}
+
+/// [`view_in_tx`] after storing check-ins: the latest is taken from `known`, not read back.
+fn view_known(
+    conn: &mut DbConn,
+    caller: &Caller,
+    row: &store::outings::OutingRow,
+    known: &[store::outings::CheckinRow],
+) -> Result<OutingView, AppError> {
+    service::view_with(conn, caller, row, known)?
         .map(|(view, _)| view)
         .ok_or(AppError::NotFound("outing"))
 }
@@ -548,11 +558,14 @@ pub async fn check_in(
         now,
     )
     .map_err(AppError::Validation)?;
-    let pin = check_pin(&state, caller.id, body.pin).await?;
-    let pin = if pin == PinCheck::Missing {
-        PinCheck::NotSet
-    } else {
-        pin
+    // A live check-in without a PIN is an ordinary one whether or not PINs are set, so the
+    // account row is only read (and the PIN hashed) when one was typed.
+    let pin = match body.pin.filter(|p| !p.is_empty()) {
+        None => PinCheck::NotSet,
+        presented => match check_pin(&state, caller.id, presented).await? {
+            PinCheck::Missing => PinCheck::NotSet,
+            pin => pin,
+        },
     };
     let request_hash = {
         let mut hasher = Sha256::new();
@@ -596,7 +609,7 @@ pub async fn check_in(
                 .first()
                 .map(CheckinView::from)
                 .ok_or_else(|| AppError::internal("check-in not stored"))?;
-            let outing = view_in_tx(conn, &caller, &recorded.outing)?;
+            let outing = view_known(conn, &caller, &recorded.outing, &recorded.stored)?;
             let body = serde_json::to_string(&CheckinResponse { checkin, outing })
                 .map_err(|e| AppError::internal(format!("serialising response: {e}")))?;
             if let Some(key) = &key {
@@ -679,7 +692,7 @@ pub async fn check_in_batch(
                 &rules,
                 now_ms,
             )?;
-            let outing = view_in_tx(conn, &caller, &recorded.outing)?;
+            let outing = view_known(conn, &caller, &recorded.outing, &recorded.stored)?;
             Ok(BatchResponse {
                 stored: recorded.stored.len(),
                 duplicates: submitted - recorded.stored.len(),

@@ -16,8 +16,8 @@ use crate::domain::escalation::{self, AlertKind, OutingStatus, Step};
 use crate::domain::time::{from_millis, to_millis};
 use crate::error::AppError;
 use crate::service::alerts::{self, Raised};
-use crate::service::notify::{self, OutingPeople, StepRecord};
-use crate::service::outings::{org_policy, reschedule};
+use crate::service::notify::{self, Lookups, OutingPeople, StepRecord};
+use crate::service::outings::reschedule;
 use crate::state::AppState;
 use crate::store::alerts::AlertRow;
 use crate::store::outings::OutingRow;
@@ -81,8 +81,40 @@ pub async fn run(state: web::Data<AppState>) {
     }
 }
 
-/// Processes everything due, batch after batch.
+/// Processes everything due, batch after batch; on PostgreSQL in several lanes at once.
 pub async fn run_due(state: &AppState) -> Result<usize, AppError> {
+    let lanes = match state.store.backend() {
+        store::Backend::Sqlite => 1,
+        // Leave at least half the pool to requests and the delivery worker.
+        store::Backend::Postgres => state
+            .settings
+            .scheduler
+            .concurrency
+            .min((state.settings.database.pool_size as usize / 2).max(1)),
+    };
+    if lanes <= 1 {
+        return run_lane(state).await;
+    }
+    let mut total = 0;
+    let mut failure = None;
+    for result in futures_util::future::join_all((0..lanes).map(|_| run_lane(state))).await {
+        match result {
+            Ok(done) => total += done,
+            Err(e) => failure = Some(e),
+        }
+    }
+    match failure {
+        Some(e) if total == 0 => Err(e),
+        Some(e) => {
+            tracing::error!(error = %e, "a scheduler lane failed");
+            Ok(total)
+        }
+        None => Ok(total),
+    }
+}
+
+/// One lane: claims and processes batches until fewer than a full batch is due.
+async fn run_lane(state: &AppState) -> Result<usize, AppError> {
     let batch = state.settings.scheduler.batch_size;
     let default_policy = state.settings.escalation;
     let mut total = 0;
@@ -119,15 +151,17 @@ fn process_batch(
     limit: i64,
     default_policy: &crate::domain::policy::EscalationPolicy,
 ) -> Result<usize, AppError> {
+    // Policies, organisers, police and channels are read once per batch, not once per step.
+    let mut lookups = Lookups::default();
     let outings = store::schedule::claim_due_outings(conn, now_ms, limit)?;
     let mut done = outings.len();
     for outing in outings {
-        fire_outing(conn, outing, now_ms, default_policy)?;
+        fire_outing(conn, &mut lookups, outing, now_ms, default_policy)?;
     }
     let alerts = store::schedule::claim_due_alerts(conn, now_ms, limit)?;
     done = done.max(alerts.len());
     for alert in alerts {
-        fire_alert(conn, alert, now_ms)?;
+        fire_alert(conn, &mut lookups, alert, now_ms)?;
     }
     Ok(done)
 }
@@ -161,7 +195,7 @@ async fn process_one_by_one(
                 let id: crate::domain::ids::OutingId = store::accounts::parse_id(&key, "outing")?;
                 match store::outings::find_for_update(conn, id)? {
                     Some(row) if row.next_action_at.is_some_and(|at| at <= now_ms) => {
-                        fire_outing(conn, row, now_ms, &policy)
+                        fire_outing(conn, &mut Lookups::default(), row, now_ms, &policy)
                     }
                     _ => Ok(()),
                 }
@@ -182,7 +216,7 @@ async fn process_one_by_one(
             .write(
                 move |conn| match store::alerts::find_for_update(conn, &key)? {
                     Some(row) if row.next_action_at.is_some_and(|at| at <= now_ms) => {
-                        fire_alert(conn, row, now_ms)
+                        fire_alert(conn, &mut Lookups::default(), row, now_ms)
                     }
                     _ => Ok(()),
                 },
@@ -215,11 +249,12 @@ fn record_lag(scheduled_ms: i64, now_ms: i64, step: &Step) {
 /// Applies every outing step due at `now_ms` (a reminder, a missed check-in), then reschedules.
 pub fn fire_outing(
     conn: &mut DbConn,
+    lookups: &mut Lookups,
     mut outing: OutingRow,
     now_ms: i64,
     default_policy: &crate::domain::policy::EscalationPolicy,
 ) -> Result<(), AppError> {
-    let policy = org_policy(conn, outing.org()?, default_policy)?;
+    let policy = lookups.policy(conn, outing.org()?, default_policy)?;
     let now = from_millis(now_ms);
     // At most a skipped reminder and a missed check-in can be due together.
     for _ in 0..3 {
@@ -240,6 +275,7 @@ pub fn fire_outing(
                 let recipients = [outing.canvasser()?];
                 notify::record(
                     conn,
+                    lookups,
                     &StepRecord {
                         outing: &outing,
                         alert: None,
@@ -267,10 +303,11 @@ pub fn fire_outing(
                     now_ms,
                 )?;
                 if let Raised::Opened(alert) = &raised {
-                    let people = OutingPeople::load(conn, &outing)?;
+                    let people = OutingPeople::load(conn, lookups, &outing)?;
                     let recipients = people.recipients(Some(AlertKind::MissedCheckin), 1);
                     notify::record(
                         conn,
+                        lookups,
                         &StepRecord {
                             outing: &outing,
                             alert: Some(alert),
@@ -297,7 +334,12 @@ pub fn fire_outing(
 }
 
 /// Applies every step of an alert due at `now_ms` (repeat, escalation, ack timeout).
-pub fn fire_alert(conn: &mut DbConn, mut alert: AlertRow, now_ms: i64) -> Result<(), AppError> {
+pub fn fire_alert(
+    conn: &mut DbConn,
+    lookups: &mut Lookups,
+    mut alert: AlertRow,
+    now_ms: i64,
+) -> Result<(), AppError> {
     let outing_id: crate::domain::ids::OutingId =
         store::accounts::parse_id(&alert.outing_id, "outing")?;
     let outing = store::outings::find(conn, outing_id)?
@@ -315,7 +357,7 @@ pub fn fire_alert(conn: &mut DbConn, mut alert: AlertRow, now_ms: i64) -> Result
         let kind = decision.next.kind;
         let level = step.level();
         if people.is_none() {
-            people = Some(OutingPeople::load(conn, &outing)?);
+            people = Some(OutingPeople::load(conn, lookups, &outing)?);
         }
         let recipients = people
             .as_ref()
@@ -323,6 +365,7 @@ pub fn fire_alert(conn: &mut DbConn, mut alert: AlertRow, now_ms: i64) -> Result
             .unwrap_or_default();
         notify::record(
             conn,
+            lookups,
             &StepRecord {
                 outing: &outing,
                 alert: Some(&alert),

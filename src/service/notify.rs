@@ -1,7 +1,10 @@
 //! Recording escalation steps in the outbox: who gets what, exactly once.
 
+use std::collections::HashMap;
+
 use crate::domain::escalation::{self, AlertKind, People};
-use crate::domain::ids::UserId;
+use crate::domain::ids::{OrgId, UserId};
+use crate::domain::policy::EscalationPolicy;
 use crate::error::AppError;
 use crate::push::payload::{self, CanvasserRef, Location, Message};
 use crate::service::alerts::{last_location_of, Raised};
@@ -44,6 +47,88 @@ pub struct StepRecord<'a> {
     pub resolution: Option<&'a str>,
 }
 
+/// Facts that many steps of one transaction share, read once: a scheduler batch fires steps
+/// for many outings of the same few organisations. It lives for one transaction only, so it
+/// never serves anything staler than the transaction itself would see.
+#[derive(Default)]
+pub struct Lookups {
+    policies: HashMap<OrgId, EscalationPolicy>,
+    organisers: HashMap<OrgId, Vec<UserId>>,
+    police: HashMap<OrgId, Vec<UserId>>,
+    org_webhook: HashMap<String, bool>,
+    /// user id → (email alerts on, personal webhook set).
+    channels: HashMap<String, (bool, bool)>,
+}
+
+impl Lookups {
+    pub fn policy(
+        &mut self,
+        conn: &mut DbConn,
+        org: OrgId,
+        default: &EscalationPolicy,
+    ) -> Result<EscalationPolicy, AppError> {
+        if let Some(policy) = self.policies.get(&org) {
+            return Ok(*policy);
+        }
+        let policy = crate::service::outings::org_policy(conn, org, default)?;
+        self.policies.insert(org, policy);
+        Ok(policy)
+    }
+
+    fn organisers(&mut self, conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
+        if let Some(ids) = self.organisers.get(&org) {
+            return Ok(ids.clone());
+        }
+        let ids = store::notifications::organisers_of(conn, org)?;
+        self.organisers.insert(org, ids.clone());
+        Ok(ids)
+    }
+
+    fn police(&mut self, conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
+        if let Some(ids) = self.police.get(&org) {
+            return Ok(ids.clone());
+        }
+        let ids = store::notifications::police_of(conn, org)?;
+        self.police.insert(org, ids.clone());
+        Ok(ids)
+    }
+
+    fn has_org_webhook(&mut self, conn: &mut DbConn, org: &str) -> Result<bool, AppError> {
+        if let Some(has) = self.org_webhook.get(org) {
+            return Ok(*has);
+        }
+        let has = store::orgs::webhook_of(conn, org)?.is_some();
+        self.org_webhook.insert(org.to_owned(), has);
+        Ok(has)
+    }
+
+    /// (email alerts on, personal webhook set) for each of `ids`, in order.
+    fn channels(
+        &mut self,
+        conn: &mut DbConn,
+        ids: &[String],
+    ) -> Result<Vec<(bool, bool)>, AppError> {
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !self.channels.contains_key(*id))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            for (id, email, webhook) in store::notifications::channels_of(conn, &missing)? {
+                self.channels.insert(id, (email, webhook.is_some()));
+            }
+            for id in missing {
+                // A user who no longer exists gets push only (which finds no subscription).
+                self.channels.entry(id).or_insert((false, false));
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|id| self.channels.get(id).copied().unwrap_or((false, false)))
+            .collect())
+    }
+}
+
 /// The people of an outing, for choosing recipients.
 pub struct OutingPeople {
     pub canvasser: UserId,
@@ -53,16 +138,20 @@ pub struct OutingPeople {
 }
 
 impl OutingPeople {
-    pub fn load(conn: &mut DbConn, outing: &OutingRow) -> Result<Self, AppError> {
+    pub fn load(
+        conn: &mut DbConn,
+        lookups: &mut Lookups,
+        outing: &OutingRow,
+    ) -> Result<Self, AppError> {
         let org = outing.org()?;
         Ok(OutingPeople {
             canvasser: outing.canvasser()?,
-            organisers: store::notifications::organisers_of(conn, org)?,
+            organisers: lookups.organisers(conn, org)?,
             companions: store::outings::companions(conn, &outing.id)?
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect(),
-            police: store::notifications::police_of(conn, org)?,
+            police: lookups.police(conn, org)?,
         })
     }
 
@@ -82,7 +171,12 @@ impl OutingPeople {
 
 /// Writes one outbox row per (recipient, channel). Returns how many were new: 0 means this step had
 /// already been recorded (a retry, or another replica got there first).
-pub fn record(conn: &mut DbConn, step: &StepRecord<'_>, now_ms: i64) -> Result<usize, AppError> {
+pub fn record(
+    conn: &mut DbConn,
+    lookups: &mut Lookups,
+    step: &StepRecord<'_>,
+    now_ms: i64,
+) -> Result<usize, AppError> {
     let canvasser_name = store::outings::display_name(conn, &step.outing.canvasser_id)?;
     let last_location = match step.alert {
         Some(alert) => match (alert.last_lat, alert.last_lon, alert.last_recorded_at) {
@@ -136,18 +230,16 @@ pub fn record(conn: &mut DbConn, step: &StepRecord<'_>, now_ms: i64) -> Result<u
         .collect();
     if is_alert_step(step) {
         let ids: Vec<String> = step.recipients.iter().map(ToString::to_string).collect();
-        let channels = store::notifications::channels_of(conn, &ids)?;
-        for id in &ids {
-            if let Some((_, email, webhook)) = channels.iter().find(|(u, _, _)| u == id) {
-                if *email {
-                    targets.push((Some(id.clone()), CHANNEL_EMAIL));
-                }
-                if webhook.is_some() {
-                    targets.push((Some(id.clone()), CHANNEL_WEBHOOK));
-                }
+        let channels = lookups.channels(conn, &ids)?;
+        for (id, (email, webhook)) in ids.into_iter().zip(channels) {
+            if email {
+                targets.push((Some(id.clone()), CHANNEL_EMAIL));
+            }
+            if webhook {
+                targets.push((Some(id), CHANNEL_WEBHOOK));
             }
         }
-        if store::orgs::webhook_of(conn, &step.outing.org_id)?.is_some() {
+        if lookups.has_org_webhook(conn, &step.outing.org_id)? {
             targets.push((None, CHANNEL_WEBHOOK));
         }
     }
@@ -201,10 +293,12 @@ pub fn alert_raised(
     };
     let kind = AlertKind::parse(&alert.kind);
     let level = u8::try_from(alert.level).unwrap_or(2);
-    let people = OutingPeople::load(conn, outing)?;
+    let mut lookups = Lookups::default();
+    let people = OutingPeople::load(conn, &mut lookups, outing)?;
     let recipients = people.recipients(kind, level);
     record(
         conn,
+        &mut lookups,
         &StepRecord {
             outing,
             alert: Some(alert),
@@ -236,6 +330,7 @@ pub fn all_clear(
     let recipients = escalation::all_clear_recipients(kind, outing.canvasser()?, &notified);
     record(
         conn,
+        &mut Lookups::default(),
         &StepRecord {
             outing,
             alert: Some(alert),
@@ -266,6 +361,7 @@ pub fn notice(
         .collect();
     record(
         conn,
+        &mut Lookups::default(),
         &StepRecord {
             outing,
             alert: None,

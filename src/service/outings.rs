@@ -317,6 +317,17 @@ pub fn view(
     caller: &Caller,
     row: &OutingRow,
 ) -> Result<Option<(OutingView, bool)>, AppError> {
+    view_with(conn, caller, row, &[])
+}
+
+/// [`view`], given check-ins the caller already holds (those just stored), so the latest one
+/// is not read back.
+pub fn view_with(
+    conn: &mut DbConn,
+    caller: &Caller,
+    row: &OutingRow,
+    known: &[CheckinRow],
+) -> Result<Option<(OutingView, bool)>, AppError> {
     let Seen {
         visibility,
         companions,
@@ -326,10 +337,17 @@ pub fn view(
         return Ok(None);
     }
     let is_canvasser = row.canvasser_id == caller.id.to_string();
-    let canvasser_name = store::outings::display_name(conn, &row.canvasser_id)?;
+    let canvasser_name = if is_canvasser {
+        caller.display_name.clone()
+    } else {
+        store::outings::display_name(conn, &row.canvasser_id)?
+    };
     let last_checkin = if visibility.sees_location() {
         Some(match row.last_checkin_id.as_deref() {
-            Some(id) => store::outings::find_checkin(conn, id)?,
+            Some(id) => match known.iter().find(|c| c.id == id) {
+                Some(c) => Some(c.clone()),
+                None => store::outings::find_checkin(conn, id)?,
+            },
             None => None,
         })
     } else {
