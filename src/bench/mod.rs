@@ -82,7 +82,56 @@ impl Drop for Server {
     }
 }
 
+/// CPU time used so far, in seconds: by the whole server, and by its SQLite writer thread.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTimes {
+    process_s: f64,
+    writer_s: f64,
+}
+
+impl CpuTimes {
+    fn since(self, earlier: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            process_s: self.process_s - earlier.process_s,
+            writer_s: self.writer_s - earlier.writer_s,
+        }
+    }
+}
+
+/// utime + stime of a /proc stat line, in seconds (fields 14 and 15, after the `(comm)`).
+fn stat_cpu_s(stat: &str) -> f64 {
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // The kernel's USER_HZ is 100 on every Linux this runs on.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 impl Server {
+    fn cpu(&self) -> CpuTimes {
+        let pid = self.child.id();
+        let process_s = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| stat_cpu_s(&s))
+            .unwrap_or(0.0);
+        let mut writer_s = 0.0;
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                if comm.trim() == "doorstep-writer" {
+                    writer_s += std::fs::read_to_string(task.path().join("stat"))
+                        .map(|s| stat_cpu_s(&s))
+                        .unwrap_or(0.0);
+                }
+            }
+        }
+        CpuTimes {
+            process_s,
+            writer_s,
+        }
+    }
+
     fn rss_mb(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -257,6 +306,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         opts.clients, opts.ingest_s
     );
     let started = Instant::now();
+    let cpu_before = server.cpu();
     let (ingest, ingest_failures) = drive_checkins(
         client.clone(),
         server.address.clone(),
@@ -264,6 +314,12 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         Instant::now() + Duration::from_secs(opts.ingest_s),
     )
     .await;
+    let ingest_cpu = server.cpu().since(cpu_before);
+    let per_checkin_us = |s: f64| s * 1e6 / (ingest.len().max(1) as f64);
+    let (ingest_cpu_us, ingest_writer_us) = (
+        per_checkin_us(ingest_cpu.process_s),
+        per_checkin_us(ingest_cpu.writer_s),
+    );
     let ingest_rate = ingest.len() as f64 / started.elapsed().as_secs_f64();
     let ingest = summarise(ingest);
 
@@ -275,6 +331,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         opts.outings, opts.spread_s
     );
     let storm_started = Instant::now();
+    let cpu_before_steps = server.cpu();
     // Check-in latency while the steps fire.
     let during = tokio::spawn(drive_checkins(
         client.clone(),
@@ -296,8 +353,17 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let fire_s = storm_started.elapsed().as_secs_f64();
+    // Includes the check-ins driven meanwhile; those are counted and costed separately below.
+    let steps_cpu = server.cpu().since(cpu_before_steps);
     let (during, during_failures) = during.await.map_err(|e| e.to_string())?;
     let during = summarise(during);
+    // CPU per escalation step and its push, less what the check-ins driven meanwhile cost.
+    let step_count = opts.outings.max(1) as f64;
+    let step_cpu_us = ((steps_cpu.process_s * 1e6) - during.count as f64 * ingest_cpu_us).max(0.0)
+        / step_count;
+    let step_writer_us = ((steps_cpu.writer_s * 1e6) - during.count as f64 * ingest_writer_us)
+        .max(0.0)
+        / step_count;
     let rss_loaded = server.rss_mb();
     let lags = seed::lags(&store).await?;
     let steps_per_s = if lags.last_recorded_ms > lags.first_due_ms {
@@ -351,6 +417,8 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
          | push arrival lag (due → decrypted-ready push at a loopback receiver), {pushes} pushes | p50 {pp50:.0} ms, p99 **{pp99:.0} ms**, max {pmax:.0} ms |\n\
          | push fan-out (encrypted + VAPID-signed, loopback) | **{fan_out:.0} pushes/s** |\n\
          | check-in latency while the steps fire | p50 {dp50:.1} ms, p99 **{dp99:.1} ms** ({dcount} check-ins, {during_failures} failed) |\n\
+         | server CPU per check-in (of it, SQLite writer thread) | {ingest_cpu_us:.0} µs ({ingest_writer_us:.0} µs) |\n\
+         | server CPU per step with its push (of it, writer thread) | {step_cpu_us:.0} µs ({step_writer_us:.0} µs) |\n\
          | server RSS idle / after the run | {rss_idle:.0} MB / {rss_loaded:.0} MB |\n\
          | time from arming to every step and push done | {fire_s:.1} s |\n",
         backend = opts.backend,
