@@ -135,4 +135,36 @@ mod tests {
         assert!(Assets::get("index.html").is_some());
         assert!(Assets::get("sw.js").is_some());
     }
+
+    /// The service worker caches the shell on install (one missing file fails the install),
+    /// and a file left out of it would be missing offline.
+    #[test]
+    fn the_service_worker_caches_exactly_the_shipped_files() {
+        let sw = Assets::get("sw.js").unwrap();
+        let sw = std::str::from_utf8(&sw.data).unwrap();
+        let list = sw
+            .split_once("const SHELL = [")
+            .and_then(|(_, rest)| rest.split_once("];"))
+            .unwrap()
+            .0;
+        let mut cached: Vec<String> = list
+            .split(',')
+            .map(|item| item.trim().trim_matches('\'').to_owned())
+            .filter(|item| !item.is_empty())
+            .map(|item| item.trim_start_matches("/app/").to_owned())
+            .collect();
+        cached.sort();
+        let mut shipped: Vec<String> = Assets::iter()
+            .filter(|name| name != "sw.js")
+            .map(|name| {
+                if name == "index.html" {
+                    String::new()
+                } else {
+                    name.into_owned()
+                }
+            })
+            .collect();
+        shipped.sort();
+        assert_eq!(cached, shipped);
+    }
 }

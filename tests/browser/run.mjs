@@ -247,6 +247,11 @@ async function canvasserStartsAndChecksIn() {
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   await noOverflow(page, 'login');
   await shot(page, 'login');
+  // A wrong password: the problem's detail, on the page.
+  await page.getByLabel('Email').fill(people.jo.email);
+  await page.getByLabel('Password').fill('not the password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#login-msg').getByText('invalid email or password').waitFor();
   await signIn(page, people.jo);
 
   // Start: every 15 min, within 250 m of here, with a note.
@@ -303,6 +308,16 @@ async function canvasserStartsAndChecksIn() {
   await shot(page, 'settings');
   await page.locator('#nav').getByRole('link', { name: 'Outing' }).click();
   await page.getByRole('button', { name: 'Check in' }).waitFor();
+
+  // A rejected access token (expired, say): the app refreshes (rotating the refresh token)
+  // and carries on, with no new sign-in.
+  const refreshBefore = await page.evaluate(() => localStorage.getItem('doorstep.refresh'));
+  await page.evaluate(() => sessionStorage.setItem('doorstep.access', 'not-a-valid-token'));
+  await page.reload();
+  await page.getByRole('button', { name: 'Check in' }).waitFor();
+  const refreshAfter = await page.evaluate(() => localStorage.getItem('doorstep.refresh'));
+  assert.ok(refreshAfter && refreshAfter !== refreshBefore, 'the refresh token was used (and rotated)');
+  assert.notEqual(await page.evaluate(() => sessionStorage.getItem('doorstep.access')), 'not-a-valid-token');
 }
 
 async function readQueue(page) {
@@ -367,11 +382,26 @@ async function offlineCheckinsQueueAndSync() {
   assert.deepEqual([again.stored, again.duplicates], [0, 2]);
   assert.equal((await ok('GET', `/outings/${id}/checkins?limit=100`, people.jo.token)).items.length, before + 2);
 
-  // Home: end with the safe PIN.
+  // I need help (confirmed in a dialog): a need-help alert with the position.
+  await page.getByRole('button', { name: 'I need help' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Send help request' }).click();
+  await page.locator('#checkin-msg').getByText('Help request sent').waitFor();
+  const helped = await ok('GET', `/outings/${id}`, people.jo.token);
+  assert.equal(helped.open_alert.kind, 'need_help');
+  await page.locator('#open-alert').getByText('Needs help alert').waitFor();
+
+  // Home: a wrong PIN is refused with the server's reason; the safe PIN ends the outing
+  // (and clears the need-help alert).
+  await page.getByLabel('Your PIN').fill('0000');
+  await page.getByRole('button', { name: 'End outing' }).click();
+  await page.locator('form .msg-error').waitFor();
+  assert.equal((await ok('GET', `/outings/${id}`, people.jo.token)).status, 'active');
   await page.getByLabel('Your PIN').fill('2468');
   await page.getByRole('button', { name: 'End outing' }).click();
   await page.getByRole('heading', { name: 'Start an outing' }).waitFor();
-  assert.equal((await ok('GET', `/outings/${id}`, people.jo.token)).status, 'ended');
+  const ended = await ok('GET', `/outings/${id}`, people.jo.token);
+  assert.equal(ended.status, 'ended');
+  assert.equal((await ok('GET', `/alerts/${helped.open_alert.id}`, people.jo.token)).resolution, 'ended_safe');
   await context.close();
 }
 

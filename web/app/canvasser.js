@@ -548,7 +548,7 @@ function pushSection() {
       else await push.enable();
       msg.show(current === 'on' ? 'Alerts turned off.' : 'Alerts turned on.', 'ok');
     } catch (err) {
-      msg.show(err.message, 'error');
+      msg.show(`Could not turn alerts ${current === 'on' ? 'off' : 'on'}: ${err.message}`, 'error');
     } finally {
       toggle.disabled = false;
       paint();
@@ -579,6 +579,8 @@ function pinSection(ctx) {
   const form = h(
     'form',
     { class: 'stack', novalidate: true },
+    // For password managers: whose PINs these are.
+    h('input', { type: 'text', name: 'username', autocomplete: 'username', value: ctx.me.email, hidden: true, readonly: true }),
     state,
     field('Safe PIN (4–8 digits)', safe, 'Ends your outing normally.'),
     field('Duress PIN (4–8 digits, different)', duress, 'If someone forces you to end the outing, use this one: the app looks exactly the same, but police and your organisers are silently alerted.'),
@@ -592,6 +594,7 @@ function pinSection(ctx) {
       safe.value = '';
       duress.value = '';
       ctx.me.has_pins = true;
+      localStorage.setItem('doorstep.me', JSON.stringify(ctx.me));
       state.replaceChildren(badge('ok', 'Your PINs are set.'));
       msg.show('PINs saved.', 'ok');
     } catch (err) {
