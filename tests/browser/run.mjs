@@ -245,6 +245,7 @@ async function canvasserStartsAndChecksIn() {
   state.jo = { context, page };
   await page.goto('/app/');
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  assert.equal(await page.getByLabel('Code from your authenticator app').isVisible(), false, 'the TOTP field waits for totp-required');
   await noOverflow(page, 'login');
   await shot(page, 'login');
   // A wrong password: the problem's detail, on the page.
