@@ -44,8 +44,14 @@ async function tx(mode, fn) {
   });
 }
 
+// Other tabs of the app share the queue: tell them when it changes (one may send what
+// another saved).
+const channel = 'BroadcastChannel' in self ? new BroadcastChannel('doorstep-queue') : null;
+if (channel) channel.onmessage = () => changes.dispatchEvent(new Event('change'));
+
 function changed() {
   changes.dispatchEvent(new Event('change'));
+  if (channel) channel.postMessage('change');
 }
 
 export async function add(item) {
@@ -144,6 +150,7 @@ export function flush() {
     const p = navigator.locks ? navigator.locks.request('doorstep-flush', run) : run();
     flushing = p.finally(() => {
       flushing = null;
+      changed(); // even when another tab had sent everything already
     });
   }
   return flushing;
