@@ -30,12 +30,18 @@ pub async fn record_metrics(
     Ok(response)
 }
 
+/// The app's policy: its own files only (no inline script or style, nothing from elsewhere).
+pub const APP_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
 /// Headers every response carries. API responses are never cached and never framed.
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let is_docs = req.path().starts_with("/api/v1/docs");
+    let is_app = req.path().starts_with("/app/");
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
     headers.insert(
@@ -47,7 +53,16 @@ pub async fn security_headers(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    if !is_docs {
+    if is_app {
+        // The app's files carry their own Cache-Control (revalidated, see http/app.rs).
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(APP_CSP),
+        );
+        if !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    } else if !is_docs {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),

@@ -1,6 +1,7 @@
 //! HTTP: the route table, middleware, and the mapping of everything to problem+json.
 
 pub mod alerts;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod channels;
@@ -28,6 +29,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics_text))
+        .route("/", web::get().to(app::redirect_to_app))
+        .route("/app", web::get().to(app::redirect_to_app))
+        .route("/app/{path:.*}", web::get().to(app::asset))
+        .route("/app/{path:.*}", web::head().to(app::asset))
         .service(
             SwaggerUi::new("/api/v1/docs/{_:.*}")
                 .url("/api/v1/openapi.json", openapi::ApiDoc::openapi()),

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod app;
 mod auth;
 mod channels;
 mod errors;

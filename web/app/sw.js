@@ -1,0 +1,130 @@
+// Doorstep service worker: keeps the app shell for offline use and shows push messages.
+// It never sees tokens and never caches API answers.
+
+const VERSION = 'doorstep-shell-v1';
+const SHELL = [
+  '/app/',
+  '/app/app.css',
+  '/app/app.js',
+  '/app/api.js',
+  '/app/ui.js',
+  '/app/geo.js',
+  '/app/queue.js',
+  '/app/push.js',
+  '/app/canvasser.js',
+  '/app/watch.js',
+  '/app/manifest.webmanifest',
+  '/app/icon.svg',
+  '/app/icon-192.png',
+  '/app/badge-96.png',
+];
+// Messages that must not be missed: they stay until dismissed, and vibrate hard.
+const URGENT = new Set(['missed_checkin', 'escalation', 'panic', 'duress', 'need_help']);
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    caches
+      .open(VERSION)
+      .then((cache) => cache.addAll(SHELL))
+      .then(() => self.skipWaiting()),
+  );
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    caches
+      .keys()
+      .then((keys) => Promise.all(keys.filter((k) => k !== VERSION).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+function timeout(ms) {
+  return new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), ms));
+}
+
+// Network first (the newest app when online), the cached shell when the network fails or is
+// slow. Every app route is the same index.html, cached under /app/.
+async function networkFirst(request, key) {
+  const cache = await caches.open(VERSION);
+  try {
+    const response = await Promise.race([fetch(request), timeout(4000)]);
+    if (response.ok) await cache.put(key, response.clone());
+    return response;
+  } catch (err) {
+    const hit = await cache.match(key);
+    if (hit) return hit;
+    throw err;
+  }
+}
+
+self.addEventListener('fetch', (event) => {
+  const url = new URL(event.request.url);
+  if (event.request.method !== 'GET' || url.origin !== self.location.origin) return;
+  if (!url.pathname.startsWith('/app/')) return; // the API is never cached
+  const key = event.request.mode === 'navigate' ? '/app/' : url.pathname;
+  event.respondWith(networkFirst(event.request, key));
+});
+
+function options(msg) {
+  const urgent = URGENT.has(msg.type);
+  const tag = msg.alert_id || (msg.type === 'checkin_reminder' ? `reminder-${msg.outing_id}` : msg.type || 'doorstep');
+  return {
+    body: msg.body || '',
+    tag, // a newer message about the same alert replaces the older one
+    renotify: true,
+    requireInteraction: urgent,
+    vibrate: urgent ? [600, 200, 600, 200, 600, 200, 600] : [200],
+    silent: false,
+    icon: '/app/icon-192.png',
+    badge: '/app/badge-96.png',
+    timestamp: msg.sent_at ? Date.parse(msg.sent_at) || Date.now() : Date.now(),
+    data: { url: safeUrl(msg.url), type: msg.type || null, alert_id: msg.alert_id || null },
+  };
+}
+
+// Only ever open the app's own pages from a notification.
+function safeUrl(raw) {
+  try {
+    const url = new URL(raw || '/app/', self.location.origin);
+    if (url.origin === self.location.origin && url.pathname.startsWith('/app/')) return url.pathname;
+  } catch {
+    // fall through
+  }
+  return '/app/';
+}
+
+self.addEventListener('push', (event) => {
+  let msg;
+  try {
+    msg = event.data ? event.data.json() : {};
+  } catch {
+    msg = { title: 'Doorstep', body: event.data ? event.data.text() : '' };
+  }
+  const title = msg.title || 'Doorstep';
+  event.waitUntil(
+    Promise.all([
+      self.registration.showNotification(title, options(msg)),
+      // Open pages refresh what they show (the board, the outing, an alert).
+      self.clients
+        .matchAll({ type: 'window' })
+        .then((clients) => clients.forEach((c) => c.postMessage({ type: 'push', message: msg }))),
+    ]),
+  );
+});
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const target = safeUrl(event.notification.data && event.notification.data.url);
+  event.waitUntil(
+    self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((clients) => {
+      const open = clients.find((c) => new URL(c.url).pathname.startsWith('/app/'));
+      if (open) {
+        // The page routes itself (no reload, so a running check-in countdown keeps going).
+        open.postMessage({ type: 'navigate', url: target });
+        return open.focus();
+      }
+      return self.clients.openWindow(target);
+    }),
+  );
+});
