@@ -97,6 +97,9 @@ pub struct AuthSettings {
     /// Failed logins allowed per email within `login_window_s`.
     pub login_max_failures_per_email: u32,
     pub login_window_s: i64,
+    /// How long a replica may reuse its own confirmation that a login is live (0 = check the
+    /// database on every request). A revocation on another replica takes effect within it.
+    pub session_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,6 +188,7 @@ impl Default for AuthSettings {
             login_max_per_address: 30,
             login_max_failures_per_email: 10,
             login_window_s: 300,
+            session_cache_ms: 1_000,
         }
     }
 }
@@ -320,6 +324,12 @@ impl Settings {
             return Err(bad(
                 "auth.refresh_ttl_s",
                 "must not be shorter than auth.access_ttl_s",
+            ));
+        }
+        if self.auth.session_cache_ms > 10_000 {
+            return Err(bad(
+                "auth.session_cache_ms",
+                "must be at most 10000: a revoked login must stop working quickly",
             ));
         }
         if self.auth.login_window_s <= 0 {

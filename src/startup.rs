@@ -80,7 +80,10 @@ impl Application {
             })?
             .port();
         let workers = settings.server.workers;
+        let sessions =
+            crate::auth::session_cache::SessionCache::new(settings.auth.session_cache_ms);
         let state = web::Data::new(AppState {
+            sessions,
             settings: Arc::new(settings),
             store,
             keys,

@@ -45,6 +45,8 @@ pub struct AppState {
     pub mailer: Option<std::sync::Arc<crate::push::email::Mailer>>,
     pub webhooks: std::sync::Arc<crate::push::webhook::WebhookClient>,
     pub watch: crate::watch::EventHub,
+    /// Logins confirmed live in the last `auth.session_cache_ms`.
+    pub sessions: crate::auth::session_cache::SessionCache,
 }
 
 impl AppState {

@@ -104,7 +104,12 @@ fn stat_cpu_s(stat: &str) -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // The kernel's USER_HZ is 100 on every Linux this runs on.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -359,11 +364,10 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     let during = summarise(during);
     // CPU per escalation step and its push, less what the check-ins driven meanwhile cost.
     let step_count = opts.outings.max(1) as f64;
-    let step_cpu_us = ((steps_cpu.process_s * 1e6) - during.count as f64 * ingest_cpu_us).max(0.0)
-        / step_count;
-    let step_writer_us = ((steps_cpu.writer_s * 1e6) - during.count as f64 * ingest_writer_us)
-        .max(0.0)
-        / step_count;
+    let step_cpu_us =
+        ((steps_cpu.process_s * 1e6) - during.count as f64 * ingest_cpu_us).max(0.0) / step_count;
+    let step_writer_us =
+        ((steps_cpu.writer_s * 1e6) - during.count as f64 * ingest_writer_us).max(0.0) / step_count;
     let rss_loaded = server.rss_mb();
     let lags = seed::lags(&store).await?;
     let steps_per_s = if lags.last_recorded_ms > lags.first_due_ms {

@@ -283,6 +283,7 @@ pub async fn refresh(
             Ok(HttpResponse::Ok().json(issue_tokens(&state, &account, session, refresh_token)?))
         }
         RefreshOutcome::Reused => {
+            state.sessions.clear();
             tracing::warn!("spent refresh token presented; login revoked");
             Err(AppError::Unauthorized(
                 "refresh token already used; login revoked".into(),
@@ -303,6 +304,7 @@ pub async fn logout(
         .store
         .write(move |conn| store::auth::logout(conn, &body.refresh_token, now_ms))
         .await?;
+    state.sessions.clear();
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -252,6 +252,8 @@ pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T,
 
 /// The caller behind a bearer token given some other way (the SSE stream's `?access_token=`,
 /// since browsers' `EventSource` cannot set headers). Same checks as the header.
+use crate::auth::session_cache::ConfirmedLogin;
+
 pub async fn caller_from_token(
     state: &AppState,
     token: &str,
@@ -262,31 +264,45 @@ pub async fn caller_from_token(
         AppError::Unauthorized("invalid or expired access token".into())
     })?;
     let now_ms = state.clock.now_ms();
-    let session = claims.sid.to_string();
-    let (row, org_requires_totp) = state
-        .store
-        .read(move |conn| store::auth::active_session(conn, &session, now_ms))
-        .await?
-        .ok_or_else(|| AppError::Unauthorized("login has ended".into()))?;
-    let account = store::accounts::Account::try_from(&row)?;
-    if account.id != claims.sub {
+    let login = match state.sessions.get(claims.sid, now_ms) {
+        Some(login) => login,
+        None => {
+            let session = claims.sid.to_string();
+            let (row, org_requires_totp, expires_at_ms) = state
+                .store
+                .read(move |conn| store::auth::active_session(conn, &session, now_ms))
+                .await?
+                .ok_or_else(|| AppError::Unauthorized("login has ended".into()))?;
+            let account = store::accounts::Account::try_from(&row)?;
+            let login = ConfirmedLogin {
+                caller: Caller {
+                    id: account.id,
+                    role: account.role,
+                    org_id: account.org_id,
+                    display_name: account.display_name,
+                    email: account.email,
+                },
+                org_requires_totp,
+                totp_enabled: row.totp_enabled,
+            };
+            state
+                .sessions
+                .put(claims.sid, login.clone(), expires_at_ms, now_ms);
+            login
+        }
+    };
+    if login.caller.id != claims.sub {
         return Err(AppError::Unauthorized("invalid access token".into()));
     }
     // Canvassers are never asked for a second factor: check-in must stay one tap.
-    if org_requires_totp
-        && account.role == Role::Organiser
-        && !row.totp_enabled
+    if login.org_requires_totp
+        && login.caller.role == Role::Organiser
+        && !login.totp_enabled
         && !allowed_before_enrollment
     {
         return Err(AppError::TotpEnrollmentRequired);
     }
-    Ok(Caller {
-        id: account.id,
-        role: account.role,
-        org_id: account.org_id,
-        display_name: account.display_name,
-        email: account.email,
-    })
+    Ok(login.caller)
 }
 
 #[cfg(test)]

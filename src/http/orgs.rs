@@ -229,6 +229,8 @@ pub async fn put_security(
             store::orgs::set_require_totp(conn, org_id, require_totp)
         })
         .await?;
+    // Organisers without a second factor must be stopped at once, not after the memo expires.
+    state.sessions.clear();
     tracing::info!(org = %org_id, by = %by, require_totp, "organisation security settings changed");
     Ok(HttpResponse::Ok().json(SecuritySettings { require_totp }))
 }

@@ -175,6 +175,7 @@ pub async fn confirm(
                 .into(),
         ));
     }
+    state.sessions.clear();
     tracing::info!(user = %id, "two-factor authentication enabled");
     Ok(HttpResponse::Ok().json(ConfirmResponse {
         recovery_codes: codes,
@@ -260,6 +261,7 @@ pub async fn disable(
             "wrong or already used code: give the current authenticator code or an unused recovery code",
         ));
     }
+    state.sessions.clear();
     tracing::info!(user = %id, "two-factor authentication disabled");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -152,28 +152,33 @@ pub fn active_session_user(
     session_id: &str,
     now_ms: i64,
 ) -> Result<Option<UserRow>, AppError> {
-    Ok(active_session(conn, session_id, now_ms)?.map(|(user, _)| user))
+    Ok(active_session(conn, session_id, now_ms)?.map(|(user, _, _)| user))
 }
 
-/// The user of a live login, and whether their organisation requires two-factor
-/// authentication. Every authenticated request passes through here, so a revoked login stops
-/// working at once rather than when its access token expires.
+/// The user of a live login, whether their organisation requires two-factor authentication,
+/// and when the login expires. Authenticated requests pass through here (or through the
+/// replica's short memo of its answers, `auth::session_cache`), so a revoked login stops
+/// working long before its access token expires.
 pub fn active_session(
     conn: &mut DbConn,
     session_id: &str,
     now_ms: i64,
-) -> Result<Option<(UserRow, bool)>, AppError> {
+) -> Result<Option<(UserRow, bool, i64)>, AppError> {
     // Primary-key lookups on sessions, users and organisations.
-    let found: Option<(UserRow, Option<bool>)> = sessions::table
+    let found: Option<(UserRow, Option<bool>, i64)> = sessions::table
         .inner_join(users::table.left_join(organisations::table))
         .filter(sessions::id.eq(session_id))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now_ms))
         .filter(users::disabled_at.is_null())
-        .select((UserRow::as_select(), organisations::require_totp.nullable()))
+        .select((
+            UserRow::as_select(),
+            organisations::require_totp.nullable(),
+            sessions::expires_at,
+        ))
         .first(conn)
         .optional()?;
-    Ok(found.map(|(user, required)| (user, required.unwrap_or(false))))
+    Ok(found.map(|(user, required, expires_at)| (user, required.unwrap_or(false), expires_at)))
 }
 
 /// Attempts in `bucket` since `since_ms`, and the oldest of them (to compute Retry-After).

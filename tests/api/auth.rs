@@ -202,6 +202,9 @@ async fn logout_ends_the_login(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.admin().await;
     let tokens = app.login(&admin.email, PASSWORD).await;
+    // The login is confirmed live (and memoised by the replica) before it ends.
+    let (status, _) = app.get("/api/v1/me", &tokens.access).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, _) = app
         .post(
             "/api/v1/auth/logout",
