@@ -42,6 +42,10 @@ pub struct BenchOptions {
     /// Seconds of the ingest measurement.
     #[arg(long, default_value_t = 10)]
     pub ingest_s: u64,
+    /// Check-ins per second sent while the steps fire (open loop: a steady load like real
+    /// canvassers', whose latency shows whether the API stays responsive).
+    #[arg(long, default_value_t = 200)]
+    pub during_rate: u64,
     /// Append the results as a section of this Markdown file.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -246,6 +250,54 @@ async fn drive_checkins(
     (all, failures)
 }
 
+/// Sends `rate` check-ins per second (spread over the canvassers, each request on its own
+/// task, not waiting for answers) until `stop`; returns latencies (ms) and failures.
+async fn drive_checkins_at_rate(
+    client: reqwest::Client,
+    server: String,
+    canvassers: Arc<Vec<(String, String)>>,
+    rate: u64,
+    stop: Instant,
+) -> (Vec<f64>, usize) {
+    let mut requests = tokio::task::JoinSet::new();
+    let tick = Duration::from_millis(10);
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = 0u64;
+    let started = Instant::now();
+    while Instant::now() < stop && !canvassers.is_empty() {
+        ticker.tick().await;
+        let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+        while sent < due {
+            let (token, outing) = &canvassers[(sent as usize) % canvassers.len()];
+            let request = client
+                .post(format!("{server}/api/v1/outings/{outing}/checkins"))
+                .bearer_auth(token)
+                .json(&json!({"lat": 51.5, "lon": -0.12, "accuracy_m": 10, "battery_pct": 80}));
+            requests.spawn(async move {
+                let started = Instant::now();
+                match request.send().await {
+                    Ok(r) if r.status().as_u16() == 201 => {
+                        let _ = r.bytes().await;
+                        Some(started.elapsed().as_secs_f64() * 1000.0)
+                    }
+                    _ => None,
+                }
+            });
+            sent += 1;
+        }
+    }
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    while let Some(done) = requests.join_next().await {
+        match done {
+            Ok(Some(ms)) => latencies.push(ms),
+            _ => failures += 1,
+        }
+    }
+    (latencies, failures)
+}
+
 pub struct Report {
     pub text: String,
 }
@@ -338,10 +390,11 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     let storm_started = Instant::now();
     let cpu_before_steps = server.cpu();
     // Check-in latency while the steps fire.
-    let during = tokio::spawn(drive_checkins(
+    let during = tokio::spawn(drive_checkins_at_rate(
         client.clone(),
         server.address.clone(),
         canvassers.clone(),
+        opts.during_rate,
         Instant::now() + Duration::from_secs(opts.spread_s + 6),
     ));
     let expected = opts.outings;
@@ -413,14 +466,14 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     };
     let text = format!(
         "### {backend}, {outings} outings, {mode}\n\n\
-         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s}`.\n\n\
+         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}`.\n\n\
          | measure | figure |\n|---|---|\n\
          | seeding (direct inserts, not measured as API) | {seed_s:.1} s |\n\
          | check-in ingest, {clients} clients × {ingest_s} s | **{ingest_rate:.0} check-ins/s**, p50 {ip50:.1} ms, p99 {ip99:.1} ms, max {imax:.1} ms, {ingest_failures} failed |\n\
          | detection lag (due → step recorded), {steps} steps | p50 {sp50:.0} ms, p99 **{sp99:.0} ms**, max {smax:.0} ms; {steps_per_s:.0} steps/s |\n\
          | push arrival lag (due → decrypted-ready push at a loopback receiver), {pushes} pushes | p50 {pp50:.0} ms, p99 **{pp99:.0} ms**, max {pmax:.0} ms |\n\
          | push fan-out (encrypted + VAPID-signed, loopback) | **{fan_out:.0} pushes/s** |\n\
-         | check-in latency while the steps fire | p50 {dp50:.1} ms, p99 **{dp99:.1} ms** ({dcount} check-ins, {during_failures} failed) |\n\
+         | check-in latency while the steps fire, {during_rate} check-ins/s | p50 {dp50:.1} ms, p99 **{dp99:.1} ms** ({dcount} check-ins, {during_failures} failed) |\n\
          | server CPU per check-in (of it, SQLite writer thread) | {ingest_cpu_us:.0} µs ({ingest_writer_us:.0} µs) |\n\
          | server CPU per step with its push (of it, writer thread) | {step_cpu_us:.0} µs ({step_writer_us:.0} µs) |\n\
          | server RSS idle / after the run | {rss_idle:.0} MB / {rss_loaded:.0} MB |\n\
@@ -430,6 +483,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         spread = opts.spread_s,
         clients = opts.clients,
         ingest_s = opts.ingest_s,
+        during_rate = opts.during_rate,
         date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         ip50 = ingest.p50,
         ip99 = ingest.p99,

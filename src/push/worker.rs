@@ -178,11 +178,32 @@ async fn deliver(
     }
     let alert_id = row.alert_id.clone();
     let is_all_clear = row.message_type == "all_clear";
-    let resolved = state
+    // One read for everything the attempt needs: whether the alert is over, and for a push
+    // the recipient's subscriptions and those this notification already reached.
+    let push_recipient = (channel == CHANNEL_WEBPUSH)
+        .then(|| row.recipient_id.clone())
+        .flatten();
+    let notification = row.id.clone();
+    let (resolved, push_targets) = state
         .store
-        .read(move |conn| match (&alert_id, is_all_clear) {
-            (Some(alert), false) => push::alert_resolved(conn, alert),
-            _ => Ok(false),
+        .read(move |conn| {
+            let resolved = match (&alert_id, is_all_clear) {
+                (Some(alert), false) => push::alert_resolved(conn, alert)?,
+                _ => false,
+            };
+            let targets = match (&push_recipient, resolved) {
+                (Some(recipient), false) => {
+                    let subscriptions = push::subscriptions_of(conn, recipient)?;
+                    let done: Vec<String> = push::deliveries_of(conn, &notification)?
+                        .into_iter()
+                        .filter(|d| d.status != "retry")
+                        .map(|d| d.subscription_id)
+                        .collect();
+                    Some((subscriptions, done))
+                }
+                _ => None,
+            };
+            Ok((resolved, targets))
         })
         .await?;
     if resolved {
@@ -198,7 +219,10 @@ async fn deliver(
     }
     let mut writes = Vec::new();
     let attempt = match channel.as_str() {
-        CHANNEL_WEBPUSH => webpush_attempt(state, client, &row, now_ms, &mut writes).await?,
+        CHANNEL_WEBPUSH => {
+            let (subscriptions, done) = push_targets.unwrap_or_default();
+            webpush_attempt(client, &row, subscriptions, done, now_ms, &mut writes).await
+        }
         CHANNEL_EMAIL => email_attempt(state, &row, now_ms).await?,
         CHANNEL_WEBHOOK => webhook_attempt(state, &row, now_ms).await?,
         other => Attempt::Failed {
@@ -379,37 +403,25 @@ async fn webhook_attempt(
 /// Web Push: to every subscription of the recipient not yet done. Reaching one of the
 /// person's devices is reaching the person.
 async fn webpush_attempt(
-    state: &AppState,
     client: &PushClient,
     row: &NotificationRow,
+    subscriptions: Vec<push::SubscriptionRow>,
+    done: Vec<String>,
     now_ms: i64,
     writes: &mut Vec<DeliveryWrite>,
-) -> Result<Attempt, AppError> {
-    let Some(recipient) = row.recipient_id.clone() else {
-        return Ok(Attempt::Failed {
+) -> Attempt {
+    if row.recipient_id.is_none() {
+        return Attempt::Failed {
             status: "failed",
             error: "a push needs a recipient".into(),
-        });
-    };
-    let notification = row.id.clone();
-    let (subscriptions, done) = state
-        .store
-        .read(move |conn| {
-            let subscriptions = push::subscriptions_of(conn, &recipient)?;
-            let done: Vec<String> = push::deliveries_of(conn, &notification)?
-                .into_iter()
-                .filter(|d| d.status != "retry")
-                .map(|d| d.subscription_id)
-                .collect();
-            Ok((subscriptions, done))
-        })
-        .await?;
+        };
+    }
     if subscriptions.is_empty() && done.is_empty() {
         count(CHANNEL_WEBPUSH, "no_subscription");
-        return Ok(Attempt::Failed {
+        return Attempt::Failed {
             status: "no_subscription",
             error: "the recipient has no push subscription".into(),
-        });
+        };
     }
     let targets: Vec<_> = subscriptions
         .into_iter()
@@ -482,16 +494,16 @@ async fn webpush_attempt(
     let already_delivered = !done.is_empty() && targets.is_empty();
     let last_error = errors.first().cloned();
     if delivered || already_delivered {
-        return Ok(Attempt::Delivered);
+        return Attempt::Delivered;
     }
     if retryable {
-        return Ok(Attempt::Retry {
+        return Attempt::Retry {
             retry_after_s: retry_after,
             error: last_error.unwrap_or_else(|| "push service unavailable".into()),
-        });
+        };
     }
-    Ok(Attempt::Failed {
+    Attempt::Failed {
         status: "failed",
         error: last_error.unwrap_or_else(|| "every subscription refused the message".into()),
-    })
+    }
 }

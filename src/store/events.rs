@@ -34,16 +34,35 @@ pub fn record(
     Ok(())
 }
 
-/// Events recorded since `since_ms` (a window, not a cursor: on PostgreSQL a sequence value
-/// can commit after a higher one, so readers re-read a short window and skip what they have).
-pub fn recent(conn: &mut DbConn, since_ms: i64, limit: i64) -> Result<Vec<EventRow>, AppError> {
-    // Served by alert_events_at.
+pub fn max_seq(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
     Ok(alert_events::table
-        .filter(alert_events::at.ge(since_ms))
+        .select(diesel::dsl::max(alert_events::seq))
+        .first(conn)?)
+}
+
+/// Events after `after_seq`, plus those of `gaps` (sequence numbers skipped so far: on
+/// PostgreSQL a lower number can commit after a higher one), oldest first.
+pub fn after(
+    conn: &mut DbConn,
+    after_seq: i64,
+    gaps: &[i64],
+    limit: i64,
+) -> Result<Vec<EventRow>, AppError> {
+    let mut rows: Vec<EventRow> = alert_events::table
+        .filter(alert_events::seq.gt(after_seq))
         .order(alert_events::seq)
         .limit(limit)
         .select(EventRow::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    if !gaps.is_empty() {
+        let mut late: Vec<EventRow> = alert_events::table
+            .filter(alert_events::seq.eq_any(gaps))
+            .select(EventRow::as_select())
+            .load(conn)?;
+        late.append(&mut rows);
+        rows = late;
+    }
+    Ok(rows)
 }
 
 pub fn prune(conn: &mut DbConn, before_ms: i64) -> Result<usize, AppError> {
