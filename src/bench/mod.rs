@@ -46,6 +46,9 @@ pub struct BenchOptions {
     /// canvassers', whose latency shows whether the API stays responsive).
     #[arg(long, default_value_t = 200)]
     pub during_rate: u64,
+    /// Database connections of the server under test (`database.pool_size`).
+    #[arg(long, default_value_t = 16)]
+    pub pool_size: u32,
     /// Append the results as a section of this Markdown file.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -154,6 +157,7 @@ impl Server {
 }
 
 fn start_server(
+    pool_size: u32,
     database_url: &str,
     data_dir: &std::path::Path,
     jwt_secret: &str,
@@ -164,7 +168,7 @@ fn start_server(
         .env("DOORSTEP_SERVER__BIND", "127.0.0.1:0")
         .env("DOORSTEP_SERVER__DATA_DIR", data_dir)
         .env("DOORSTEP_DATABASE__URL", database_url)
-        .env("DOORSTEP_DATABASE__POOL_SIZE", "16")
+        .env("DOORSTEP_DATABASE__POOL_SIZE", pool_size.to_string())
         .env("DOORSTEP_AUTH__JWT_SECRET", jwt_secret)
         .env("DOORSTEP_AUTH__LOGIN_MAX_PER_ADDRESS", "1000000")
         .env("DOORSTEP_PUSH__ALLOW_PRIVATE_ENDPOINTS", "true")
@@ -325,7 +329,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     let seeded = seed::seed(&store, opts.outings, opts.clients, &receiver.origin()).await?;
     let seed_s = seeded_at.elapsed().as_secs_f64();
 
-    let server = start_server(&database_url, &data_dir, &jwt_secret)?;
+    let server = start_server(opts.pool_size, &database_url, &data_dir, &jwt_secret)?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = server.rss_mb();
     let client = reqwest::Client::builder()

@@ -49,6 +49,7 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
             let claimed = state
                 .store
                 .write(move |conn| {
+                    store::relax_commit(conn)?;
                     push::claim_pending(conn, &worker, now_ms, now_ms + lease_ms, available as i64)
                 })
                 .await;
@@ -145,6 +146,7 @@ async fn deliver(
             state
                 .store
                 .write(move |conn| {
+                    store::relax_commit(conn)?;
                     for w in &writes {
                         push::record_delivery(
                             conn,

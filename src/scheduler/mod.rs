@@ -42,18 +42,59 @@ impl SchedulerSignals {
     }
 }
 
-/// Runs the scheduler until the task is dropped.
+/// Runs the scheduler until the task is dropped: one lane on SQLite (one writer), several on
+/// PostgreSQL, each claiming its own rows (`FOR UPDATE SKIP LOCKED` keeps them apart, as it
+/// does replicas).
 pub async fn run(state: web::Data<AppState>) {
-    let settings = state.settings.scheduler.clone();
-    let poll = Duration::from_millis(settings.poll_interval_ms);
+    let lanes = lane_count(&state);
+    let batch = state.settings.scheduler.batch_size;
+    // Several lanes claim small batches, so that what falls due is shared out rather than
+    // taken whole by the first lane to look; a commit per few dozen steps is still cheap.
+    let claim = if lanes > 1 {
+        (batch / lanes as i64).clamp(1, LANE_CLAIM_MAX)
+    } else {
+        batch
+    };
+    futures_util::future::join_all((0..lanes).map(|_| lane(&state, claim))).await;
+}
+
+/// Most rows one lane claims per transaction when several lanes share the work.
+const LANE_CLAIM_MAX: i64 = 16;
+
+fn lane_count(state: &AppState) -> usize {
+    match state.store.backend() {
+        store::Backend::Sqlite => 1,
+        // Leave at least half the pool to requests and the delivery worker.
+        store::Backend::Postgres => state
+            .settings
+            .scheduler
+            .concurrency
+            .min((state.settings.database.pool_size as usize / 2).max(1)),
+    }
+}
+
+/// One lane: processes what is due, then sleeps until the earliest deadline (at most the poll
+/// interval) or until woken. A lane that finds a full batch wakes another to help, so every
+/// lane works through a backlog while a trickle keeps only one busy.
+async fn lane(state: &AppState, claim: i64) {
+    let poll = Duration::from_millis(state.settings.scheduler.poll_interval_ms);
     loop {
-        if let Err(e) = run_due(&state).await {
-            tracing::error!(error = %e, "scheduler pass failed");
-        }
+        let done = match run_batch(state, claim).await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "scheduler pass failed");
+                0
+            }
+        };
         state
             .scheduler
             .heartbeat_ms
             .store(state.clock.now_ms(), Ordering::Relaxed);
+        if done >= claim as usize {
+            state.scheduler.wake.notify_one();
+            tokio::task::yield_now().await;
+            continue;
+        }
         let earliest = state
             .store
             .read(store::schedule::earliest_action)
@@ -70,7 +111,7 @@ pub async fn run(state: web::Data<AppState>) {
             None => poll,
         };
         if wait.is_zero() {
-            // More is due already (a storm, or a batch limit hit): yield and go on.
+            // Due already (rows another lane holds, or just fell due): yield and go on.
             tokio::task::yield_now().await;
             continue;
         }
@@ -81,68 +122,30 @@ pub async fn run(state: web::Data<AppState>) {
     }
 }
 
-/// Processes everything due, batch after batch; on PostgreSQL in several lanes at once.
-pub async fn run_due(state: &AppState) -> Result<usize, AppError> {
-    let lanes = match state.store.backend() {
-        store::Backend::Sqlite => 1,
-        // Leave at least half the pool to requests and the delivery worker.
-        store::Backend::Postgres => state
-            .settings
-            .scheduler
-            .concurrency
-            .min((state.settings.database.pool_size as usize / 2).max(1)),
-    };
-    if lanes <= 1 {
-        return run_lane(state).await;
-    }
-    let mut total = 0;
-    let mut failure = None;
-    for result in futures_util::future::join_all((0..lanes).map(|_| run_lane(state))).await {
-        match result {
-            Ok(done) => total += done,
-            Err(e) => failure = Some(e),
-        }
-    }
-    match failure {
-        Some(e) if total == 0 => Err(e),
-        Some(e) => {
-            tracing::error!(error = %e, "a scheduler lane failed");
-            Ok(total)
-        }
-        None => Ok(total),
-    }
-}
-
-/// One lane: claims and processes batches until fewer than a full batch is due.
-async fn run_lane(state: &AppState) -> Result<usize, AppError> {
-    let batch = state.settings.scheduler.batch_size;
+/// Claims and processes one batch of at most `batch` rows; a batch that fails is retried row by
+/// row. Returns how many rows it took.
+async fn run_batch(state: &AppState, batch: i64) -> Result<usize, AppError> {
     let default_policy = state.settings.escalation;
-    let mut total = 0;
-    loop {
-        // The time is read once the write connection is ours, so steps are stamped (and lag is
-        // measured) when they are actually recorded, not when the pass began.
-        let clock = state.clock.clone();
-        let now_ms = state.clock.now_ms();
-        let result = state
-            .store
-            .write(move |conn| process_batch(conn, clock.now_ms(), batch, &default_policy))
-            .await;
-        let done = match result {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduler batch failed; retrying its rows one by one");
-                process_one_by_one(state, now_ms, batch, &default_policy).await?
-            }
-        };
-        total += done;
-        if done > 0 {
-            state.push.wake();
-            state.watch.wake();
+    // The time is read once the write connection is ours, so steps are stamped (and lag is
+    // measured) when they are actually recorded, not when the pass began.
+    let clock = state.clock.clone();
+    let now_ms = state.clock.now_ms();
+    let result = state
+        .store
+        .write(move |conn| process_batch(conn, clock.now_ms(), batch, &default_policy))
+        .await;
+    let done = match result {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(error = %e, "scheduler batch failed; retrying its rows one by one");
+            process_one_by_one(state, now_ms, batch, &default_policy).await?
         }
-        if done < batch as usize {
-            return Ok(total);
-        }
+    };
+    if done > 0 {
+        state.push.wake();
+        state.watch.wake();
     }
+    Ok(done)
 }
 
 fn process_batch(

@@ -397,6 +397,19 @@ where
         .map_err(|e| AppError::internal(format!("storage task failed: {e}")))?
 }
 
+/// Lets this PostgreSQL transaction commit without waiting for its WAL to reach disk
+/// (`synchronous_commit = off` for this transaction only). For bookkeeping whose loss in a
+/// database crash is harmless by design: the delivery worker's leases and attempt results,
+/// where losing the last fraction of a second means a message is sent again (delivery is
+/// at-least-once anyway), never that one is lost. Alerts, steps, outbox rows and check-ins
+/// never use it. A no-op on SQLite, whose group commit already amortises the sync.
+pub fn relax_commit(conn: &mut DbConn) -> Result<(), AppError> {
+    if let DbConn::Pg(pg) = conn {
+        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(pg)?;
+    }
+    Ok(())
+}
+
 /// A fresh id as stored (text): a UUIDv7, time-ordered, so inserts append to the primary-key
 /// index instead of dirtying a random page of it (74 random bits still make it unguessable;
 /// no access depends on an id being secret anyway).

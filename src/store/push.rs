@@ -121,7 +121,7 @@ pub fn claim_pending(
     macro_rules! due {
         () => {
             notifications::table
-                .filter(notifications::status.eq("pending"))
+                .filter(pending())
                 .filter(notifications::next_attempt_at.le(now_ms))
                 .filter(
                     notifications::claimed_until
@@ -143,6 +143,11 @@ pub fn claim_pending(
             .set((
                 notifications::claimed_by.eq(worker),
                 notifications::claimed_until.eq(lease_until_ms),
+                // A leased row is not due again before its lease ends: moving its attempt time
+                // there keeps it out of the way of the next claim (which would otherwise step
+                // over every delivery in flight) and of the worker's "what is due next".
+                // Finishing the attempt sets the real next time.
+                notifications::next_attempt_at.eq(lease_until_ms),
             ))
             .execute(conn)?;
     }
@@ -153,10 +158,18 @@ pub fn claim_pending(
     Ok(rows)
 }
 
+/// `status = 'pending'` written as a literal, not a bound parameter: PostgreSQL can only use
+/// the partial index `notifications_pending` (`WHERE status = 'pending'`) when it sees the
+/// value while planning, and a prepared statement's generic plan does not. With a parameter,
+/// every claim scanned the whole outbox.
+fn pending() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>("notifications.status = 'pending'")
+}
+
 /// The earliest pending attempt (for the worker's sleep).
 pub fn earliest_pending(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
     Ok(notifications::table
-        .filter(notifications::status.eq("pending"))
+        .filter(pending())
         .select(diesel::dsl::min(notifications::next_attempt_at))
         .first(conn)?)
 }
