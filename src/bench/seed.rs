@@ -186,18 +186,30 @@ fn parked(i: usize, canvasser: crate::domain::ids::UserId, org: OrgId, base: i64
 }
 
 /// Gives the seeded outings deadlines from `due_from_ms`, spread evenly over `spread_s`.
-pub async fn arm_deadlines(store: &Store, due_from_ms: i64, spread_s: u64) -> Result<(), String> {
+/// Gives the first `due` parked outings (all, when `due` is larger) deadlines from
+/// `due_from_ms`, spread over `spread_s`; the others stay live with no deadline.
+pub async fn arm_deadlines(
+    store: &Store,
+    due_from_ms: i64,
+    spread_s: u64,
+    due: usize,
+) -> Result<(), String> {
     store
         .write(move |conn| {
             let (min, count): (Option<i64>, i64) = store::schema::outings::table
                 .filter(store::schema::outings::note.eq(MARK))
-                .select((diesel::dsl::min(store::schema::outings::started_at), diesel::dsl::count_star()))
+                .select((
+                    diesel::dsl::min(store::schema::outings::started_at),
+                    diesel::dsl::count_star(),
+                ))
                 .first(conn)?;
             let base = min.unwrap_or(0);
+            let count = count.min(i64::try_from(due).unwrap_or(i64::MAX)).max(1);
             let spread_ms = i64::try_from(spread_s).unwrap_or(0) * 1000;
-            let due = format!("({due_from_ms} + ((started_at - {base}) * {spread_ms}) / {count})", count = count.max(1));
+            let due = format!("({due_from_ms} + ((started_at - {base}) * {spread_ms}) / {count})");
             diesel::sql_query(format!(
-                "UPDATE outings SET next_checkin_due_at = {due}, next_action_at = {due} WHERE note = '{MARK}'"
+                "UPDATE outings SET next_checkin_due_at = {due}, next_action_at = {due} \
+                 WHERE note = '{MARK}' AND started_at < {base} + {count}"
             ))
             .execute(conn)?;
             Ok(())
