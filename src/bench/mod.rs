@@ -463,6 +463,12 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     let fan_out = receiver.rate();
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
+    drop(store);
+    if opts.backend == "postgres" {
+        if let Err(e) = seed::drop_postgres_schema(&opts.postgres_url, &database_url) {
+            eprintln!("could not drop the bench schema: {e}");
+        }
+    }
 
     let machine = format!(
         "{} cores, {}",

@@ -23,6 +23,22 @@ pub struct Seeded {
     pub client_emails: Vec<String>,
 }
 
+/// Drops a schema made by [`fresh_postgres_schema`] (given its database URL), so runs leave
+/// nothing behind.
+pub fn drop_postgres_schema(server_url: &str, database_url: &str) -> Result<(), String> {
+    use diesel::Connection;
+    let Some(schema) = database_url.rsplit("search_path%3D").next().filter(|s| {
+        s.starts_with("doorstep_bench_") && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }) else {
+        return Err(format!("not a bench schema URL: {database_url}"));
+    };
+    let mut conn = diesel::PgConnection::establish(server_url).map_err(|e| e.to_string())?;
+    diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut conn)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 pub fn fresh_postgres_schema(url: &str) -> Result<String, String> {
     use diesel::Connection;
     let schema = format!("doorstep_bench_{}", uuid::Uuid::new_v4().simple());
