@@ -123,10 +123,11 @@ pub fn claim_pending(
             notifications::table
                 .filter(pending())
                 .filter(notifications::next_attempt_at.le(now_ms))
+                // A lease "until T" has ended at T, the time its row becomes due again.
                 .filter(
                     notifications::claimed_until
                         .is_null()
-                        .or(notifications::claimed_until.lt(now_ms)),
+                        .or(notifications::claimed_until.le(now_ms)),
                 )
                 .order(notifications::next_attempt_at)
                 .limit(limit)
@@ -290,4 +291,79 @@ pub fn alert_resolved(conn: &mut DbConn, alert: &str) -> Result<bool, AppError> 
         .first::<String>(conn)
         .optional()?
         .is_some_and(|s| s == "resolved"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::notifications::{insert_if_new, NotificationRow};
+    use crate::store::Store;
+
+    fn message(id: &str, due_ms: i64) -> NotificationRow {
+        NotificationRow {
+            id: id.into(),
+            dedupe_key: format!("test:{id}"),
+            alert_id: None,
+            outing_id: None,
+            recipient_id: None,
+            channel: "webhook".into(),
+            step: "test".into(),
+            message_type: "test".into(),
+            level: 0,
+            payload: "{}".into(),
+            status: "pending".into(),
+            attempts: 0,
+            due_at: None,
+            created_at: due_ms,
+            next_attempt_at: due_ms,
+            expires_at: due_ms + 3_600_000,
+            sent_at: None,
+            last_error: None,
+            claimed_by: None,
+            claimed_until: None,
+        }
+    }
+
+    /// A leased message is neither claimed again nor reported as due until its lease ends, and
+    /// is taken over by another worker after that (a worker that died mid-delivery).
+    #[tokio::test]
+    async fn a_lease_hides_a_message_until_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&crate::config::DatabaseSettings {
+            url: format!("sqlite://{}", dir.path().join("l.db").display()),
+            pool_size: 2,
+        })
+        .unwrap();
+        store.migrate().unwrap();
+        store
+            .write(|conn| {
+                insert_if_new(conn, &message("a", 1_000))?;
+                insert_if_new(conn, &message("b", 2_000))?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let claim = |worker: &'static str, now: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |conn| claim_pending(conn, worker, now, now + 10_000, 10))
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(claim("w1", 1_500).await, vec!["a"], "only what is due");
+        assert_eq!(claim("w2", 2_500).await, vec!["b"], "a is leased to w1");
+        let earliest = store.read(earliest_pending).await.unwrap();
+        assert_eq!(
+            earliest,
+            Some(11_500),
+            "the next due time is w1's lease end, not a's"
+        );
+        assert!(claim("w2", 11_499).await.is_empty());
+        assert_eq!(claim("w2", 11_500).await, vec!["a"], "w1's lease ran out");
+    }
 }
