@@ -215,6 +215,32 @@ async fn post(
     }
 }
 
+/// The `i`-th check-in of a canvasser (positions vary a little, as a walk would).
+fn checkin_request(
+    client: &reqwest::Client,
+    server: &str,
+    token: &str,
+    outing: &str,
+    i: u64,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{server}/api/v1/outings/{outing}/checkins"))
+        .bearer_auth(token)
+        .json(&json!({"lat": 51.5 + (i % 100) as f64 * 1e-5, "lon": -0.12, "accuracy_m": 10, "battery_pct": 80}))
+}
+
+/// Sends a check-in; its latency in ms when it was stored (201), `None` otherwise.
+async fn timed_checkin(request: reqwest::RequestBuilder) -> Option<f64> {
+    let started = Instant::now();
+    match request.send().await {
+        Ok(r) if r.status().as_u16() == 201 => {
+            let _ = r.bytes().await;
+            Some(started.elapsed().as_secs_f64() * 1000.0)
+        }
+        _ => None,
+    }
+}
+
 /// Runs `clients` canvassers checking in as fast as they can until `stop`; returns latencies (ms)
 /// and the number of failures.
 async fn drive_checkins(
@@ -230,18 +256,12 @@ async fn drive_checkins(
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0usize;
-            let url = format!("{server}/api/v1/outings/{outing}/checkins");
             let mut i = 0u64;
             while Instant::now() < stop {
                 i += 1;
-                let body = json!({"lat": 51.5 + (i % 100) as f64 * 1e-5, "lon": -0.12, "accuracy_m": 10, "battery_pct": 80});
-                let started = Instant::now();
-                match client.post(&url).bearer_auth(&token).json(&body).send().await {
-                    Ok(r) if r.status().as_u16() == 201 => {
-                        let _ = r.bytes().await;
-                        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    _ => failures += 1,
+                match timed_checkin(checkin_request(&client, &server, &token, &outing, i)).await {
+                    Some(ms) => latencies.push(ms),
+                    None => failures += 1,
                 }
             }
             (latencies, failures)
@@ -278,20 +298,9 @@ async fn drive_checkins_at_rate(
         let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
         while sent < due {
             let (token, outing) = &canvassers[(sent as usize) % canvassers.len()];
-            let request = client
-                .post(format!("{server}/api/v1/outings/{outing}/checkins"))
-                .bearer_auth(token)
-                .json(&json!({"lat": 51.5, "lon": -0.12, "accuracy_m": 10, "battery_pct": 80}));
-            requests.spawn(async move {
-                let started = Instant::now();
-                match request.send().await {
-                    Ok(r) if r.status().as_u16() == 201 => {
-                        let _ = r.bytes().await;
-                        Some(started.elapsed().as_secs_f64() * 1000.0)
-                    }
-                    _ => None,
-                }
-            });
+            requests.spawn(timed_checkin(checkin_request(
+                &client, &server, token, outing, sent,
+            )));
             sent += 1;
         }
     }

@@ -60,6 +60,20 @@ pub struct Lookups {
     channels: HashMap<String, (bool, bool)>,
 }
 
+/// The memoised answer for `key`, loading it on first use.
+fn memo<K: std::hash::Hash + Eq, V: Clone>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    load: impl FnOnce() -> Result<V, AppError>,
+) -> Result<V, AppError> {
+    if let Some(value) = map.get(&key) {
+        return Ok(value.clone());
+    }
+    let value = load()?;
+    map.insert(key, value.clone());
+    Ok(value)
+}
+
 impl Lookups {
     pub fn policy(
         &mut self,
@@ -67,39 +81,27 @@ impl Lookups {
         org: OrgId,
         default: &EscalationPolicy,
     ) -> Result<EscalationPolicy, AppError> {
-        if let Some(policy) = self.policies.get(&org) {
-            return Ok(*policy);
-        }
-        let policy = crate::service::outings::org_policy(conn, org, default)?;
-        self.policies.insert(org, policy);
-        Ok(policy)
+        memo(&mut self.policies, org, || {
+            crate::service::outings::org_policy(conn, org, default)
+        })
     }
 
     fn organisers(&mut self, conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
-        if let Some(ids) = self.organisers.get(&org) {
-            return Ok(ids.clone());
-        }
-        let ids = store::notifications::organisers_of(conn, org)?;
-        self.organisers.insert(org, ids.clone());
-        Ok(ids)
+        memo(&mut self.organisers, org, || {
+            store::notifications::organisers_of(conn, org)
+        })
     }
 
     fn police(&mut self, conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
-        if let Some(ids) = self.police.get(&org) {
-            return Ok(ids.clone());
-        }
-        let ids = store::notifications::police_of(conn, org)?;
-        self.police.insert(org, ids.clone());
-        Ok(ids)
+        memo(&mut self.police, org, || {
+            store::notifications::police_of(conn, org)
+        })
     }
 
     fn has_org_webhook(&mut self, conn: &mut DbConn, org: &str) -> Result<bool, AppError> {
-        if let Some(has) = self.org_webhook.get(org) {
-            return Ok(*has);
-        }
-        let has = store::orgs::webhook_of(conn, org)?.is_some();
-        self.org_webhook.insert(org.to_owned(), has);
-        Ok(has)
+        memo(&mut self.org_webhook, org.to_owned(), || {
+            Ok(store::orgs::webhook_of(conn, org)?.is_some())
+        })
     }
 
     /// (email alerts on, personal webhook set) for each of `ids`, in order.
