@@ -218,7 +218,7 @@ pub async fn arm_deadlines(
                     diesel::dsl::min(store::schema::outings::started_at),
                     diesel::dsl::count_star(),
                 ))
-                .first(conn)?;
+                .get_result(conn)?;
             let base = min.unwrap_or(0);
             let count = count.min(i64::try_from(due).unwrap_or(i64::MAX)).max(1);
             let spread_ms = i64::try_from(spread_s).unwrap_or(0) * 1000;

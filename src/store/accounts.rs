@@ -74,7 +74,7 @@ pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<UserRow>, 
     Ok(users::table
         .filter(users::email.eq(email))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -82,7 +82,7 @@ pub fn find(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>, AppError> 
     Ok(users::table
         .find(id.to_string())
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -217,7 +217,7 @@ pub fn channels(
     Ok(users::table
         .find(user.to_string())
         .select((users::email_alerts, users::webhook_url))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -242,7 +242,7 @@ pub fn email_of(conn: &mut DbConn, user: &str) -> Result<Option<(String, String)
         .find(user)
         .filter(users::disabled_at.is_null())
         .select((users::email, users::display_name))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -252,7 +252,7 @@ pub fn webhook_of(conn: &mut DbConn, user: &str) -> Result<Option<String>, AppEr
         .find(user)
         .filter(users::disabled_at.is_null())
         .select(users::webhook_url)
-        .first::<Option<String>>(conn)
+        .get_result::<Option<String>>(conn)
         .optional()?
         .flatten())
 }

@@ -70,7 +70,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, AppError> {
     Ok(alerts::table
         .find(id)
         .select(AlertRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -81,7 +81,7 @@ pub fn find_for_update(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, 
             .find(id)
             .select(AlertRow::as_select())
             .for_update()
-            .first(pg)
+            .get_result(pg)
             .optional()?),
         DbConn::Sqlite(_) => find(conn, id),
     }

@@ -77,7 +77,7 @@ pub fn rotate_refresh_token(
             refresh_tokens::expires_at,
             refresh_tokens::spent_at,
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some((token_id, session_id, expires_at, spent_at)) = found else {
         return Ok(RefreshOutcome::Invalid);
@@ -138,7 +138,7 @@ pub fn logout(conn: &mut DbConn, presented: &str, now_ms: i64) -> Result<(), App
     let session: Option<String> = refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(hash_refresh_token(presented)))
         .select(refresh_tokens::session_id)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     if let Some(session) = session {
         revoke_session(conn, &session, "logout", now_ms)?;
@@ -176,7 +176,7 @@ pub fn active_session(
             organisations::require_totp.nullable(),
             sessions::expires_at,
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(found.map(|(user, required, expires_at)| (user, required.unwrap_or(false), expires_at)))
 }
@@ -195,7 +195,7 @@ pub fn recent_attempts(
             diesel::dsl::count_star(),
             diesel::dsl::min(login_attempts::attempted_at),
         ))
-        .first::<(i64, Option<i64>)>(conn)?;
+        .get_result::<(i64, Option<i64>)>(conn)?;
     Ok((count, oldest))
 }
 

@@ -37,7 +37,7 @@ pub fn record(
 pub fn max_seq(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
     Ok(alert_events::table
         .select(diesel::dsl::max(alert_events::seq))
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Events after `after_seq`, plus those of `gaps` (sequence numbers skipped so far: on

@@ -72,7 +72,7 @@ pub fn find(conn: &mut DbConn, id: OrgId) -> Result<Option<Organisation>, AppErr
     organisations::table
         .find(id.to_string())
         .select(OrgRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Organisation::try_from)
         .transpose()
@@ -92,7 +92,7 @@ pub fn require_totp(conn: &mut DbConn, id: OrgId) -> Result<Option<bool>, AppErr
     Ok(organisations::table
         .find(id.to_string())
         .select(organisations::require_totp)
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -108,7 +108,7 @@ pub fn webhook_of(conn: &mut DbConn, org: &str) -> Result<Option<(String, String
     let row: Option<(Option<String>, Option<String>)> = organisations::table
         .find(org)
         .select((organisations::webhook_url, organisations::webhook_secret))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(match row {
         Some((Some(url), Some(secret))) => Some((url, secret)),

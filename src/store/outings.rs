@@ -101,7 +101,7 @@ pub fn open_outing_of(conn: &mut DbConn, canvasser: UserId) -> Result<Option<Str
         .filter(outings::canvasser_id.eq(canvasser.to_string()))
         .filter(outings::status.ne("ended"))
         .select(outings::id)
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -109,7 +109,7 @@ pub fn find(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingRow>, AppErr
     Ok(outings::table
         .find(id.to_string())
         .select(OutingRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -122,7 +122,7 @@ pub fn find_for_update(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingR
             .find(id.to_string())
             .select(OutingRow::as_select())
             .for_update()
-            .first(pg)
+            .get_result(pg)
             .optional()?),
         DbConn::Sqlite(_) => find(conn, id),
     }
@@ -152,7 +152,7 @@ pub fn display_name(conn: &mut DbConn, user: &str) -> Result<String, AppError> {
     Ok(users::table
         .find(user)
         .select(users::display_name)
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .unwrap_or_default())
 }
@@ -168,7 +168,7 @@ pub fn find_checkin(conn: &mut DbConn, id: &str) -> Result<Option<CheckinRow>, A
     Ok(checkins::table
         .find(id)
         .select(CheckinRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -307,7 +307,7 @@ pub fn idempotent_response(
             idempotency_keys::response_status,
             idempotency_keys::response_body,
         ))
-        .first::<(String, i32, String)>(conn)
+        .get_result::<(String, i32, String)>(conn)
         .optional()?
         .map(|(request_hash, status, body)| StoredResponse {
             request_hash,

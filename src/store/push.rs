@@ -42,7 +42,7 @@ pub fn save_subscription(
     let existing: Option<String> = push_subscriptions::table
         .filter(push_subscriptions::endpoint.eq(endpoint))
         .select(push_subscriptions::id)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     if let Some(id) = existing {
         diesel::update(push_subscriptions::table.find(&id))
@@ -172,7 +172,7 @@ pub fn earliest_pending(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
     Ok(notifications::table
         .filter(pending())
         .select(diesel::dsl::min(notifications::next_attempt_at))
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Per-subscription delivery state of one notification.
@@ -210,7 +210,7 @@ pub fn record_delivery(
         .filter(push_deliveries::notification_id.eq(notification))
         .filter(push_deliveries::subscription_id.eq(subscription))
         .select((push_deliveries::id, push_deliveries::attempts))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let code = status_code.map(i32::from);
     match existing {
@@ -261,7 +261,7 @@ pub fn finish_attempt(
         .find(id)
         .filter(notifications::claimed_by.eq(worker))
         .select(notifications::attempts)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some(attempts) = current else {
         // The lease ran out and another worker took the row over: its result wins.
@@ -288,7 +288,7 @@ pub fn alert_resolved(conn: &mut DbConn, alert: &str) -> Result<bool, AppError> 
     Ok(alerts::table
         .find(alert)
         .select(alerts::status)
-        .first::<String>(conn)
+        .get_result::<String>(conn)
         .optional()?
         .is_some_and(|s| s == "resolved"))
 }

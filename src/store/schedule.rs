@@ -61,10 +61,10 @@ pub fn claim_due_alerts(
 pub fn earliest_action(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
     let outing: Option<i64> = outings::table
         .select(min(outings::next_action_at))
-        .first(conn)?;
+        .get_result(conn)?;
     let alert: Option<i64> = alerts::table
         .select(min(alerts::next_action_at))
-        .first(conn)?;
+        .get_result(conn)?;
     Ok(match (outing, alert) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -60,7 +60,7 @@ async fn notification_status(
                 .filter(n::recipient_id.eq(recipient))
                 .filter(n::message_type.eq(message_type))
                 .select((n::status, n::attempts, n::last_error))
-                .first::<(String, i32, Option<String>)>(conn)
+                .get_result::<(String, i32, Option<String>)>(conn)
                 .optional()?)
         })
         .await
