@@ -57,4 +57,31 @@ impl AppState {
         self.push.wake();
         self.watch.wake();
     }
+
+    /// A request committed `changes`: wake only the loops that have something new to see.
+    /// Check-ins arrive thousands of times a second and almost always move a deadline later;
+    /// waking the scheduler, the delivery worker and the event hub for each one cost each a
+    /// pass of queries per check-in.
+    pub fn committed(&self, changes: Changes) {
+        if let Some(at) = changes.next_action_at {
+            self.scheduler.wake_unless_planned(at);
+        }
+        if changes.outbox {
+            self.push.wake();
+        }
+        if changes.alert_events {
+            self.watch.wake();
+        }
+    }
+}
+
+/// What a committed write may have brought forward.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The earliest scheduler action the write set (epoch ms), if any.
+    pub next_action_at: Option<i64>,
+    /// It queued messages in the outbox.
+    pub outbox: bool,
+    /// It recorded alert events (the live board's feed).
+    pub alert_events: bool,
 }

@@ -23,7 +23,7 @@ use crate::domain::ids::{OutingId, UserId};
 use crate::domain::time::Instant;
 use crate::error::{AppError, Problem};
 use crate::service::outings::{self as service, NewCheckin, StartOuting};
-use crate::state::AppState;
+use crate::state::{AppState, Changes};
 use crate::store::outings::OutingScope;
 use crate::store::{self, DbConn};
 
@@ -576,7 +576,7 @@ pub async fn check_in(
     };
     let rules = service::OutingRules::from(state.settings.as_ref());
     let now_ms = now.timestamp_millis();
-    let (status, body) = state
+    let (status, body, changes) = state
         .store
         .write(move |conn| {
             if let Some(key) = &key {
@@ -589,7 +589,7 @@ pub async fn check_in(
                             "was already used for a different request",
                         ));
                     }
-                    return Ok((stored.status, stored.body));
+                    return Ok((stored.status, stored.body, Changes::default()));
                 }
             }
             let recorded = service::record_checkins(
@@ -623,10 +623,10 @@ pub async fn check_in(
                     now_ms,
                 )?;
             }
-            Ok((201u16, body))
+            Ok((201u16, body, recorded.changes))
         })
         .await?;
-    state.changed();
+    state.committed(changes);
     let status = actix_web::http::StatusCode::from_u16(status)
         .unwrap_or(actix_web::http::StatusCode::CREATED);
     Ok(HttpResponse::build(status)
@@ -677,7 +677,7 @@ pub async fn check_in_batch(
     let submitted = items.len();
     let rules = service::OutingRules::from(state.settings.as_ref());
     let now_ms = now.timestamp_millis();
-    let response = state
+    let (response, changes) = state
         .store
         .write(move |conn| {
             let recorded = service::record_checkins(
@@ -693,14 +693,15 @@ pub async fn check_in_batch(
                 now_ms,
             )?;
             let outing = view_known(conn, &caller, &recorded.outing, &recorded.stored)?;
-            Ok(BatchResponse {
+            let response = BatchResponse {
                 stored: recorded.stored.len(),
                 duplicates: submitted - recorded.stored.len(),
                 outing,
-            })
+            };
+            Ok((response, recorded.changes))
         })
         .await?;
-    state.changed();
+    state.committed(changes);
     Ok(HttpResponse::Created().json(response))
 }
 

@@ -23,18 +23,47 @@ use crate::store::alerts::AlertRow;
 use crate::store::outings::OutingRow;
 use crate::store::{self, DbConn};
 
+/// Most lanes the scheduler runs (their plans are kept in a fixed array).
+const MAX_LANES: usize = 16;
+
 /// Shared between the loop and the request handlers.
-#[derive(Default)]
 pub struct SchedulerSignals {
     wake: Notify,
     /// When the loop last completed a pass (epoch ms; 0 = never).
     heartbeat_ms: AtomicI64,
+    /// Per lane, when it will next look (epoch ms): `i64::MAX` while it is working, has not
+    /// started, or is reading its next deadline (which may miss a write committing meanwhile).
+    planned: [AtomicI64; MAX_LANES],
+}
+
+impl Default for SchedulerSignals {
+    fn default() -> Self {
+        SchedulerSignals {
+            wake: Notify::new(),
+            heartbeat_ms: AtomicI64::new(0),
+            planned: std::array::from_fn(|_| AtomicI64::new(i64::MAX)),
+        }
+    }
 }
 
 impl SchedulerSignals {
     /// Asks the loop to look again now (a request wrote work that may be due soon).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Asks the loop to look again unless a lane already plans to look at or before `at_ms`.
+    /// Call it after the write that set `at_ms` has committed. A lane publishes its plan only
+    /// after reading the deadlines, so a lane that plans to look by `at_ms` will either have
+    /// seen this write or will read the deadlines again by then.
+    pub fn wake_unless_planned(&self, at_ms: i64) {
+        if !self
+            .planned
+            .iter()
+            .any(|p| p.load(Ordering::SeqCst) <= at_ms)
+        {
+            self.wake.notify_one();
+        }
     }
 
     pub fn last_pass_ms(&self) -> i64 {
@@ -55,14 +84,14 @@ pub async fn run(state: web::Data<AppState>) {
     } else {
         batch
     };
-    futures_util::future::join_all((0..lanes).map(|_| lane(&state, claim))).await;
+    futures_util::future::join_all((0..lanes).map(|slot| lane(&state, claim, slot))).await;
 }
 
 /// Most rows one lane claims per transaction when several lanes share the work.
 const LANE_CLAIM_MAX: i64 = 16;
 
 fn lane_count(state: &AppState) -> usize {
-    match state.store.backend() {
+    let lanes = match state.store.backend() {
         store::Backend::Sqlite => 1,
         // Leave at least half the pool to requests and the delivery worker.
         store::Backend::Postgres => state
@@ -70,15 +99,21 @@ fn lane_count(state: &AppState) -> usize {
             .scheduler
             .concurrency
             .min((state.settings.database.pool_size as usize / 2).max(1)),
-    }
+    };
+    lanes.clamp(1, MAX_LANES)
 }
 
 /// One lane: processes what is due, then sleeps until the earliest deadline (at most the poll
 /// interval) or until woken. A lane that finds a full batch wakes another to help, so every
 /// lane works through a backlog while a trickle keeps only one busy.
-async fn lane(state: &AppState, claim: i64) {
+async fn lane(state: &AppState, claim: i64, slot: usize) {
     let poll = Duration::from_millis(state.settings.scheduler.poll_interval_ms);
+    let Some(planned) = state.scheduler.planned.get(slot) else {
+        return;
+    };
     loop {
+        // Busy: every wake-up counts until the next plan is published.
+        planned.store(i64::MAX, Ordering::SeqCst);
         let done = match run_batch(state, claim).await {
             Ok(done) => done,
             Err(e) => {
@@ -103,9 +138,10 @@ async fn lane(state: &AppState, claim: i64) {
                 tracing::warn!(error = %e, "scheduler cannot read its next deadline");
                 None
             });
+        let now = state.clock.now_ms();
         let wait = match earliest {
             Some(at) => {
-                let ms = (at - state.clock.now_ms()).max(0);
+                let ms = (at - now).max(0);
                 Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(poll)
             }
             None => poll,
@@ -115,6 +151,8 @@ async fn lane(state: &AppState, claim: i64) {
             tokio::task::yield_now().await;
             continue;
         }
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        planned.store(now.saturating_add(wait_ms), Ordering::SeqCst);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = state.scheduler.wake.notified() => {}
@@ -395,4 +433,40 @@ pub fn fire_alert(
 /// Starts the loop on the current runtime.
 pub fn spawn(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(run(state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn woken(signals: &SchedulerSignals) -> bool {
+        signals.wake.notified().now_or_never().is_some()
+    }
+
+    /// A check-in that moves a deadline later must not wake the scheduler when a lane already
+    /// plans to look before that deadline; anything sooner, or a lane without a plan, wakes it.
+    #[test]
+    fn a_wake_is_skipped_only_when_a_lane_already_plans_to_look_in_time() {
+        let signals = SchedulerSignals::default();
+        signals.wake_unless_planned(5_000);
+        assert!(woken(&signals), "no lane has a plan yet");
+        assert!(!woken(&signals), "one wake-up, consumed");
+
+        signals.planned[0].store(4_000, Ordering::SeqCst);
+        signals.wake_unless_planned(5_000);
+        assert!(!woken(&signals), "lane 0 looks at 4,000, before 5,000");
+        signals.wake_unless_planned(4_000);
+        assert!(!woken(&signals), "lane 0 looks exactly then");
+        signals.wake_unless_planned(3_999);
+        assert!(woken(&signals), "sooner than any plan");
+
+        signals.planned[0].store(i64::MAX, Ordering::SeqCst);
+        signals.planned[3].store(4_000, Ordering::SeqCst);
+        signals.wake_unless_planned(5_000);
+        assert!(!woken(&signals), "any lane's plan will do");
+        signals.planned[3].store(i64::MAX, Ordering::SeqCst);
+        signals.wake_unless_planned(i64::MAX - 1);
+        assert!(woken(&signals), "every lane busy: always wake");
+    }
 }

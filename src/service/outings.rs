@@ -419,6 +419,8 @@ pub struct Submission {
 pub struct Recorded {
     pub stored: Vec<CheckinRow>,
     pub outing: OutingRow,
+    /// What the background loops need to look at once this commits.
+    pub changes: crate::state::Changes,
 }
 
 /// Records one live check-in or an offline batch. Batch items whose `client_id` is already
@@ -542,25 +544,48 @@ pub fn record_checkins(
     }
     if stored.is_empty() {
         // Every item was a duplicate: nothing happened, nothing changes.
-        return Ok(Recorded { stored, outing });
+        return Ok(Recorded {
+            stored,
+            outing,
+            changes: Default::default(),
+        });
     }
     outing.status = state.status.as_str().to_owned();
     outing.next_checkin_due_at = state.next_checkin_due_at.map(to_millis);
     outing.last_received_at = now_ms;
     outing.updated_at = now_ms;
+    let mut changes = crate::state::Changes::default();
     for notice in notices(&mut outing, left_area, latest_battery.flatten()) {
         notify::notice(conn, &outing, notice, now_ms)?;
+        changes.outbox = true;
     }
     let location = last_location(&stored);
+    let alert_before = outing.open_alert_id.clone();
     if let Some(kind) = raise {
         let raised = alerts::raise(conn, &mut outing, kind, location, &policy, now_ms)?;
         notify::alert_raised(conn, &outing, &raised, now_ms)?;
+        changes.outbox = true;
+        changes.alert_events = true;
+        // A raised alert has timers of its own: let the scheduler read them.
+        changes.next_action_at = Some(now_ms);
     } else if resolve {
         resolve_open_alert(conn, &mut outing, "checked_in", now_ms)?;
+        if outing.open_alert_id != alert_before {
+            changes.outbox = true;
+            changes.alert_events = true;
+        }
     }
     reschedule(&mut outing, &policy)?;
     store::outings::update(conn, &outing)?;
-    Ok(Recorded { stored, outing })
+    changes.next_action_at = match (changes.next_action_at, outing.next_action_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(Recorded {
+        stored,
+        outing,
+        changes,
+    })
 }
 
 /// Battery at or below this is worth an organiser's attention.

@@ -10,6 +10,42 @@ use super::schema::{alerts, outings};
 use super::DbConn;
 use crate::error::AppError;
 
+// The scheduler's queries, as macros so the plan test below checks exactly what runs.
+macro_rules! due_outings {
+    ($now:expr, $limit:expr) => {
+        outings::table
+            .filter(outings::next_action_at.le($now))
+            .order(outings::next_action_at)
+            .limit($limit)
+            .select(OutingRow::as_select())
+    };
+}
+macro_rules! due_alerts {
+    ($now:expr, $limit:expr) => {
+        alerts::table
+            .filter(alerts::next_action_at.le($now))
+            .order(alerts::next_action_at)
+            .limit($limit)
+            .select(AlertRow::as_select())
+    };
+}
+// `IS NOT NULL` is what lets SQLite answer the MIN from the partial index (which holds only
+// rows with an action); without it SQLite scans the whole table, on every scheduler pass.
+macro_rules! earliest_outing_action {
+    () => {
+        outings::table
+            .filter(outings::next_action_at.is_not_null())
+            .select(min(outings::next_action_at))
+    };
+}
+macro_rules! earliest_alert_action {
+    () => {
+        alerts::table
+            .filter(alerts::next_action_at.is_not_null())
+            .select(min(alerts::next_action_at))
+    };
+}
+
 /// Outings with an action due at `now_ms`, oldest first. On PostgreSQL the rows are locked
 /// `FOR UPDATE SKIP LOCKED` until the transaction ends: another replica skips them, and if
 /// this process dies the locks vanish with its connection, so the work is taken over at once.
@@ -20,18 +56,12 @@ pub fn claim_due_outings(
     limit: i64,
 ) -> Result<Vec<OutingRow>, AppError> {
     // Served by outings_next_action (partial index on next_action_at).
-    macro_rules! due {
-        () => {
-            outings::table
-                .filter(outings::next_action_at.le(now_ms))
-                .order(outings::next_action_at)
-                .limit(limit)
-                .select(OutingRow::as_select())
-        };
-    }
     Ok(match conn {
-        DbConn::Pg(pg) => due!().for_update().skip_locked().load(pg)?,
-        DbConn::Sqlite(sqlite) => due!().load(sqlite)?,
+        DbConn::Pg(pg) => due_outings!(now_ms, limit)
+            .for_update()
+            .skip_locked()
+            .load(pg)?,
+        DbConn::Sqlite(sqlite) => due_outings!(now_ms, limit).load(sqlite)?,
     })
 }
 
@@ -42,29 +72,19 @@ pub fn claim_due_alerts(
     limit: i64,
 ) -> Result<Vec<AlertRow>, AppError> {
     // Served by alerts_next_action.
-    macro_rules! due {
-        () => {
-            alerts::table
-                .filter(alerts::next_action_at.le(now_ms))
-                .order(alerts::next_action_at)
-                .limit(limit)
-                .select(AlertRow::as_select())
-        };
-    }
     Ok(match conn {
-        DbConn::Pg(pg) => due!().for_update().skip_locked().load(pg)?,
-        DbConn::Sqlite(sqlite) => due!().load(sqlite)?,
+        DbConn::Pg(pg) => due_alerts!(now_ms, limit)
+            .for_update()
+            .skip_locked()
+            .load(pg)?,
+        DbConn::Sqlite(sqlite) => due_alerts!(now_ms, limit).load(sqlite)?,
     })
 }
 
 /// The earliest pending action of any outing or alert (both partial indexes answer a MIN).
 pub fn earliest_action(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
-    let outing: Option<i64> = outings::table
-        .select(min(outings::next_action_at))
-        .get_result(conn)?;
-    let alert: Option<i64> = alerts::table
-        .select(min(alerts::next_action_at))
-        .get_result(conn)?;
+    let outing: Option<i64> = earliest_outing_action!().get_result(conn)?;
+    let alert: Option<i64> = earliest_alert_action!().get_result(conn)?;
     Ok(match (outing, alert) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -89,4 +109,64 @@ pub fn postpone(
             .execute(conn)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::sqlite::{Sqlite, SqliteConnection};
+    use diesel_migrations::MigrationHarness;
+
+    #[derive(QueryableByName)]
+    struct PlanRow {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+
+    fn sqlite_plan(conn: &mut SqliteConnection, sql: &str) -> String {
+        let sql = sql.split(" -- binds").next().unwrap_or(sql);
+        diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<PlanRow>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.detail)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The scheduler runs these on every pass: each must be an index search, never a scan of
+    /// every outing or alert (with a million live outings a scan takes longer than a pass may).
+    #[test]
+    fn the_scheduler_queries_search_their_partial_indexes() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.run_pending_migrations(crate::store::SQLITE_MIGRATIONS)
+            .unwrap();
+        let queries = [
+            (
+                diesel::debug_query::<Sqlite, _>(&earliest_outing_action!()).to_string(),
+                "outings_next_action",
+            ),
+            (
+                diesel::debug_query::<Sqlite, _>(&earliest_alert_action!()).to_string(),
+                "alerts_next_action",
+            ),
+            (
+                diesel::debug_query::<Sqlite, _>(&due_outings!(0i64, 10i64)).to_string(),
+                "outings_next_action",
+            ),
+            (
+                diesel::debug_query::<Sqlite, _>(&due_alerts!(0i64, 10i64)).to_string(),
+                "alerts_next_action",
+            ),
+        ];
+        for (sql, index) in queries {
+            let plan = sqlite_plan(&mut conn, &sql);
+            assert!(
+                plan.contains(&format!("USING COVERING INDEX {index}"))
+                    || plan.contains(&format!("USING INDEX {index}")),
+                "{sql}\nplan: {plan}"
+            );
+            assert!(!plan.contains("SCAN"), "{sql}\nplan: {plan}");
+        }
+    }
 }
