@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod events;
+pub(crate) mod native;
 pub mod notifications;
 pub mod orgs;
 pub mod outings;

@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::native::on_backend;
 use super::schema::organisations;
 use super::DbConn;
 use crate::domain::ids::OrgId;
@@ -69,13 +70,14 @@ pub fn insert(conn: &mut DbConn, name: &str, now_ms: i64) -> Result<Organisation
 }
 
 pub fn find(conn: &mut DbConn, id: OrgId) -> Result<Option<Organisation>, AppError> {
-    organisations::table
-        .find(id.to_string())
+    let id = id.to_string();
+    on_backend!(conn, c => organisations::table
+        .find(&id)
         .select(OrgRow::as_select())
-        .get_result(conn)
-        .optional()?
-        .map(Organisation::try_from)
-        .transpose()
+        .get_result(c)
+        .optional())?
+    .map(Organisation::try_from)
+    .transpose()
 }
 
 pub fn set_policy(conn: &mut DbConn, id: OrgId, policy: &EscalationPolicy) -> Result<(), AppError> {

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 
 use super::accounts::parse_id;
+use super::native::{on_backend, UpdateRow};
 use super::schema::{checkins, idempotency_keys, outing_companions, outing_events, outings, users};
 use super::{new_id, DbConn};
 use crate::domain::ids::{OrgId, OutingId, UserId};
@@ -106,11 +107,12 @@ pub fn open_outing_of(conn: &mut DbConn, canvasser: UserId) -> Result<Option<Str
 }
 
 pub fn find(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingRow>, AppError> {
-    Ok(outings::table
-        .find(id.to_string())
+    let id = id.to_string();
+    Ok(on_backend!(conn, c => outings::table
+        .find(&id)
         .select(OutingRow::as_select())
-        .get_result(conn)
-        .optional()?)
+        .get_result(c)
+        .optional())?)
 }
 
 /// Loads an outing for change. On PostgreSQL the row stays locked until the transaction ends,
@@ -129,21 +131,20 @@ pub fn find_for_update(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingR
 }
 
 pub fn update(conn: &mut DbConn, row: &OutingRow) -> Result<(), AppError> {
-    diesel::update(outings::table.find(&row.id))
-        .set(row)
-        .execute(conn)?;
+    let update = UpdateRow::<OutingRow, _>::new("outings", row.as_changeset(), &row.id);
+    on_backend!(conn, c => update.execute(c))?;
     Ok(())
 }
 
 /// Companions with their display names, in a stable order.
 pub fn companions(conn: &mut DbConn, outing: &str) -> Result<Vec<(UserId, String)>, AppError> {
-    outing_companions::table
+    let rows: Vec<(String, String)> = on_backend!(conn, c => outing_companions::table
         .inner_join(users::table.on(users::id.eq(outing_companions::user_id)))
         .filter(outing_companions::outing_id.eq(outing))
         .order(users::display_name)
         .select((users::id, users::display_name))
-        .load::<(String, String)>(conn)?
-        .into_iter()
+        .load(c))?;
+    rows.into_iter()
         .map(|(id, name)| Ok((parse_id(&id, "user")?, name)))
         .collect()
 }
@@ -158,18 +159,16 @@ pub fn display_name(conn: &mut DbConn, user: &str) -> Result<String, AppError> {
 }
 
 pub fn insert_checkin(conn: &mut DbConn, row: &CheckinRow) -> Result<(), AppError> {
-    diesel::insert_into(checkins::table)
-        .values(row)
-        .execute(conn)?;
+    on_backend!(conn, c => diesel::insert_into(checkins::table).values(row).execute(c))?;
     Ok(())
 }
 
 pub fn find_checkin(conn: &mut DbConn, id: &str) -> Result<Option<CheckinRow>, AppError> {
-    Ok(checkins::table
+    Ok(on_backend!(conn, c => checkins::table
         .find(id)
         .select(CheckinRow::as_select())
-        .get_result(conn)
-        .optional()?)
+        .get_result(c)
+        .optional())?)
 }
 
 /// Client ids of this outing already stored, among `candidates` (offline-queue de-duplication).
