@@ -3,13 +3,14 @@
 use diesel::prelude::*;
 
 use super::accounts::parse_id;
+use super::native::{on_backend, UpdateRow};
 use super::schema::{alerts, notifications, users};
 use super::DbConn;
 use crate::domain::ids::{AlertId, OrgId, UserId};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = alerts, treat_none_as_null = true)]
+#[diesel(table_name = alerts, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct AlertRow {
     pub id: String,
     pub outing_id: String,
@@ -53,25 +54,22 @@ impl AlertRow {
 }
 
 pub fn insert(conn: &mut DbConn, row: &AlertRow) -> Result<(), AppError> {
-    diesel::insert_into(alerts::table)
-        .values(row)
-        .execute(conn)?;
+    on_backend!(conn, c => diesel::insert_into(alerts::table).values(row).execute(c))?;
     Ok(())
 }
 
 pub fn update(conn: &mut DbConn, row: &AlertRow) -> Result<(), AppError> {
-    diesel::update(alerts::table.find(&row.id))
-        .set(row)
-        .execute(conn)?;
+    let update = UpdateRow::<AlertRow, _>::new("alerts", row.as_changeset(), &row.id);
+    on_backend!(conn, c => update.execute(c))?;
     Ok(())
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, AppError> {
-    Ok(alerts::table
+    Ok(on_backend!(conn, c => alerts::table
         .find(id)
         .select(AlertRow::as_select())
-        .get_result(conn)
-        .optional()?)
+        .get_result(c)
+        .optional())?)
 }
 
 /// Loads an alert for change, locked on PostgreSQL until the transaction ends.

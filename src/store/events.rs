@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::native::on_backend;
 use super::schema::alert_events;
 use super::DbConn;
 use crate::error::AppError;
@@ -23,14 +24,14 @@ pub fn record(
     event: &str,
     at: i64,
 ) -> Result<(), AppError> {
-    diesel::insert_into(alert_events::table)
+    on_backend!(conn, c => diesel::insert_into(alert_events::table)
         .values((
             alert_events::alert_id.eq(alert_id),
             alert_events::org_id.eq(org_id),
             alert_events::event.eq(event),
             alert_events::at.eq(at),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

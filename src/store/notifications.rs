@@ -4,13 +4,14 @@
 use diesel::prelude::*;
 
 use super::accounts::parse_id;
+use super::native::on_backend;
 use super::schema::{notifications, police_assignments, users};
 use super::DbConn;
 use crate::domain::ids::{OrgId, UserId};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = notifications)]
+#[diesel(table_name = notifications, treat_none_as_default_value = false)]
 pub struct NotificationRow {
     pub id: String,
     pub dedupe_key: String,
@@ -56,22 +57,24 @@ fn ids(rows: Vec<String>) -> Result<Vec<UserId>, AppError> {
 
 /// Active organisers of an organisation (users_org_role).
 pub fn organisers_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
-    ids(users::table
-        .filter(users::org_id.eq(org.to_string()))
+    let org = org.to_string();
+    ids(on_backend!(conn, c => users::table
+        .filter(users::org_id.eq(&org))
         .filter(users::role.eq("organiser"))
         .filter(users::disabled_at.is_null())
         .select(users::id)
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// Police contacts assigned to an organisation.
 pub fn police_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
-    ids(police_assignments::table
+    let org = org.to_string();
+    ids(on_backend!(conn, c => police_assignments::table
         .inner_join(users::table.on(users::id.eq(police_assignments::user_id)))
-        .filter(police_assignments::org_id.eq(org.to_string()))
+        .filter(police_assignments::org_id.eq(&org))
         .filter(users::disabled_at.is_null())
         .select(users::id)
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// Everyone an alert has been sent to so far (notifications_alert).
@@ -111,8 +114,18 @@ pub fn channels_of(
     if recipients.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(users::table
-        .filter(users::id.eq_any(recipients))
-        .select((users::id, users::email_alerts, users::webhook_url))
-        .load(conn)?)
+    // One cached lookup per recipient: an `IN (...)` list is never a cached statement, and
+    // is mostly of one id (the canvasser's reminder).
+    let mut found = Vec::with_capacity(recipients.len());
+    for id in recipients {
+        let row: Option<(bool, Option<String>)> = on_backend!(conn, c => users::table
+            .find(id)
+            .select((users::email_alerts, users::webhook_url))
+            .get_result(c)
+            .optional())?;
+        if let Some((email, webhook)) = row {
+            found.push((id.clone(), email, webhook));
+        }
+    }
+    Ok(found)
 }

@@ -10,7 +10,7 @@ use crate::domain::policy::EscalationPolicy;
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = organisations)]
+#[diesel(table_name = organisations, treat_none_as_default_value = false)]
 pub struct OrgRow {
     pub id: String,
     pub name: String,

@@ -10,7 +10,7 @@ use crate::domain::ids::{OrgId, OutingId, UserId};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = outings, treat_none_as_null = true)]
+#[diesel(table_name = outings, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct OutingRow {
     pub id: String,
     pub canvasser_id: String,
@@ -51,7 +51,7 @@ impl OutingRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = checkins)]
+#[diesel(table_name = checkins, treat_none_as_default_value = false)]
 pub struct CheckinRow {
     pub id: String,
     pub outing_id: String,
@@ -150,12 +150,12 @@ pub fn companions(conn: &mut DbConn, outing: &str) -> Result<Vec<(UserId, String
 }
 
 pub fn display_name(conn: &mut DbConn, user: &str) -> Result<String, AppError> {
-    Ok(users::table
+    let name: Option<String> = on_backend!(conn, c => users::table
         .find(user)
         .select(users::display_name)
-        .get_result(conn)
-        .optional()?
-        .unwrap_or_default())
+        .get_result(c)
+        .optional())?;
+    Ok(name.unwrap_or_default())
 }
 
 pub fn insert_checkin(conn: &mut DbConn, row: &CheckinRow) -> Result<(), AppError> {
@@ -267,7 +267,7 @@ pub fn record_event(
     at: i64,
     detail: Option<&str>,
 ) -> Result<(), AppError> {
-    diesel::insert_into(outing_events::table)
+    on_backend!(conn, c => diesel::insert_into(outing_events::table)
         .values((
             outing_events::id.eq(new_id()),
             outing_events::outing_id.eq(outing),
@@ -275,7 +275,7 @@ pub fn record_event(
             outing_events::at.eq(at),
             outing_events::detail.eq(detail),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::native::{on_backend, UpdateRow};
 use super::notifications::NotificationRow;
 use super::schema::{notifications, push_deliveries, push_subscriptions};
 use super::{new_id, DbConn};
@@ -11,7 +12,7 @@ use crate::error::AppError;
 pub const MAX_SUBSCRIPTIONS_PER_USER: i64 = 10;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = push_subscriptions)]
+#[diesel(table_name = push_subscriptions, treat_none_as_default_value = false)]
 pub struct SubscriptionRow {
     pub id: String,
     pub user_id: String,
@@ -83,11 +84,11 @@ pub fn save_subscription(
 
 pub fn subscriptions_of(conn: &mut DbConn, user: &str) -> Result<Vec<SubscriptionRow>, AppError> {
     // Served by push_subscriptions_user.
-    Ok(push_subscriptions::table
+    Ok(on_backend!(conn, c => push_subscriptions::table
         .filter(push_subscriptions::user_id.eq(user))
         .order(push_subscriptions::created_at)
         .select(SubscriptionRow::as_select())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// Deletes a subscription of `user`; false when there is no such subscription of theirs.
@@ -190,10 +191,10 @@ pub struct DeliveryRow {
 }
 
 pub fn deliveries_of(conn: &mut DbConn, notification: &str) -> Result<Vec<DeliveryRow>, AppError> {
-    Ok(push_deliveries::table
+    Ok(on_backend!(conn, c => push_deliveries::table
         .filter(push_deliveries::notification_id.eq(notification))
         .select(DeliveryRow::as_select())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// Records the outcome of one attempt to one subscription.
@@ -206,29 +207,36 @@ pub fn record_delivery(
     error: Option<&str>,
     sent_at: Option<i64>,
 ) -> Result<(), AppError> {
-    let existing: Option<(String, i32)> = push_deliveries::table
+    let existing: Option<(String, i32)> = on_backend!(conn, c => push_deliveries::table
         .filter(push_deliveries::notification_id.eq(notification))
         .filter(push_deliveries::subscription_id.eq(subscription))
         .select((push_deliveries::id, push_deliveries::attempts))
-        .get_result(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     let code = status_code.map(i32::from);
     match existing {
         Some((id, attempts)) => {
-            diesel::update(push_deliveries::table.find(id))
-                .set((
+            /// The query id of this update (one fixed SQL text).
+            struct DeliveryAttempt;
+            let update = UpdateRow::<DeliveryAttempt, _>::new(
+                "push_deliveries",
+                (
                     push_deliveries::status.eq(status),
                     push_deliveries::attempts.eq(attempts + 1),
                     push_deliveries::last_status_code.eq(code),
                     push_deliveries::last_error.eq(error),
                     push_deliveries::sent_at.eq(sent_at),
-                ))
-                .execute(conn)?;
+                )
+                    .as_changeset(),
+                &id,
+            );
+            on_backend!(conn, c => update.execute(c))?;
         }
         None => {
-            diesel::insert_into(push_deliveries::table)
+            let id = new_id();
+            on_backend!(conn, c => diesel::insert_into(push_deliveries::table)
                 .values((
-                    push_deliveries::id.eq(new_id()),
+                    push_deliveries::id.eq(&id),
                     push_deliveries::notification_id.eq(notification),
                     push_deliveries::subscription_id.eq(subscription),
                     push_deliveries::status.eq(status),
@@ -237,7 +245,7 @@ pub fn record_delivery(
                     push_deliveries::last_error.eq(error),
                     push_deliveries::sent_at.eq(sent_at),
                 ))
-                .execute(conn)?;
+                .execute(c))?;
         }
     }
     Ok(())
@@ -257,18 +265,21 @@ pub fn finish_attempt(
     worker: &str,
     outcome: &Outcome,
 ) -> Result<bool, AppError> {
-    let current: Option<i32> = notifications::table
+    let current: Option<i32> = on_backend!(conn, c => notifications::table
         .find(id)
         .filter(notifications::claimed_by.eq(worker))
         .select(notifications::attempts)
-        .get_result(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     let Some(attempts) = current else {
         // The lease ran out and another worker took the row over: its result wins.
         return Ok(false);
     };
-    diesel::update(notifications::table.find(id))
-        .set((
+    /// The query id of this update (one fixed SQL text).
+    struct AttemptFinished;
+    let update = UpdateRow::<AttemptFinished, _>::new(
+        "notifications",
+        (
             notifications::status.eq(outcome.status),
             notifications::attempts.eq(attempts + 1),
             notifications::next_attempt_at.eq(outcome.next_attempt_at),
@@ -276,8 +287,11 @@ pub fn finish_attempt(
             notifications::last_error.eq(outcome.last_error.as_deref()),
             notifications::claimed_by.eq(None::<String>),
             notifications::claimed_until.eq(None::<i64>),
-        ))
-        .execute(conn)?;
+        )
+            .as_changeset(),
+        id,
+    );
+    on_backend!(conn, c => update.execute(c))?;
     Ok(true)
 }
 
@@ -285,12 +299,12 @@ pub fn finish_attempt(
 /// `all_clear` are then pointless).
 pub fn alert_resolved(conn: &mut DbConn, alert: &str) -> Result<bool, AppError> {
     use super::schema::alerts;
-    Ok(alerts::table
+    let status: Option<String> = on_backend!(conn, c => alerts::table
         .find(alert)
         .select(alerts::status)
-        .get_result::<String>(conn)
-        .optional()?
-        .is_some_and(|s| s == "resolved"))
+        .get_result(c)
+        .optional())?;
+    Ok(status.is_some_and(|s| s == "resolved"))
 }
 
 #[cfg(test)]
