@@ -187,6 +187,8 @@ fn parked(i: usize, canvasser: crate::domain::ids::UserId, org: OrgId, base: i64
         solo: true,
         note: Some(MARK.into()),
         last_checkin_id: None,
+        last_checkin_recorded_at: None,
+        last_checkin_received_at: None,
         last_received_at: base,
         inside_area: None,
         low_battery_notified: false,

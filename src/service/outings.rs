@@ -167,6 +167,8 @@ pub fn start(
         solo,
         note: req.note,
         last_checkin_id: None,
+        last_checkin_recorded_at: None,
+        last_checkin_received_at: None,
         last_received_at: now_ms,
         inside_area: None,
         low_battery_notified: false,
@@ -200,7 +202,7 @@ pub fn start(
             inside,
             None,
         );
-        row.last_checkin_id = Some(checkin.id.clone());
+        row.set_latest(&checkin);
         row.inside_area = inside;
         reschedule(&mut row, &policy)?;
         store::outings::insert_outing(conn, &row, &req.companions)?;
@@ -256,7 +258,13 @@ pub struct Seen {
 }
 
 pub fn visibility(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result<Seen, AppError> {
-    let companions = store::outings::companions(conn, &row.id)?;
+    // Companions are fixed when the outing starts, and `solo` records that there are none:
+    // a solo outing (the common case, and every check-in's response) needs no query.
+    let companions = if row.solo {
+        Vec::new()
+    } else {
+        store::outings::companions(conn, &row.id)?
+    };
     let companion_ids: Vec<UserId> = companions.iter().map(|(id, _)| *id).collect();
     let open_alert = match row.open_alert_id.as_deref() {
         Some(id) => {
@@ -468,11 +476,15 @@ pub fn record_checkins(
             .and_then(|a| AlertKind::parse(&a.kind)),
         None => None,
     };
-    let latest = match outing.last_checkin_id.as_deref() {
-        Some(id) => store::outings::find_checkin(conn, id)?.map(|c| {
-            DisplayOrder::new(Some(from_millis(c.recorded_at)), from_millis(c.received_at))
-        }),
-        None => None,
+    let latest = match (
+        outing.last_checkin_recorded_at,
+        outing.last_checkin_received_at,
+    ) {
+        (Some(recorded), Some(received)) => Some(DisplayOrder::new(
+            Some(from_millis(recorded)),
+            from_millis(received),
+        )),
+        _ => None,
     };
     let mut state = OutingState {
         status: OutingStatus::parse(&outing.status).unwrap_or(OutingStatus::Active),
@@ -530,7 +542,7 @@ pub fn record_checkins(
             latest_battery = Some(row.battery_pct);
             state.latest = Some(order);
             state.inside_area = inside;
-            outing.last_checkin_id = Some(row.id.clone());
+            outing.set_latest(&row);
             outing.inside_area = inside;
         }
         state.next_checkin_due_at = Some(effect.next_checkin_due_at);
@@ -697,7 +709,7 @@ pub fn end(
             None,
         );
         store::outings::insert_checkin(conn, &row)?;
-        outing.last_checkin_id = Some(row.id.clone());
+        outing.set_latest(&row);
         outing.inside_area = inside;
         location = last_location(std::slice::from_ref(&row));
     }

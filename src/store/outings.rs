@@ -36,9 +36,19 @@ pub struct OutingRow {
     pub claimed_until: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The latest check-in's display order (`recorded_at`, `received_at`), beside its id.
+    pub last_checkin_recorded_at: Option<i64>,
+    pub last_checkin_received_at: Option<i64>,
 }
 
 impl OutingRow {
+    /// Makes `checkin` the outing's latest check-in.
+    pub fn set_latest(&mut self, checkin: &CheckinRow) {
+        self.last_checkin_id = Some(checkin.id.clone());
+        self.last_checkin_recorded_at = Some(checkin.recorded_at);
+        self.last_checkin_received_at = Some(checkin.received_at);
+    }
+
     pub fn outing_id(&self) -> Result<OutingId, AppError> {
         parse_id(&self.id, "outing")
     }

@@ -121,6 +121,8 @@ diesel::table! {
         claimed_until -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        last_checkin_recorded_at -> Nullable<BigInt>,
+        last_checkin_received_at -> Nullable<BigInt>,
     }
 }
 

@@ -1,0 +1,2 @@
+ALTER TABLE outings DROP COLUMN last_checkin_received_at;
+ALTER TABLE outings DROP COLUMN last_checkin_recorded_at;
