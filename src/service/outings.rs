@@ -310,13 +310,18 @@ fn own_outing_for_update(
 ) -> Result<OutingRow, AppError> {
     let row = store::outings::find_for_update(conn, id)?.ok_or(AppError::NotFound("outing"))?;
     if row.canvasser_id != caller.id.to_string() {
-        let visibility = visibility(conn, caller, &row)?.visibility;
-        return Err(match visibility {
-            OutingVisibility::None => AppError::NotFound("outing"),
-            _ => AppError::Forbidden("only the canvasser may do this".into()),
-        });
+        return Err(not_theirs(conn, caller, &row)?);
     }
     Ok(row)
+}
+
+/// The refusal for someone acting on an outing that is not theirs: 404 when they cannot see
+/// it at all, 403 when they can.
+fn not_theirs(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result<AppError, AppError> {
+    Ok(match visibility(conn, caller, row)?.visibility {
+        OutingVisibility::None => AppError::NotFound("outing"),
+        _ => AppError::Forbidden("only the canvasser may do this".into()),
+    })
 }
 
 /// The outing as `caller` may see it, and whether reading it is an audited location read.
@@ -447,7 +452,12 @@ pub fn record_checkins(
         pin,
         source,
     } = submission;
-    let mut outing = own_outing_for_update(conn, caller, outing_id)?;
+    // The outing and its organisation's policy in one statement (one round trip).
+    let (mut outing, custom_policy) = store::outings::find_for_update_with_policy(conn, outing_id)?
+        .ok_or(AppError::NotFound("outing"))?;
+    if outing.canvasser_id != caller.id.to_string() {
+        return Err(not_theirs(conn, caller, &outing)?);
+    }
     if outing.status == OutingStatus::Ended.as_str() {
         return Err(AppError::Conflict("this outing has ended".into()));
     }
@@ -468,7 +478,12 @@ pub fn record_checkins(
     }
     items.sort_by_key(|i| i.recorded_at.map(to_millis).unwrap_or(now_ms));
 
-    let policy = org_policy(conn, outing.org()?, &rules.default_policy)?;
+    let policy = match custom_policy {
+        Some(json) => serde_json::from_str(&json).map_err(|e| {
+            AppError::internal(format!("stored policy of org {}: {e}", outing.org_id))
+        })?,
+        None => rules.default_policy,
+    };
     let area = parse_area(&outing, rules.max_area_vertices);
     let open_alert_kind = match outing.open_alert_id.as_deref() {
         Some(id) => store::alerts::find(conn, id)?

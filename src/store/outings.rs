@@ -140,6 +140,32 @@ pub fn find_for_update(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingR
     }
 }
 
+/// [`find_for_update`], with its organisation's custom escalation policy (JSON; `None` when
+/// it follows the server's default) read in the same statement. On PostgreSQL only the
+/// outing is locked: the policy is a scalar subquery, not a joined row.
+pub fn find_for_update_with_policy(
+    conn: &mut DbConn,
+    id: OutingId,
+) -> Result<Option<(OutingRow, Option<String>)>, AppError> {
+    use super::schema::organisations;
+    let id = id.to_string();
+    macro_rules! query {
+        () => {
+            outings::table.find(&id).select((
+                OutingRow::as_select(),
+                organisations::table
+                    .filter(organisations::id.eq(outings::org_id))
+                    .select(organisations::escalation_policy)
+                    .single_value(),
+            ))
+        };
+    }
+    Ok(match conn {
+        DbConn::Pg(pg) => query!().for_update().get_result(pg).optional()?,
+        DbConn::Sqlite(sqlite) => query!().get_result(sqlite).optional()?,
+    })
+}
+
 pub fn update(conn: &mut DbConn, row: &OutingRow) -> Result<(), AppError> {
     let update = UpdateRow::<OutingRow, _>::new("outings", row.as_changeset(), &row.id);
     on_backend!(conn, c => update.execute(c))?;
