@@ -229,50 +229,84 @@ fn checkin_request(
         .json(&json!({"lat": 51.5 + (i % 100) as f64 * 1e-5, "lon": -0.12, "accuracy_m": 10, "battery_pct": 80}))
 }
 
-/// Sends a check-in; its latency in ms when it was stored (201), `None` otherwise.
-async fn timed_checkin(request: reqwest::RequestBuilder) -> Option<f64> {
+/// Failed check-ins by reason (an HTTP status, or what went wrong with the request).
+#[derive(Debug, Default)]
+struct Failures(std::collections::BTreeMap<String, usize>);
+
+impl Failures {
+    fn add(&mut self, reason: String) {
+        *self.0.entry(reason).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: Failures) {
+        for (reason, n) in other.0 {
+            *self.0.entry(reason).or_default() += n;
+        }
+    }
+}
+
+impl std::fmt::Display for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total: usize = self.0.values().sum();
+        write!(f, "{total}")?;
+        if total > 0 {
+            let reasons: Vec<String> = self.0.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+            write!(f, ": {}", reasons.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends a check-in; its latency in ms when it was stored (201), why not otherwise.
+async fn timed_checkin(request: reqwest::RequestBuilder) -> Result<f64, String> {
     let started = Instant::now();
     match request.send().await {
         Ok(r) if r.status().as_u16() == 201 => {
             let _ = r.bytes().await;
-            Some(started.elapsed().as_secs_f64() * 1000.0)
+            Ok(started.elapsed().as_secs_f64() * 1000.0)
         }
-        _ => None,
+        Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => Err("timeout".into()),
+        Err(e) if e.is_connect() => Err("cannot connect".into()),
+        Err(e) => Err(format!("request error ({e})")),
     }
 }
 
 /// Runs `clients` canvassers checking in as fast as they can until `stop`; returns latencies (ms)
-/// and the number of failures.
+/// and the failures.
 async fn drive_checkins(
     client: reqwest::Client,
     server: String,
     canvassers: Arc<Vec<(String, String)>>,
     stop: Instant,
-) -> (Vec<f64>, usize) {
+) -> (Vec<f64>, Failures) {
     let mut tasks = Vec::new();
     for (token, outing) in canvassers.iter() {
         let (client, server) = (client.clone(), server.clone());
         let (token, outing) = (token.clone(), outing.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            let mut failures = 0usize;
+            let mut failures = Failures::default();
             let mut i = 0u64;
             while Instant::now() < stop {
                 i += 1;
                 match timed_checkin(checkin_request(&client, &server, &token, &outing, i)).await {
-                    Some(ms) => latencies.push(ms),
-                    None => failures += 1,
+                    Ok(ms) => latencies.push(ms),
+                    Err(reason) => failures.add(reason),
                 }
             }
             (latencies, failures)
         }));
     }
     let mut all = Vec::new();
-    let mut failures = 0;
+    let mut failures = Failures::default();
     for task in tasks {
-        if let Ok((l, f)) = task.await {
-            all.extend(l);
-            failures += f;
+        match task.await {
+            Ok((l, f)) => {
+                all.extend(l);
+                failures.merge(f);
+            }
+            Err(e) => failures.add(format!("client task ({e})")),
         }
     }
     (all, failures)
@@ -286,7 +320,7 @@ async fn drive_checkins_at_rate(
     canvassers: Arc<Vec<(String, String)>>,
     rate: u64,
     stop: Instant,
-) -> (Vec<f64>, usize) {
+) -> (Vec<f64>, Failures) {
     let mut requests = tokio::task::JoinSet::new();
     let tick = Duration::from_millis(10);
     let mut ticker = tokio::time::interval(tick);
@@ -305,11 +339,12 @@ async fn drive_checkins_at_rate(
         }
     }
     let mut latencies = Vec::new();
-    let mut failures = 0;
+    let mut failures = Failures::default();
     while let Some(done) = requests.join_next().await {
         match done {
-            Ok(Some(ms)) => latencies.push(ms),
-            _ => failures += 1,
+            Ok(Ok(ms)) => latencies.push(ms),
+            Ok(Err(reason)) => failures.add(reason),
+            Err(e) => failures.add(format!("client task ({e})")),
         }
     }
     (latencies, failures)
