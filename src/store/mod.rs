@@ -590,4 +590,59 @@ mod tests {
             0
         );
     }
+
+    /// The outings of a database from before `latest_checkin_order` get their latest
+    /// check-in's display order from the check-in they point at.
+    #[test]
+    fn sqlite_latest_checkin_order_migration_backfills_outings() {
+        use diesel::connection::SimpleConnection;
+        use diesel::{Connection, RunQueryDsl, SqliteConnection};
+        use diesel_migrations::MigrationHarness;
+        #[derive(diesel::QueryableByName)]
+        struct Order {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            id: String,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+            recorded: Option<i64>,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+            received: Option<i64>,
+        }
+
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        // Up to the migration before this one.
+        for _ in 0..3 {
+            conn.run_next_migration(super::SQLITE_MIGRATIONS).unwrap();
+        }
+        conn.batch_execute(
+            "INSERT INTO organisations (id, name, created_at) VALUES ('o', 'Org', 0);
+             INSERT INTO users (id, email, password_hash, display_name, role, org_id, created_at)
+                 VALUES ('u', 'u@example.org', 'x', 'U', 'canvasser', 'o', 0);
+             INSERT INTO outings (id, canvasser_id, org_id, status, started_at,
+                 checkin_interval_s, solo, last_checkin_id, last_received_at, created_at, updated_at)
+                 VALUES ('a', 'u', 'o', 'ended', 0, 600, TRUE, 'c', 200, 0, 0),
+                        ('b', 'u', 'o', 'active', 0, 600, TRUE, NULL, 0, 0, 0);
+             INSERT INTO checkins (id, outing_id, user_id, kind, source, recorded_at, received_at)
+                 VALUES ('c', 'a', 'u', 'ok', 'live', 100, 200);",
+        )
+        .unwrap();
+        conn.run_pending_migrations(super::SQLITE_MIGRATIONS)
+            .unwrap();
+        let rows: Vec<Order> = diesel::sql_query(
+            "SELECT id, last_checkin_recorded_at AS recorded, last_checkin_received_at AS received
+             FROM outings ORDER BY id",
+        )
+        .load(&mut conn)
+        .unwrap();
+        let rows: Vec<_> = rows
+            .into_iter()
+            .map(|r| (r.id, r.recorded, r.received))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("a".to_owned(), Some(100), Some(200)),
+                ("b".to_owned(), None, None)
+            ]
+        );
+    }
 }
