@@ -149,10 +149,15 @@ impl OutingPeople {
         Ok(OutingPeople {
             canvasser: outing.canvasser()?,
             organisers: lookups.organisers(conn, org)?,
-            companions: store::outings::companions(conn, &outing.id)?
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect(),
+            // Companions are fixed at the start; `solo` says there are none.
+            companions: if outing.solo {
+                Vec::new()
+            } else {
+                store::outings::companions(conn, &outing.id)?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect()
+            },
             police: lookups.police(conn, org)?,
         })
     }
