@@ -9,7 +9,7 @@
 //!   `PgConnection` inside instead, where a statement with a static query id is found in the
 //!   statement cache by its type, without rendering anything.
 //! - diesel's `UPDATE` is never cached (a changeset may skip `None` fields, so its SQL can
-//!   vary): SQLite parsed and planned the outing update, 22 columns, on every check-in, a
+//!   vary): SQLite parsed and planned the outing update, 23 columns, on every check-in, a
 //!   third of the writer's time. [`UpdateRow`] is an update whose SQL cannot vary (row
 //!   changesets here set every column: `treat_none_as_null`), so it is cached.
 
