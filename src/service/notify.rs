@@ -149,15 +149,10 @@ impl OutingPeople {
         Ok(OutingPeople {
             canvasser: outing.canvasser()?,
             organisers: lookups.organisers(conn, org)?,
-            // Companions are fixed at the start; `solo` says there are none.
-            companions: if outing.solo {
-                Vec::new()
-            } else {
-                store::outings::companions(conn, &outing.id)?
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect()
-            },
+            companions: crate::service::outings::companions_of(conn, outing)?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
             police: lookups.police(conn, org)?,
         })
     }

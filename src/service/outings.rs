@@ -257,14 +257,21 @@ pub struct Seen {
     pub open_alert: Option<store::alerts::AlertRow>,
 }
 
+/// The outing's companions with their names. They are fixed when the outing starts, and
+/// `solo` records that there are none: a solo outing (the common case, and every check-in's
+/// response) needs no query.
+pub fn companions_of(
+    conn: &mut DbConn,
+    row: &OutingRow,
+) -> Result<Vec<(UserId, String)>, AppError> {
+    if row.solo {
+        return Ok(Vec::new());
+    }
+    store::outings::companions(conn, &row.id)
+}
+
 pub fn visibility(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result<Seen, AppError> {
-    // Companions are fixed when the outing starts, and `solo` records that there are none:
-    // a solo outing (the common case, and every check-in's response) needs no query.
-    let companions = if row.solo {
-        Vec::new()
-    } else {
-        store::outings::companions(conn, &row.id)?
-    };
+    let companions = companions_of(conn, row)?;
     let companion_ids: Vec<UserId> = companions.iter().map(|(id, _)| *id).collect();
     let open_alert = match row.open_alert_id.as_deref() {
         Some(id) => {
@@ -478,12 +485,8 @@ pub fn record_checkins(
     }
     items.sort_by_key(|i| i.recorded_at.map(to_millis).unwrap_or(now_ms));
 
-    let policy = match custom_policy {
-        Some(json) => serde_json::from_str(&json).map_err(|e| {
-            AppError::internal(format!("stored policy of org {}: {e}", outing.org_id))
-        })?,
-        None => rules.default_policy,
-    };
+    let policy = store::orgs::parse_policy(&outing.org_id, custom_policy.as_deref())?
+        .unwrap_or(rules.default_policy);
     let area = parse_area(&outing, rules.max_area_vertices);
     let open_alert_kind = match outing.open_alert_id.as_deref() {
         Some(id) => store::alerts::find(conn, id)?
@@ -763,7 +766,7 @@ pub fn panic(
         store::outings::find_for_update(conn, outing_id)?.ok_or(AppError::NotFound("outing"))?;
     let is_canvasser = outing.canvasser_id == caller.id.to_string();
     if !is_canvasser {
-        let companions = store::outings::companions(conn, &outing.id)?;
+        let companions = companions_of(conn, &outing)?;
         if !companions.iter().any(|(id, _)| *id == caller.id) {
             let visibility = visibility(conn, caller, &outing)?.visibility;
             return Err(match visibility {

@@ -39,18 +39,22 @@ impl TryFrom<OrgRow> for Organisation {
     type Error = AppError;
 
     fn try_from(row: OrgRow) -> Result<Self, AppError> {
-        let custom_policy = row
-            .escalation_policy
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| AppError::internal(format!("stored policy of org {}: {e}", row.id)))?;
+        let custom_policy = parse_policy(&row.id, row.escalation_policy.as_deref())?;
         Ok(Organisation {
             id: super::accounts::parse_id(&row.id, "organisation")?,
             name: row.name,
             custom_policy,
         })
     }
+}
+
+/// An organisation's stored custom policy (`escalation_policy`, JSON); `None` when it follows
+/// the server's default.
+pub fn parse_policy(org: &str, stored: Option<&str>) -> Result<Option<EscalationPolicy>, AppError> {
+    stored
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| AppError::internal(format!("stored policy of org {org}: {e}")))
 }
 
 pub fn insert(conn: &mut DbConn, name: &str, now_ms: i64) -> Result<Organisation, AppError> {

@@ -11,38 +11,22 @@ use super::DbConn;
 use crate::error::AppError;
 
 // The scheduler's queries, as macros so the plan test below checks exactly what runs.
-macro_rules! due_outings {
-    ($now:expr, $limit:expr) => {
-        outings::table
-            .filter(outings::next_action_at.le($now))
-            .order(outings::next_action_at)
+macro_rules! due {
+    ($table:ident, $row:ty, $now:expr, $limit:expr) => {
+        $table::table
+            .filter($table::next_action_at.le($now))
+            .order($table::next_action_at)
             .limit($limit)
-            .select(OutingRow::as_select())
-    };
-}
-macro_rules! due_alerts {
-    ($now:expr, $limit:expr) => {
-        alerts::table
-            .filter(alerts::next_action_at.le($now))
-            .order(alerts::next_action_at)
-            .limit($limit)
-            .select(AlertRow::as_select())
+            .select(<$row>::as_select())
     };
 }
 // `IS NOT NULL` is what lets SQLite answer the MIN from the partial index (which holds only
 // rows with an action); without it SQLite scans the whole table, on every scheduler pass.
-macro_rules! earliest_outing_action {
-    () => {
-        outings::table
-            .filter(outings::next_action_at.is_not_null())
-            .select(min(outings::next_action_at))
-    };
-}
-macro_rules! earliest_alert_action {
-    () => {
-        alerts::table
-            .filter(alerts::next_action_at.is_not_null())
-            .select(min(alerts::next_action_at))
+macro_rules! earliest_action {
+    ($table:ident) => {
+        $table::table
+            .filter($table::next_action_at.is_not_null())
+            .select(min($table::next_action_at))
     };
 }
 
@@ -57,11 +41,11 @@ pub fn claim_due_outings(
 ) -> Result<Vec<OutingRow>, AppError> {
     // Served by outings_next_action (partial index on next_action_at).
     Ok(match conn {
-        DbConn::Pg(pg) => due_outings!(now_ms, limit)
+        DbConn::Pg(pg) => due!(outings, OutingRow, now_ms, limit)
             .for_update()
             .skip_locked()
             .load(pg)?,
-        DbConn::Sqlite(sqlite) => due_outings!(now_ms, limit).load(sqlite)?,
+        DbConn::Sqlite(sqlite) => due!(outings, OutingRow, now_ms, limit).load(sqlite)?,
     })
 }
 
@@ -73,18 +57,18 @@ pub fn claim_due_alerts(
 ) -> Result<Vec<AlertRow>, AppError> {
     // Served by alerts_next_action.
     Ok(match conn {
-        DbConn::Pg(pg) => due_alerts!(now_ms, limit)
+        DbConn::Pg(pg) => due!(alerts, AlertRow, now_ms, limit)
             .for_update()
             .skip_locked()
             .load(pg)?,
-        DbConn::Sqlite(sqlite) => due_alerts!(now_ms, limit).load(sqlite)?,
+        DbConn::Sqlite(sqlite) => due!(alerts, AlertRow, now_ms, limit).load(sqlite)?,
     })
 }
 
 /// The earliest pending action of any outing or alert (both partial indexes answer a MIN).
 pub fn earliest_action(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
-    let outing: Option<i64> = earliest_outing_action!().get_result(conn)?;
-    let alert: Option<i64> = earliest_alert_action!().get_result(conn)?;
+    let outing: Option<i64> = earliest_action!(outings).get_result(conn)?;
+    let alert: Option<i64> = earliest_action!(alerts).get_result(conn)?;
     Ok(match (outing, alert) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -143,19 +127,20 @@ mod tests {
             .unwrap();
         let queries = [
             (
-                diesel::debug_query::<Sqlite, _>(&earliest_outing_action!()).to_string(),
+                diesel::debug_query::<Sqlite, _>(&earliest_action!(outings)).to_string(),
                 "outings_next_action",
             ),
             (
-                diesel::debug_query::<Sqlite, _>(&earliest_alert_action!()).to_string(),
+                diesel::debug_query::<Sqlite, _>(&earliest_action!(alerts)).to_string(),
                 "alerts_next_action",
             ),
             (
-                diesel::debug_query::<Sqlite, _>(&due_outings!(0i64, 10i64)).to_string(),
+                diesel::debug_query::<Sqlite, _>(&due!(outings, OutingRow, 0i64, 10i64))
+                    .to_string(),
                 "outings_next_action",
             ),
             (
-                diesel::debug_query::<Sqlite, _>(&due_alerts!(0i64, 10i64)).to_string(),
+                diesel::debug_query::<Sqlite, _>(&due!(alerts, AlertRow, 0i64, 10i64)).to_string(),
                 "alerts_next_action",
             ),
         ];
