@@ -41,6 +41,7 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
     let permits = Arc::new(Semaphore::new(settings.concurrency));
     let poll = Duration::from_millis(settings.poll_interval_ms);
     let lease_ms = i64::try_from(settings.request_timeout_ms).unwrap_or(10_000) * 3 + 30_000;
+    let finisher = Finisher::start(state.clone(), worker_id.clone());
     loop {
         let available = permits.available_permits();
         if available > 0 {
@@ -50,19 +51,28 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
                 .store
                 .write(move |conn| {
                     store::relax_commit(conn)?;
-                    push::claim_pending(conn, &worker, now_ms, now_ms + lease_ms, available as i64)
+                    let rows = push::claim_pending(
+                        conn,
+                        &worker,
+                        now_ms,
+                        now_ms + lease_ms,
+                        available as i64,
+                    )?;
+                    let contexts = push::delivery_contexts(conn, &rows)?;
+                    Ok(rows.into_iter().zip(contexts).collect::<Vec<_>>())
                 })
                 .await;
             match claimed {
                 Ok(rows) => {
-                    for row in rows {
+                    for (row, context) in rows {
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             return;
                         };
-                        let (state, client, worker) =
-                            (state.clone(), client.clone(), worker_id.clone());
+                        let (state, client, finisher) =
+                            (state.clone(), client.clone(), finisher.clone());
                         tokio::spawn(async move {
-                            if let Err(e) = deliver(&state, &client, &worker, row).await {
+                            let delivered = deliver(&state, &client, &finisher, row, context).await;
+                            if let Err(e) = delivered {
                                 tracing::warn!(error = %e, "push delivery bookkeeping failed; the lease will expire and it will be retried");
                             }
                             drop(permit);
@@ -129,44 +139,17 @@ pub enum Attempt {
 }
 
 /// One attempt at one notification, whatever its channel: expiry, supersession, the channel's
-/// own attempt, then the shared retry rule.
+/// own attempt, then the shared retry rule. `context` was read with the claim.
 async fn deliver(
     state: &AppState,
     client: &PushClient,
-    worker: &str,
+    finisher: &Finisher,
     row: NotificationRow,
+    context: push::DeliveryContext,
 ) -> Result<(), AppError> {
     let now_ms = state.clock.now_ms();
     let channel = row.channel.clone();
-    // The per-subscription results and the notification's outcome commit together: one write
-    // transaction per delivery on the shared writer.
-    let finish_with = |outcome: Outcome, writes: Vec<DeliveryWrite>| {
-        let (id, worker) = (row.id.clone(), worker.to_owned());
-        async move {
-            state
-                .store
-                .write(move |conn| {
-                    store::relax_commit(conn)?;
-                    for w in &writes {
-                        push::record_delivery(
-                            conn,
-                            &id,
-                            &w.subscription,
-                            w.status,
-                            w.code,
-                            w.error.as_deref(),
-                            w.sent_at,
-                        )?;
-                        if w.gone {
-                            push::remove_subscription(conn, &w.subscription)?;
-                        }
-                    }
-                    push::finish_attempt(conn, &id, &worker, &outcome)
-                })
-                .await
-        }
-    };
-    let finish = |outcome: Outcome| finish_with(outcome, Vec::new());
+    let finish = |outcome: Outcome| finisher.finish(row.id.clone(), outcome, Vec::new());
     if now_ms > row.expires_at {
         count(&channel, "expired");
         finish(Outcome {
@@ -178,37 +161,7 @@ async fn deliver(
         .await?;
         return Ok(());
     }
-    let alert_id = row.alert_id.clone();
-    let is_all_clear = row.message_type == "all_clear";
-    // One read for everything the attempt needs: whether the alert is over, and for a push
-    // the recipient's subscriptions and those this notification already reached.
-    let push_recipient = (channel == CHANNEL_WEBPUSH)
-        .then(|| row.recipient_id.clone())
-        .flatten();
-    let notification = row.id.clone();
-    let (resolved, push_targets) = state
-        .store
-        .read(move |conn| {
-            let resolved = match (&alert_id, is_all_clear) {
-                (Some(alert), false) => push::alert_resolved(conn, alert)?,
-                _ => false,
-            };
-            let targets = match (&push_recipient, resolved) {
-                (Some(recipient), false) => {
-                    let subscriptions = push::subscriptions_of(conn, recipient)?;
-                    let done: Vec<String> = push::deliveries_of(conn, &notification)?
-                        .into_iter()
-                        .filter(|d| d.status != "retry")
-                        .map(|d| d.subscription_id)
-                        .collect();
-                    Some((subscriptions, done))
-                }
-                _ => None,
-            };
-            Ok((resolved, targets))
-        })
-        .await?;
-    if resolved {
+    if context.alert_resolved {
         count(&channel, "superseded");
         finish(Outcome {
             status: "failed",
@@ -222,7 +175,11 @@ async fn deliver(
     let mut writes = Vec::new();
     let attempt = match channel.as_str() {
         CHANNEL_WEBPUSH => {
-            let (subscriptions, done) = push_targets.unwrap_or_default();
+            let push::DeliveryContext {
+                subscriptions,
+                done,
+                ..
+            } = context;
             webpush_attempt(client, &row, subscriptions, done, now_ms, &mut writes).await
         }
         CHANNEL_EMAIL => email_attempt(state, &row, now_ms).await?,
@@ -275,11 +232,142 @@ async fn deliver(
             last_error: Some(error),
         },
     };
-    finish_with(outcome, writes).await?;
+    finisher.finish(row.id.clone(), outcome, writes).await?;
+    Ok(())
+}
+
+/// Most finished attempts written in one transaction.
+const FINISH_BATCH_MAX: usize = 256;
+
+/// An attempt's result on its way to the database.
+struct Finished {
+    notification: String,
+    outcome: Outcome,
+    writes: Vec<DeliveryWrite>,
+    reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// Writes attempts' results in batches: every result that arrives while one batch is being
+/// written goes into the next, so under load one transaction carries many deliveries (a
+/// commit, and on PostgreSQL its round trips, per batch instead of per message) while a
+/// lone result is written at once. Each delivery still waits for its own result to commit.
+#[derive(Clone)]
+struct Finisher {
+    queue: tokio::sync::mpsc::UnboundedSender<Finished>,
+}
+
+impl Finisher {
+    /// Starts the writing task; it ends when the last `Finisher` clone is dropped.
+    fn start(state: web::Data<AppState>, worker: String) -> Finisher {
+        let (queue, mut results) = tokio::sync::mpsc::unbounded_channel::<Finished>();
+        tokio::spawn(async move {
+            while let Some(first) = results.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < FINISH_BATCH_MAX {
+                    match results.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                write_finished(&state, &worker, batch).await;
+            }
+        });
+        Finisher { queue }
+    }
+
+    /// Records an attempt's outcome (and its per-subscription results); returns once committed.
+    async fn finish(
+        &self,
+        notification: String,
+        outcome: Outcome,
+        writes: Vec<DeliveryWrite>,
+    ) -> Result<(), AppError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Finished {
+                notification,
+                outcome,
+                writes,
+                reply,
+            })
+            .map_err(|_| AppError::internal("the delivery bookkeeping task has stopped"))?;
+        answer
+            .await
+            .map_err(|_| AppError::internal("the delivery bookkeeping was abandoned"))?
+            .map_err(AppError::internal)
+    }
+}
+
+/// One transaction for the batch; if it fails, each result alone, so one bad row only fails
+/// itself (its lease then runs out and the message is retried).
+async fn write_finished(state: &AppState, worker: &str, batch: Vec<Finished>) {
+    let (work, replies): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .map(|f| ((f.notification, f.outcome, f.writes), f.reply))
+        .unzip();
+    let result = {
+        let (work, worker) = (work.clone(), worker.to_owned());
+        state
+            .store
+            .write(move |conn| record_finished(conn, &worker, &work))
+            .await
+    };
+    match result {
+        Ok(()) => {
+            for reply in replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Err(e) if work.len() == 1 => {
+            for reply in replies {
+                let _ = reply.send(Err(e.to_string()));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, results = work.len(), "writing a batch of delivery results failed; writing them one by one");
+            for (one, reply) in work.into_iter().zip(replies) {
+                let worker = worker.to_owned();
+                let result = state
+                    .store
+                    .write(move |conn| record_finished(conn, &worker, std::slice::from_ref(&one)))
+                    .await;
+                let _ = reply.send(result.map_err(|e| e.to_string()));
+            }
+        }
+    }
+}
+
+/// The per-subscription results and the notification's outcome commit together. Leases and
+/// attempt results may lose their last fraction of a second in a database crash (see
+/// [`store::relax_commit`]): the message is then sent again, never lost.
+fn record_finished(
+    conn: &mut store::DbConn,
+    worker: &str,
+    work: &[(String, Outcome, Vec<DeliveryWrite>)],
+) -> Result<(), AppError> {
+    store::relax_commit(conn)?;
+    for (id, outcome, writes) in work {
+        for w in writes {
+            push::record_delivery(
+                conn,
+                id,
+                &w.subscription,
+                w.status,
+                w.code,
+                w.error.as_deref(),
+                w.sent_at,
+            )?;
+            if w.gone {
+                push::remove_subscription(conn, &w.subscription)?;
+            }
+        }
+        push::finish_attempt(conn, id, worker, outcome)?;
+    }
     Ok(())
 }
 
 /// One subscription's result of a push attempt, written with the notification's outcome.
+#[derive(Clone)]
 struct DeliveryWrite {
     subscription: String,
     status: &'static str,

@@ -196,11 +196,13 @@ fn process_batch(
     let mut lookups = Lookups::default();
     let outings = store::schedule::claim_due_outings(conn, now_ms, limit)?;
     let mut done = outings.len();
+    lookups.prefetch_people(conn, outings.iter().map(|o| o.canvasser_id.as_str()))?;
     for outing in outings {
         fire_outing(conn, &mut lookups, outing, now_ms, default_policy)?;
     }
     let alerts = store::schedule::claim_due_alerts(conn, now_ms, limit)?;
     done = done.max(alerts.len());
+    lookups.prefetch_people(conn, alerts.iter().map(|a| a.canvasser_id.as_str()))?;
     for alert in alerts {
         fire_alert(conn, &mut lookups, alert, now_ms)?;
     }

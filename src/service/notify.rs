@@ -58,6 +58,8 @@ pub struct Lookups {
     org_webhook: HashMap<String, bool>,
     /// user id → (email alerts on, personal webhook set).
     channels: HashMap<String, (bool, bool)>,
+    /// user id → display name.
+    names: HashMap<String, String>,
 }
 
 /// The memoised answer for `key`, loading it on first use.
@@ -101,6 +103,33 @@ impl Lookups {
     fn has_org_webhook(&mut self, conn: &mut DbConn, org: &str) -> Result<bool, AppError> {
         memo(&mut self.org_webhook, org.to_owned(), || {
             Ok(store::orgs::webhook_of(conn, org)?.is_some())
+        })
+    }
+
+    /// Reads the names and channels of `ids` (a batch's canvassers, who each get a message)
+    /// in one statement, instead of two per step.
+    pub fn prefetch_people<'a>(
+        &mut self,
+        conn: &mut DbConn,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), AppError> {
+        let missing: Vec<String> = ids
+            .into_iter()
+            .filter(|id| !self.names.contains_key(*id))
+            .map(str::to_owned)
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .collect();
+        for (id, name, email, webhook) in store::notifications::people(conn, &missing)? {
+            self.channels.insert(id.clone(), (email, webhook.is_some()));
+            self.names.insert(id, name);
+        }
+        Ok(())
+    }
+
+    fn display_name(&mut self, conn: &mut DbConn, id: &str) -> Result<String, AppError> {
+        memo(&mut self.names, id.to_owned(), || {
+            store::outings::display_name(conn, id)
         })
     }
 
@@ -179,7 +208,7 @@ pub fn record(
     step: &StepRecord<'_>,
     now_ms: i64,
 ) -> Result<usize, AppError> {
-    let canvasser_name = store::outings::display_name(conn, &step.outing.canvasser_id)?;
+    let canvasser_name = lookups.display_name(conn, &step.outing.canvasser_id)?;
     let last_location = match step.alert {
         Some(alert) => match (alert.last_lat, alert.last_lon, alert.last_recorded_at) {
             (Some(lat), Some(lon), Some(at)) => Some(Location {

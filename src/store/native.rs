@@ -33,13 +33,15 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
-/// `UPDATE <table> SET <changeset> WHERE id = ?`, cached by diesel as one prepared statement
-/// per row type `R` (its query id; diesel's changesets have none). Only for row types whose
-/// changeset sets every column (`treat_none_as_null`): the cache assumes one id, one SQL text.
+/// `UPDATE <table> SET <changeset> WHERE id = ? [AND <column> = ?]`, cached by diesel as one
+/// prepared statement per marker type `R` (its query id; diesel's changesets have none). Only
+/// for changesets that always render the same SQL (row changesets with `treat_none_as_null`,
+/// or tuples of `eq`s), and one call site per marker: the cache assumes one id, one SQL text.
 pub struct UpdateRow<'a, R, C> {
     table: &'static str,
     changeset: C,
     id: &'a str,
+    also: Option<(&'static str, &'a str)>,
     row: PhantomData<R>,
 }
 
@@ -49,8 +51,15 @@ impl<'a, R, C> UpdateRow<'a, R, C> {
             table,
             changeset,
             id,
+            also: None,
             row: PhantomData,
         }
+    }
+
+    /// Updates the row only while `column` still holds `value` (a lease holder, say).
+    pub fn only_if(mut self, column: &'static str, value: &'a str) -> Self {
+        self.also = Some((column, value));
+        self
     }
 }
 
@@ -77,6 +86,12 @@ where
         out.push_identifier("id")?;
         out.push_sql(" = ");
         out.push_bind_param::<Text, str>(self.id)?;
+        if let Some((column, value)) = self.also {
+            out.push_sql(" AND ");
+            out.push_identifier(column)?;
+            out.push_sql(" = ");
+            out.push_bind_param::<Text, str>(value)?;
+        }
         Ok(())
     }
 }

@@ -106,6 +106,26 @@ pub fn for_subject(
     Ok(query.load(conn)?)
 }
 
+/// What composing a message for someone needs: `(user id, display name, email alerts on,
+/// personal webhook)`.
+pub type Person = (String, String, bool, Option<String>);
+
+/// [`Person`] for each of `ids` that exists, in one statement (a scheduler batch's canvassers).
+pub fn people(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Person>, AppError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select((
+            users::id,
+            users::display_name,
+            users::email_alerts,
+            users::webhook_url,
+        ))
+        .load(conn)?)
+}
+
 /// How a recipient wants alerts besides push: `(user id, email alerts on, personal webhook)`.
 pub fn channels_of(
     conn: &mut DbConn,

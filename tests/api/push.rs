@@ -13,6 +13,8 @@ on_both_backends!(
     a_missed_checkin_arrives_decrypted_signed_with_the_right_headers,
     gone_subscriptions_are_removed,
     rate_limited_and_unavailable_pushes_are_retried,
+    a_retry_goes_only_to_the_devices_that_missed_it,
+    a_message_about_a_resolved_alert_is_not_sent,
     a_receiver_that_is_down_gets_it_when_it_comes_back,
     a_slow_receiver_does_not_hold_up_others,
     subscriptions_are_validated_and_limited,
@@ -249,6 +251,101 @@ async fn rate_limited_and_unavailable_pushes_are_retried(backend: Backend) {
     })
     .await;
     assert_eq!(attempts, 3);
+}
+
+/// When no device got a message, the retry goes to the devices that may still take it, not to
+/// one that refused it for good (a 400 will not change), and nothing is sent twice.
+async fn a_retry_goes_only_to_the_devices_that_missed_it(backend: Backend) {
+    let rx = PushReceiver::start().await;
+    let app = push_app(backend).await;
+    let admin = app.admin().await;
+    subscribe(&app, &admin, &rx, "phone").await;
+    subscribe(&app, &admin, &rx, "laptop").await;
+    rx.script("phone", vec![Reply::Status(400)]);
+    rx.script(
+        "laptop",
+        vec![Reply::RetryAfter {
+            status: 503,
+            seconds: 1,
+        }],
+    );
+    app.post("/api/v1/push/test", Some(&admin.token), json!({}))
+        .await;
+    rx.wait_for("laptop", 1, Duration::from_secs(8)).await;
+    let (_, attempts, _) = wait_for(5, "sent", || async {
+        notification_status(&app, &admin.id, "test")
+            .await
+            .filter(|(s, _, _)| s == "sent")
+    })
+    .await;
+    assert_eq!(attempts, 2);
+    let codes = |name: &str| -> Vec<u16> { rx.attempts(name).iter().map(|(c, _)| *c).collect() };
+    assert_eq!(codes("laptop"), [503, 201]);
+    assert_eq!(codes("phone"), [400], "a final refusal is not retried");
+    assert!(rx.received_for("phone").is_empty());
+}
+
+/// A message about an alert that was resolved while the message waited for a retry is not
+/// sent: the receiver would be told of a danger that is over.
+async fn a_message_about_a_resolved_alert_is_not_sent(backend: Backend) {
+    let rx = PushReceiver::start().await;
+    let app = push_app(backend).await;
+    let admin = app.admin().await;
+    let org = org(&app, &admin, "Party").await;
+    subscribe(&app, &org.organiser, &rx, "olive").await;
+    rx.script(
+        "olive",
+        vec![Reply::RetryAfter {
+            status: 429,
+            seconds: 3,
+        }],
+    );
+    let (_, outing) = app
+        .post(
+            "/api/v1/outings",
+            Some(&org.canvasser.token),
+            json!({"checkin_interval_s": 600}),
+        )
+        .await;
+    let outing_id = outing["id"].as_str().unwrap().to_owned();
+    let (status, alert) = app
+        .post(
+            &format!("/api/v1/outings/{outing_id}/panic"),
+            Some(&org.canvasser.token),
+            json!({"lat": 51.6, "lon": -0.1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{alert}");
+    let alert_id = alert["id"].as_str().unwrap().to_owned();
+    wait_for(5, "the first attempt", || async {
+        (!rx.attempts("olive").is_empty()).then_some(())
+    })
+    .await;
+    let (status, resolved) = app
+        .post(
+            &format!("/api/v1/alerts/{alert_id}/resolve"),
+            Some(&org.organiser.token),
+            json!({"outcome": "safe"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    let (_, _, error) = wait_for(8, "the panic message given up", || async {
+        notification_status(&app, &org.organiser.id, "panic")
+            .await
+            .filter(|(s, _, _)| s == "failed")
+    })
+    .await;
+    assert_eq!(
+        error.as_deref(),
+        Some("the alert was resolved before delivery")
+    );
+    assert!(
+        rx.received_for("olive")
+            .iter()
+            .all(|p| p.payload["type"] != "panic"),
+        "the panic message was never delivered"
+    );
+    assert_eq!(rx.attempts("olive")[0].0, 429);
 }
 
 async fn a_receiver_that_is_down_gets_it_when_it_comes_back(backend: Backend) {
