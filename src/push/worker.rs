@@ -346,23 +346,30 @@ fn record_finished(
     work: &[(String, Outcome, Vec<DeliveryWrite>)],
 ) -> Result<(), AppError> {
     store::relax_commit(conn)?;
-    for (id, outcome, writes) in work {
-        for w in writes {
-            push::record_delivery(
-                conn,
-                id,
-                &w.subscription,
-                w.status,
-                w.code,
-                w.error.as_deref(),
-                w.sent_at,
-            )?;
-            if w.gone {
-                push::remove_subscription(conn, &w.subscription)?;
-            }
+    let results: Vec<push::DeliveryResult<'_>> = work
+        .iter()
+        .flat_map(|(id, _, writes)| {
+            writes.iter().map(move |w| push::DeliveryResult {
+                notification: id,
+                subscription: &w.subscription,
+                status: w.status,
+                code: w.code,
+                error: w.error.as_deref(),
+                sent_at: w.sent_at,
+            })
+        })
+        .collect();
+    push::record_deliveries(conn, &results)?;
+    for (_, _, writes) in work {
+        for w in writes.iter().filter(|w| w.gone) {
+            push::remove_subscription(conn, &w.subscription)?;
         }
-        push::finish_attempt(conn, id, worker, outcome)?;
     }
+    let ends: Vec<(&str, &Outcome)> = work
+        .iter()
+        .map(|(id, outcome, _)| (id.as_str(), outcome))
+        .collect();
+    push::finish_attempts(conn, worker, &ends)?;
     Ok(())
 }
 

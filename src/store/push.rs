@@ -310,6 +310,184 @@ pub fn finish_attempt(
     Ok(on_backend!(conn, c => update.execute(c))? > 0)
 }
 
+/// One subscription's result of one attempt, for [`record_deliveries`].
+#[derive(Debug, Clone)]
+pub struct DeliveryResult<'a> {
+    pub notification: &'a str,
+    pub subscription: &'a str,
+    pub status: &'a str,
+    pub code: Option<u16>,
+    pub error: Option<&'a str>,
+    pub sent_at: Option<i64>,
+}
+
+/// [`record_delivery`] for many results at once. On PostgreSQL one statement for all of them
+/// (each statement is a round trip there); on SQLite, in-process, one cached statement each.
+/// A batch holds one attempt per notification, so no row is upserted twice.
+pub fn record_deliveries(
+    conn: &mut DbConn,
+    results: &[DeliveryResult<'_>],
+) -> Result<(), AppError> {
+    match conn {
+        DbConn::Pg(pg) if results.len() > 1 => {
+            let ids: Vec<String> = results.iter().map(|_| new_id()).collect();
+            PgDeliveries {
+                ids: ids.iter().map(String::as_str).collect(),
+                notifications: results.iter().map(|r| r.notification).collect(),
+                subscriptions: results.iter().map(|r| r.subscription).collect(),
+                statuses: results.iter().map(|r| r.status).collect(),
+                codes: results.iter().map(|r| r.code.map(i32::from)).collect(),
+                errors: results.iter().map(|r| r.error).collect(),
+                sent_at: results.iter().map(|r| r.sent_at).collect(),
+            }
+            .execute(pg)?;
+        }
+        _ => {
+            for r in results {
+                record_delivery(
+                    conn,
+                    r.notification,
+                    r.subscription,
+                    r.status,
+                    r.code,
+                    r.error,
+                    r.sent_at,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`finish_attempt`] for many notifications at once (one statement on PostgreSQL). Returns
+/// how many were still leased to `worker` (and so written).
+pub fn finish_attempts(
+    conn: &mut DbConn,
+    worker: &str,
+    ends: &[(&str, &Outcome)],
+) -> Result<usize, AppError> {
+    match conn {
+        DbConn::Pg(pg) if ends.len() > 1 => Ok(PgAttemptsFinished {
+            worker,
+            ids: ends.iter().map(|(id, _)| *id).collect(),
+            statuses: ends.iter().map(|(_, o)| o.status).collect(),
+            next_attempt_at: ends.iter().map(|(_, o)| o.next_attempt_at).collect(),
+            sent_at: ends.iter().map(|(_, o)| o.sent_at).collect(),
+            errors: ends.iter().map(|(_, o)| o.last_error.as_deref()).collect(),
+        }
+        .execute(pg)?),
+        _ => {
+            let mut written = 0;
+            for (id, outcome) in ends {
+                written += usize::from(finish_attempt(conn, id, worker, outcome)?);
+            }
+            Ok(written)
+        }
+    }
+}
+
+/// PostgreSQL: the upsert of [`DeliveryUpsert`] for a whole batch, its values as arrays
+/// (`unnest`), so one prepared statement serves every batch size.
+struct PgDeliveries<'a> {
+    ids: Vec<&'a str>,
+    notifications: Vec<&'a str>,
+    subscriptions: Vec<&'a str>,
+    statuses: Vec<&'a str>,
+    codes: Vec<Option<i32>>,
+    errors: Vec<Option<&'a str>>,
+    sent_at: Vec<Option<i64>>,
+}
+
+impl diesel::query_builder::QueryId for PgDeliveries<'_> {
+    type QueryId = PgDeliveries<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for PgDeliveries<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::Array;
+        out.push_sql(
+            "INSERT INTO push_deliveries (id, notification_id, subscription_id, status, \
+             attempts, last_status_code, last_error, sent_at) \
+             SELECT v.id, v.notification_id, v.subscription_id, v.status, 1, v.code, v.error, \
+             v.sent_at FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.notifications)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.subscriptions)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.statuses)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Integer>>, _>(&self.codes)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.errors)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.sent_at)?;
+        out.push_sql(
+            ") AS v(id, notification_id, subscription_id, status, code, error, sent_at) \
+             ON CONFLICT (notification_id, subscription_id) DO UPDATE SET \
+             status = excluded.status, attempts = push_deliveries.attempts + 1, \
+             last_status_code = excluded.last_status_code, last_error = excluded.last_error, \
+             sent_at = excluded.sent_at",
+        );
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for PgDeliveries<'_> {}
+
+/// PostgreSQL: [`finish_attempt`] for a whole batch in one prepared statement.
+struct PgAttemptsFinished<'a> {
+    worker: &'a str,
+    ids: Vec<&'a str>,
+    statuses: Vec<&'a str>,
+    next_attempt_at: Vec<i64>,
+    sent_at: Vec<Option<i64>>,
+    errors: Vec<Option<&'a str>>,
+}
+
+impl diesel::query_builder::QueryId for PgAttemptsFinished<'_> {
+    type QueryId = PgAttemptsFinished<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for PgAttemptsFinished<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::Array;
+        out.push_sql(
+            "UPDATE notifications AS n SET status = v.status, attempts = n.attempts + 1, \
+             next_attempt_at = v.next_attempt_at, sent_at = v.sent_at, \
+             last_error = v.last_error, claimed_by = NULL, claimed_until = NULL \
+             FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.statuses)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.next_attempt_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.sent_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.errors)?;
+        out.push_sql(
+            ") AS v(id, status, next_attempt_at, sent_at, last_error) \
+             WHERE n.id = v.id AND n.claimed_by = ",
+        );
+        out.push_bind_param::<Text, str>(self.worker)?;
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for PgAttemptsFinished<'_> {}
+
 /// What delivering a claimed notification needs to know, read for a whole claim at once.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryContext {

@@ -15,6 +15,7 @@ on_both_backends!(
     rate_limited_and_unavailable_pushes_are_retried,
     a_retry_goes_only_to_the_devices_that_missed_it,
     a_message_about_a_resolved_alert_is_not_sent,
+    results_written_as_a_batch_count_attempts_and_respect_leases,
     a_receiver_that_is_down_gets_it_when_it_comes_back,
     a_slow_receiver_does_not_hold_up_others,
     subscriptions_are_validated_and_limited,
@@ -346,6 +347,138 @@ async fn a_message_about_a_resolved_alert_is_not_sent(backend: Backend) {
         "the panic message was never delivered"
     );
     assert_eq!(rx.attempts("olive")[0].0, 429);
+}
+
+/// The delivery worker writes the results that finish together in one go (on PostgreSQL one
+/// statement for all of them): each notification's attempt is counted, a row leased to
+/// another worker is left alone, and a device's record counts its attempts.
+async fn results_written_as_a_batch_count_attempts_and_respect_leases(backend: Backend) {
+    use doorstep::store::notifications::{insert_if_new, NotificationRow};
+    use doorstep::store::push::{self, DeliveryResult, Outcome};
+
+    let rx = PushReceiver::start().await;
+    let app = push_app(backend).await;
+    let admin = app.admin().await;
+    let phone = subscribe(&app, &admin, &rx, "phone").await;
+    let laptop = subscribe(&app, &admin, &rx, "laptop").await;
+    // Due in a year: the running worker leaves them alone; this test claims them itself.
+    let later = chrono::Utc::now().timestamp_millis() + 365 * 24 * 3600 * 1000;
+    let user = admin.id.clone();
+    let (finished, rows) = app
+        .state
+        .store
+        .write(move |conn| {
+            for n in ["n1", "n2", "n3", "n4"] {
+                insert_if_new(
+                    conn,
+                    &NotificationRow {
+                        id: format!("{n}-{user}"),
+                        dedupe_key: format!("batch:{n}:{user}"),
+                        alert_id: None,
+                        outing_id: None,
+                        recipient_id: Some(user.clone()),
+                        channel: "webpush".into(),
+                        step: "test".into(),
+                        message_type: "test".into(),
+                        level: 0,
+                        payload: "{}".into(),
+                        status: "pending".into(),
+                        attempts: 0,
+                        due_at: None,
+                        created_at: later,
+                        next_attempt_at: later,
+                        expires_at: later + 3_600_000,
+                        sent_at: None,
+                        last_error: None,
+                        claimed_by: None,
+                        claimed_until: None,
+                    },
+                )?;
+            }
+            let claimed = push::claim_pending(conn, "us", later, later + 60_000, 3)?;
+            assert_eq!(claimed.len(), 3);
+            let other = push::claim_pending(conn, "them", later, later + 60_000, 3)?;
+            assert_eq!(other.len(), 1, "the fourth, leased to another worker");
+            let ids: Vec<String> = claimed.iter().chain(&other).map(|r| r.id.clone()).collect();
+            let mut results = Vec::new();
+            for id in &ids[..3] {
+                for (subscription, status) in [(&phone, "sent"), (&laptop, "retry")] {
+                    results.push(DeliveryResult {
+                        notification: id,
+                        subscription,
+                        status,
+                        code: Some(if status == "sent" { 201 } else { 503 }),
+                        error: (status == "retry").then_some("busy"),
+                        sent_at: (status == "sent").then_some(later),
+                    });
+                }
+            }
+            push::record_deliveries(conn, &results)?;
+            // The laptop's second attempt at the first message.
+            push::record_deliveries(conn, &results[1..2])?;
+            let sent = Outcome {
+                status: "sent",
+                next_attempt_at: later,
+                sent_at: Some(later),
+                last_error: None,
+            };
+            let ends: Vec<(&str, &Outcome)> = ids.iter().map(|id| (id.as_str(), &sent)).collect();
+            let finished = push::finish_attempts(conn, "us", &ends)?;
+            use diesel::prelude::*;
+            use doorstep::store::schema::{notifications as n, push_deliveries as d};
+            let rows: Vec<(String, String, i32, Option<String>, i64)> = n::table
+                .filter(n::id.eq_any(&ids))
+                .order(n::id)
+                .select((
+                    n::id,
+                    n::status,
+                    n::attempts,
+                    n::claimed_by,
+                    n::next_attempt_at,
+                ))
+                .load(conn)?;
+            let deliveries: Vec<(String, String, String, i32, Option<i32>)> = d::table
+                .filter(d::notification_id.eq_any(&ids))
+                .select((
+                    d::notification_id,
+                    d::subscription_id,
+                    d::status,
+                    d::attempts,
+                    d::last_status_code,
+                ))
+                .load(conn)?;
+            assert_eq!(deliveries.len(), 6);
+            for (notification, subscription, status, attempts, code) in &deliveries {
+                let twice = *notification == ids[0] && *subscription == laptop;
+                assert_eq!(attempts, &if twice { 2 } else { 1 }, "{deliveries:?}");
+                let phone_row = *subscription == phone;
+                assert_eq!(status, if phone_row { "sent" } else { "retry" });
+                assert_eq!(*code, Some(if phone_row { 201 } else { 503 }));
+            }
+            Ok((finished, rows))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        finished, 3,
+        "the row leased to another worker is not written"
+    );
+    let mut states: Vec<(&str, i32, Option<&str>)> = rows
+        .iter()
+        .map(|(_, status, attempts, claimed_by, _)| {
+            (status.as_str(), *attempts, claimed_by.as_deref())
+        })
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            ("pending", 0, Some("them")),
+            ("sent", 1, None),
+            ("sent", 1, None),
+            ("sent", 1, None)
+        ]
+    );
 }
 
 async fn a_receiver_that_is_down_gets_it_when_it_comes_back(backend: Backend) {
