@@ -42,8 +42,13 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
     let poll = Duration::from_millis(settings.poll_interval_ms);
     let lease_ms = i64::try_from(settings.request_timeout_ms).unwrap_or(10_000) * 3 + 30_000;
     let finisher = Finisher::start(state.clone(), worker_id.clone());
+    // A finished delivery frees a permit. That is worth a claim only when the worker may have
+    // left due messages behind for want of permits; otherwise every delivery would cost an
+    // empty claim (a write transaction).
+    let freed = Arc::new(Notify::new());
     loop {
         let available = permits.available_permits();
+        let mut backlog = available == 0;
         if available > 0 {
             let now_ms = state.clock.now_ms();
             let worker = worker_id.clone();
@@ -64,19 +69,29 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
                 .await;
             match claimed {
                 Ok(rows) => {
+                    backlog = rows.len() >= available;
                     for (row, context) in rows {
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             return;
                         };
-                        let (state, client, finisher) =
-                            (state.clone(), client.clone(), finisher.clone());
+                        let (state, client, finisher, freed) = (
+                            state.clone(),
+                            client.clone(),
+                            finisher.clone(),
+                            freed.clone(),
+                        );
                         tokio::spawn(async move {
                             let delivered = deliver(&state, &client, &finisher, row, context).await;
-                            if let Err(e) = delivered {
-                                tracing::warn!(error = %e, "push delivery bookkeeping failed; the lease will expire and it will be retried");
-                            }
                             drop(permit);
-                            state.push.wake();
+                            match delivered {
+                                // Its next attempt is a new due time: let the worker read it.
+                                Ok(AttemptEnd::Retry) => state.push.wake(),
+                                Ok(AttemptEnd::Done) => freed.notify_one(),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "push delivery bookkeeping failed; the lease will expire and it will be retried");
+                                    freed.notify_one();
+                                }
+                            }
                         });
                     }
                 }
@@ -99,11 +114,22 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
             .min(poll)
             // Never spin: at least a few ms between polls.
             .max(Duration::from_millis(5));
+        let now_ms = state.clock.now_ms();
+        backlog |= earliest.is_some_and(|at| at <= now_ms);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = state.push.wake.notified() => {}
+            _ = freed.notified(), if backlog => {}
         }
     }
+}
+
+/// How a delivery attempt ended, for the worker's next wake-up.
+enum AttemptEnd {
+    /// Sent, or failed for good.
+    Done,
+    /// To be tried again later.
+    Retry,
 }
 
 fn topic_of(row: &NotificationRow) -> Option<String> {
@@ -146,7 +172,7 @@ async fn deliver(
     finisher: &Finisher,
     row: NotificationRow,
     context: push::DeliveryContext,
-) -> Result<(), AppError> {
+) -> Result<AttemptEnd, AppError> {
     let now_ms = state.clock.now_ms();
     let channel = row.channel.clone();
     let finish = |outcome: Outcome| finisher.finish(row.id.clone(), outcome, Vec::new());
@@ -159,7 +185,7 @@ async fn deliver(
             last_error: Some("expired before it could be delivered".into()),
         })
         .await?;
-        return Ok(());
+        return Ok(AttemptEnd::Done);
     }
     if context.alert_resolved {
         count(&channel, "superseded");
@@ -170,7 +196,7 @@ async fn deliver(
             last_error: Some("the alert was resolved before delivery".into()),
         })
         .await?;
-        return Ok(());
+        return Ok(AttemptEnd::Done);
     }
     let mut writes = Vec::new();
     let attempt = match channel.as_str() {
@@ -232,8 +258,13 @@ async fn deliver(
             last_error: Some(error),
         },
     };
+    let finished = if outcome.status == "pending" {
+        AttemptEnd::Retry
+    } else {
+        AttemptEnd::Done
+    };
     finisher.finish(row.id.clone(), outcome, writes).await?;
-    Ok(())
+    Ok(finished)
 }
 
 /// Most finished attempts written in one transaction.
