@@ -71,8 +71,7 @@ pub struct ConnectionManager {
 /// 64 MB that scan cost more than the reads it saved.)
 /// (`temp_store = MEMORY`, to keep statement journals off the file system, was tried: no clear
 /// gain, and 20–70 MB more memory after a burst.)
-const SQLITE_WRITER_PRAGMAS: &str =
-    "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;";
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;";
 const SQLITE_READER_PRAGMAS: &str = "PRAGMA cache_size = -8192;";
 /// How often the checkpointer copies committed WAL pages into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
