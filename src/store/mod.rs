@@ -420,6 +420,25 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// For tests: an in-memory SQLite database with every migration applied, as a `DbConn`, and
+/// the SQL of each statement diesel prepares and caches on it, in order.
+#[cfg(test)]
+pub(crate) fn sqlite_recording_prepared() -> (DbConn, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
+{
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use diesel_migrations::MigrationHarness;
+    let mut sqlite = SqliteConnection::establish(":memory:").unwrap();
+    sqlite.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+    let cached = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = cached.clone();
+    sqlite.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+            seen.lock().unwrap().push(sql.to_owned());
+        }
+    });
+    (DbConn::Sqlite(sqlite), cached)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -402,26 +402,12 @@ pub fn not_ended(conn: &mut DbConn, orgs: &[OrgId]) -> Result<Vec<OutingRow>, Ap
 #[cfg(test)]
 mod tests {
     use super::*;
-    use diesel::connection::{Connection, InstrumentationEvent};
-    use diesel_migrations::MigrationHarness;
-    use std::sync::{Arc, Mutex};
 
     /// The check-in's first statement (the outing with its organisation's policy) must be a
     /// statement diesel keeps prepared: on PostgreSQL an unprepared one costs two round trips.
     #[test]
     fn the_outing_with_its_policy_is_a_cached_statement() {
-        let mut sqlite = diesel::SqliteConnection::establish(":memory:").unwrap();
-        sqlite
-            .run_pending_migrations(crate::store::SQLITE_MIGRATIONS)
-            .unwrap();
-        let cached = Arc::new(Mutex::new(Vec::<String>::new()));
-        let seen = cached.clone();
-        sqlite.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
-                seen.lock().unwrap().push(sql.to_owned());
-            }
-        });
-        let mut conn = DbConn::Sqlite(sqlite);
+        let (mut conn, cached) = crate::store::sqlite_recording_prepared();
         for _ in 0..2 {
             assert!(find_for_update_with_policy(&mut conn, OutingId::new())
                 .unwrap()

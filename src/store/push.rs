@@ -666,28 +666,11 @@ mod tests {
     /// a claim (what an earlier attempt finished with is not sent again).
     #[test]
     fn delivery_bookkeeping_is_one_prepared_statement_each_and_respects_the_lease() {
-        use diesel::connection::{Connection, InstrumentationEvent};
-        use diesel_migrations::MigrationHarness;
-        use std::sync::{Arc, Mutex};
-
-        let mut sqlite = diesel::SqliteConnection::establish(":memory:").unwrap();
-        sqlite
-            .run_pending_migrations(crate::store::SQLITE_MIGRATIONS)
-            .unwrap();
+        let (mut conn, cached) = crate::store::sqlite_recording_prepared();
+        let conn = &mut conn;
         // The bookkeeping alone: no user or account rows behind the recipient.
-        diesel::connection::SimpleConnection::batch_execute(
-            &mut sqlite,
-            "PRAGMA foreign_keys = OFF",
-        )
-        .unwrap();
-        let cached = Arc::new(Mutex::new(Vec::<String>::new()));
-        let seen = cached.clone();
-        sqlite.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
-                seen.lock().unwrap().push(sql.to_owned());
-            }
-        });
-        let conn = &mut DbConn::Sqlite(sqlite);
+        diesel::connection::SimpleConnection::batch_execute(conn, "PRAGMA foreign_keys = OFF")
+            .unwrap();
         let mut row = message("n1", 1_000);
         row.channel = "webpush".into();
         row.recipient_id = Some("u1".into());
