@@ -82,7 +82,12 @@ impl Application {
         let workers = settings.server.workers;
         let sessions =
             crate::auth::session_cache::SessionCache::new(settings.auth.session_cache_ms);
+        let checkins = crate::service::checkins::CheckinBatcher::new(
+            store.clone(),
+            crate::service::outings::OutingRules::from(&settings),
+        );
         let state = web::Data::new(AppState {
+            checkins,
             sessions,
             settings: Arc::new(settings),
             store,

@@ -47,6 +47,8 @@ pub struct AppState {
     pub watch: crate::watch::EventHub,
     /// Logins confirmed live in the last `auth.session_cache_ms`.
     pub sessions: crate::auth::session_cache::SessionCache,
+    /// Live check-ins wait here to be written many to a transaction.
+    pub checkins: crate::service::checkins::CheckinBatcher,
 }
 
 impl AppState {

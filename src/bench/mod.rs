@@ -50,6 +50,10 @@ pub struct BenchOptions {
     /// canvassers', whose latency shows whether the API stays responsive).
     #[arg(long, default_value_t = 200)]
     pub during_rate: u64,
+    /// Send a fresh `Idempotency-Key` with every check-in, as the app does (so a retry after a
+    /// lost answer is not stored twice); without it, the plain request of other clients.
+    #[arg(long)]
+    pub idempotency_keys: bool,
     /// Database connections of the server under test (`database.pool_size`).
     #[arg(long, default_value_t = 16)]
     pub pool_size: u32,
@@ -222,11 +226,17 @@ fn checkin_request(
     token: &str,
     outing: &str,
     i: u64,
+    keyed: bool,
 ) -> reqwest::RequestBuilder {
-    client
+    let request = client
         .post(format!("{server}/api/v1/outings/{outing}/checkins"))
         .bearer_auth(token)
-        .json(&json!({"lat": 51.5 + (i % 100) as f64 * 1e-5, "lon": -0.12, "accuracy_m": 10, "battery_pct": 80}))
+        .json(&json!({"lat": 51.5 + (i % 100) as f64 * 1e-5, "lon": -0.12, "accuracy_m": 10, "battery_pct": 80}));
+    if keyed {
+        request.header("Idempotency-Key", uuid::Uuid::new_v4().simple().to_string())
+    } else {
+        request
+    }
 }
 
 /// Failed check-ins by reason (an HTTP status, or what went wrong with the request).
@@ -279,6 +289,7 @@ async fn drive_checkins(
     server: String,
     canvassers: Arc<Vec<(String, String)>>,
     stop: Instant,
+    keyed: bool,
 ) -> (Vec<f64>, Failures) {
     let mut tasks = Vec::new();
     for (token, outing) in canvassers.iter() {
@@ -290,7 +301,8 @@ async fn drive_checkins(
             let mut i = 0u64;
             while Instant::now() < stop {
                 i += 1;
-                match timed_checkin(checkin_request(&client, &server, &token, &outing, i)).await {
+                let request = checkin_request(&client, &server, &token, &outing, i, keyed);
+                match timed_checkin(request).await {
                     Ok(ms) => latencies.push(ms),
                     Err(reason) => failures.add(reason),
                 }
@@ -320,6 +332,7 @@ async fn drive_checkins_at_rate(
     canvassers: Arc<Vec<(String, String)>>,
     rate: u64,
     stop: Instant,
+    keyed: bool,
 ) -> (Vec<f64>, Failures) {
     let mut requests = tokio::task::JoinSet::new();
     let tick = Duration::from_millis(10);
@@ -333,7 +346,7 @@ async fn drive_checkins_at_rate(
         while sent < due {
             let (token, outing) = &canvassers[(sent as usize) % canvassers.len()];
             requests.spawn(timed_checkin(checkin_request(
-                &client, &server, token, outing, sent,
+                &client, &server, token, outing, sent, keyed,
             )));
             sent += 1;
         }
@@ -348,6 +361,13 @@ async fn drive_checkins_at_rate(
         }
     }
     (latencies, failures)
+}
+
+/// CPU time this (load-generating) process has used so far, in seconds.
+fn own_cpu_s() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .map(|s| stat_cpu_s(&s))
+        .unwrap_or(0.0)
 }
 
 fn writer_share(backend: &str, us: f64) -> String {
@@ -424,14 +444,17 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     );
     let started = Instant::now();
     let cpu_before = server.cpu();
+    let load_cpu_before = own_cpu_s();
     let (ingest, ingest_failures) = drive_checkins(
         client.clone(),
         server.address.clone(),
         canvassers.clone(),
         Instant::now() + Duration::from_secs(opts.ingest_s),
+        opts.idempotency_keys,
     )
     .await;
     let ingest_cpu = server.cpu().since(cpu_before);
+    let load_cpu_us = (own_cpu_s() - load_cpu_before) * 1e6 / (ingest.len().max(1) as f64);
     let per_checkin_us = |s: f64| s * 1e6 / (ingest.len().max(1) as f64);
     let (ingest_cpu_us, ingest_writer_us) = (
         per_checkin_us(ingest_cpu.process_s),
@@ -457,6 +480,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         canvassers.clone(),
         opts.during_rate,
         Instant::now() + Duration::from_secs(opts.spread_s + 6),
+        opts.idempotency_keys,
     ));
     let expected = due;
     let deadline = Instant::now() + Duration::from_secs(opts.spread_s + 600);
@@ -540,17 +564,28 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         Some(n) if n < opts.outings => format!(" --due {n}"),
         _ => String::new(),
     };
+    let keys_arg = if opts.idempotency_keys {
+        " --idempotency-keys"
+    } else {
+        ""
+    };
+    let keyed = if opts.idempotency_keys {
+        ", each with an Idempotency-Key"
+    } else {
+        ""
+    };
     let text = format!(
         "### {backend}, {outings} outings, {mode}\n\n\
-         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}{due_arg}`.\n\n\
+         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}{due_arg}{keys_arg}`.\n\n\
          | measure | figure |\n|---|---|\n\
          | seeding (direct inserts, not measured as API) | {seed_s:.1} s |\n\
-         | check-in ingest, {clients} clients × {ingest_s} s | **{ingest_rate:.0} check-ins/s**, p50 {ip50:.1} ms, p99 {ip99:.1} ms, max {imax:.1} ms, {ingest_failures} failed |\n\
+         | check-in ingest, {clients} clients × {ingest_s} s{keyed} | **{ingest_rate:.0} check-ins/s**, p50 {ip50:.1} ms, p99 {ip99:.1} ms, max {imax:.1} ms, {ingest_failures} failed |\n\
          | detection lag (due → step recorded), {steps} steps | p50 {sp50:.0} ms, p99 **{sp99:.0} ms**, max {smax:.0} ms; {steps_per_s:.0} steps/s |\n\
          | push arrival lag (due → decrypted-ready push at a loopback receiver), {pushes} pushes | p50 {pp50:.0} ms, p99 **{pp99:.0} ms**, max {pmax:.0} ms |\n\
          | push fan-out (encrypted + VAPID-signed, loopback) | **{fan_out:.0} pushes/s** |\n\
          | check-in latency while the steps fire, {during_rate} check-ins/s | p50 {dp50:.1} ms, p99 **{dp99:.1} ms** ({dcount} check-ins, {during_failures} failed) |\n\
          | server CPU per check-in (of it, SQLite writer thread) | {ingest_cpu_us:.0} µs{ingest_writer} |\n\
+         | load generator CPU per check-in (same cores) | {load_cpu_us:.0} µs |\n\
          | server CPU per step with its push (of it, writer thread) | {step_cpu_us:.0} µs{step_writer} |\n\
          | server RSS idle / after the run | {rss_idle:.0} MB / {rss_loaded:.0} MB |\n\
          | time from arming to every step and push done | {fire_s:.1} s |\n",

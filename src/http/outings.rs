@@ -22,8 +22,9 @@ use crate::domain::field_error::FieldError;
 use crate::domain::ids::{OutingId, UserId};
 use crate::domain::time::Instant;
 use crate::error::{AppError, Problem};
+use crate::service::checkins::LiveCheckin;
 use crate::service::outings::{self as service, NewCheckin, StartOuting};
-use crate::state::{AppState, Changes};
+use crate::state::AppState;
 use crate::store::outings::OutingScope;
 use crate::store::{self, DbConn};
 
@@ -574,58 +575,19 @@ pub async fn check_in(
         hasher.update(&raw);
         crate::auth::tokens::hex(&hasher.finalize())
     };
-    let rules = service::OutingRules::from(state.settings.as_ref());
-    let now_ms = now.timestamp_millis();
-    let (status, body, changes) = state
-        .store
-        .write(move |conn| {
-            if let Some(key) = &key {
-                // Lock the outing first so a concurrent retry waits for this one to commit.
-                store::outings::find_for_update(conn, outing_id)?;
-                if let Some(stored) = store::outings::idempotent_response(conn, caller.id, key)? {
-                    if stored.request_hash != request_hash {
-                        return Err(AppError::field(
-                            "Idempotency-Key",
-                            "was already used for a different request",
-                        ));
-                    }
-                    return Ok((stored.status, stored.body, Changes::default()));
-                }
-            }
-            let recorded = service::record_checkins(
-                conn,
-                &caller,
-                outing_id,
-                service::Submission {
-                    items: vec![item],
-                    pin,
-                    source: "live",
-                },
-                &rules,
-                now_ms,
-            )?;
-            let checkin = recorded
-                .stored
-                .first()
-                .map(CheckinView::from)
-                .ok_or_else(|| AppError::internal("check-in not stored"))?;
-            let outing = view_known(conn, &caller, &recorded.outing, &recorded.stored)?;
-            let body = serde_json::to_string(&CheckinResponse { checkin, outing })
-                .map_err(|e| AppError::internal(format!("serialising response: {e}")))?;
-            if let Some(key) = &key {
-                store::outings::store_idempotent_response(
-                    conn,
-                    caller.id,
-                    key,
-                    &request_hash,
-                    201,
-                    &body,
-                    now_ms,
-                )?;
-            }
-            Ok((201u16, body, recorded.changes))
+    let answer = state
+        .checkins
+        .record(LiveCheckin {
+            caller,
+            outing_id,
+            item,
+            pin,
+            key,
+            request_hash,
+            now_ms: now.timestamp_millis(),
         })
         .await?;
+    let (status, body, changes) = (answer.status, answer.body, answer.changes);
     state.committed(changes);
     let status = actix_web::http::StatusCode::from_u16(status)
         .unwrap_or(actix_web::http::StatusCode::CREATED);

@@ -2,6 +2,7 @@
 //! render; services decide and persist.
 
 pub mod alerts;
+pub mod checkins;
 pub mod notify;
 pub mod outings;
 pub mod retention;

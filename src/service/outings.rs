@@ -460,7 +460,7 @@ pub fn record_checkins(
         source,
     } = submission;
     // The outing and its organisation's policy in one statement (one round trip).
-    let (mut outing, custom_policy) = store::outings::find_for_update_with_policy(conn, outing_id)?
+    let (outing, custom_policy) = store::outings::find_for_update_with_policy(conn, outing_id)?
         .ok_or(AppError::NotFound("outing"))?;
     if outing.canvasser_id != caller.id.to_string() {
         return Err(not_theirs(conn, caller, &outing)?);
@@ -483,17 +483,70 @@ pub fn record_checkins(
             None => true,
         });
     }
-    items.sort_by_key(|i| i.recorded_at.map(to_millis).unwrap_or(now_ms));
 
     let policy = store::orgs::parse_policy(&outing.org_id, custom_policy.as_deref())?
         .unwrap_or(rules.default_policy);
-    let area = parse_area(&outing, rules.max_area_vertices);
     let open_alert_kind = match outing.open_alert_id.as_deref() {
         Some(id) => store::alerts::find(conn, id)?
             .filter(|a| a.status != AlertStatus::Resolved.as_str())
             .and_then(|a| AlertKind::parse(&a.kind)),
         None => None,
     };
+    let plan = plan_checkins(
+        outing,
+        open_alert_kind,
+        items,
+        pin,
+        caller.id,
+        source,
+        rules,
+        now_ms,
+    );
+    apply_plan(conn, plan, &policy, now_ms)
+}
+
+/// What a submission does to its outing, worked out before anything is written: the rows to
+/// store, the outing as it will be (before rescheduling), and what else must happen.
+#[derive(Debug)]
+pub struct CheckinPlan {
+    pub outing: OutingRow,
+    pub stored: Vec<CheckinRow>,
+    /// Check-ins that took the canvasser out of their planned area (one event each).
+    pub left_area_events: usize,
+    pub raise: Option<AlertKind>,
+    pub resolve: bool,
+    /// Notices for organisers (`left_area`, `low_battery`).
+    pub notices: Vec<&'static str>,
+}
+
+impl CheckinPlan {
+    /// One check-in that only moves the outing's clock and its latest check-in: no alert
+    /// raised or resolved, no event, no notice. Most check-ins are this, and need nothing
+    /// written but the check-in and the outing.
+    pub fn is_plain(&self) -> bool {
+        self.stored.len() == 1
+            && self.left_area_events == 0
+            && self.raise.is_none()
+            && !self.resolve
+            && self.notices.is_empty()
+    }
+}
+
+/// Works out what storing `items` (already de-duplicated) does to `outing` whose unresolved
+/// alert, if any, is of kind `open_alert`. Pure: reads and writes nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_checkins(
+    mut outing: OutingRow,
+    open_alert: Option<AlertKind>,
+    mut items: Vec<NewCheckin>,
+    pin: PinCheck,
+    user: UserId,
+    source: &str,
+    rules: &OutingRules,
+    now_ms: i64,
+) -> CheckinPlan {
+    items.sort_by_key(|i| i.recorded_at.map(to_millis).unwrap_or(now_ms));
+    let area = parse_area(&outing, rules.max_area_vertices);
     let latest = match (
         outing.last_checkin_recorded_at,
         outing.last_checkin_received_at,
@@ -512,12 +565,12 @@ pub fn record_checkins(
         next_checkin_due_at: outing.next_checkin_due_at.map(from_millis),
         latest,
         inside_area: outing.inside_area,
-        open_alert: open_alert_kind,
+        open_alert,
     };
     let mut stored = Vec::with_capacity(items.len());
     let mut raise: Option<AlertKind> = None;
     let mut resolve = false;
-    let mut left_area = false;
+    let mut left_area_events = 0;
     let mut latest_battery: Option<Option<i32>> = None;
     let received_at = from_millis(now_ms);
     for item in items {
@@ -541,7 +594,7 @@ pub fn record_checkins(
         let order = DisplayOrder::new(item.recorded_at, received_at);
         let row = checkin_row(
             &outing.id,
-            caller.id,
+            user,
             position,
             item.battery_pct,
             item.kind,
@@ -551,10 +604,8 @@ pub fn record_checkins(
             inside,
             item.client_id,
         );
-        store::outings::insert_checkin(conn, &row)?;
         if effect.left_area {
-            store::outings::record_event(conn, &outing.id, "left_area", now_ms, None)?;
-            left_area = true;
+            left_area_events += 1;
         }
         if effect.becomes_latest {
             latest_battery = Some(row.battery_pct);
@@ -574,25 +625,68 @@ pub fn record_checkins(
     }
     if stored.is_empty() {
         // Every item was a duplicate: nothing happened, nothing changes.
+        return CheckinPlan {
+            outing,
+            stored,
+            left_area_events,
+            raise,
+            resolve,
+            notices: Vec::new(),
+        };
+    }
+    outing.status = state.status.as_str().to_owned();
+    outing.next_checkin_due_at = state.next_checkin_due_at.map(to_millis);
+    outing.last_received_at = now_ms;
+    outing.updated_at = now_ms;
+    let notices = notices(&mut outing, left_area_events > 0, latest_battery.flatten());
+    CheckinPlan {
+        outing,
+        stored,
+        left_area_events,
+        raise,
+        resolve,
+        notices,
+    }
+}
+
+/// Writes what [`plan_checkins`] worked out, one statement at a time: the check-ins, events,
+/// notices, the alert raised or resolved, and the rescheduled outing.
+fn apply_plan(
+    conn: &mut DbConn,
+    plan: CheckinPlan,
+    policy: &EscalationPolicy,
+    now_ms: i64,
+) -> Result<Recorded, AppError> {
+    let CheckinPlan {
+        mut outing,
+        stored,
+        left_area_events,
+        raise,
+        resolve,
+        notices,
+    } = plan;
+    if stored.is_empty() {
         return Ok(Recorded {
             stored,
             outing,
             changes: Default::default(),
         });
     }
-    outing.status = state.status.as_str().to_owned();
-    outing.next_checkin_due_at = state.next_checkin_due_at.map(to_millis);
-    outing.last_received_at = now_ms;
-    outing.updated_at = now_ms;
+    for row in &stored {
+        store::outings::insert_checkin(conn, row)?;
+    }
+    for _ in 0..left_area_events {
+        store::outings::record_event(conn, &outing.id, "left_area", now_ms, None)?;
+    }
     let mut changes = crate::state::Changes::default();
-    for notice in notices(&mut outing, left_area, latest_battery.flatten()) {
+    for notice in notices {
         notify::notice(conn, &outing, notice, now_ms)?;
         changes.outbox = true;
     }
     let location = last_location(&stored);
     let alert_before = outing.open_alert_id.clone();
     if let Some(kind) = raise {
-        let raised = alerts::raise(conn, &mut outing, kind, location, &policy, now_ms)?;
+        let raised = alerts::raise(conn, &mut outing, kind, location, policy, now_ms)?;
         notify::alert_raised(conn, &outing, &raised, now_ms)?;
         changes.outbox = true;
         changes.alert_events = true;
@@ -605,7 +699,7 @@ pub fn record_checkins(
             changes.alert_events = true;
         }
     }
-    reschedule(&mut outing, &policy)?;
+    reschedule(&mut outing, policy)?;
     store::outings::update(conn, &outing)?;
     changes.next_action_at = match (changes.next_action_at, outing.next_action_at) {
         (Some(a), Some(b)) => Some(a.min(b)),

@@ -166,6 +166,173 @@ pub fn find_for_update_with_policy(
     })
 }
 
+/// [`find_for_update_with_policy`] for several outings at once (one statement), for a batch
+/// of check-ins. On PostgreSQL the rows are locked in id order, so two batches that share
+/// outings cannot deadlock.
+pub fn find_many_for_update_with_policy(
+    conn: &mut DbConn,
+    ids: &[String],
+) -> Result<Vec<(OutingRow, Option<String>)>, AppError> {
+    use super::schema::organisations;
+    macro_rules! query {
+        () => {
+            outings::table
+                .filter(outings::id.eq_any(ids))
+                .order(outings::id)
+                .select((
+                    OutingRow::as_select(),
+                    organisations::table
+                        .filter(organisations::id.eq(outings::org_id))
+                        .select(organisations::escalation_policy)
+                        .single_value(),
+                ))
+        };
+    }
+    match conn {
+        DbConn::Pg(pg) => Ok(query!().for_update().load(pg)?),
+        // No round trips to save in-process: the cached one-row statement, once per outing,
+        // beats preparing an `IN (...)` of a new length for every batch.
+        DbConn::Sqlite(_) => {
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                let id: OutingId = parse_id(id, "outing")?;
+                found.extend(find_for_update_with_policy(conn, id)?);
+            }
+            Ok(found)
+        }
+    }
+}
+
+/// What a plain check-in changes on its outing (see [`CheckinPlan::is_plain`]); a batch of
+/// them is written by [`update_after_checkins`], which sets these columns and no others.
+///
+/// [`CheckinPlan::is_plain`]: crate::service::outings::CheckinPlan::is_plain
+pub fn only_checkin_columns_differ(before: &OutingRow, after: &OutingRow) -> bool {
+    before.id == after.id
+        && before.canvasser_id == after.canvasser_id
+        && before.org_id == after.org_id
+        && before.started_at == after.started_at
+        && before.ended_at == after.ended_at
+        && before.checkin_interval_s == after.checkin_interval_s
+        && before.planned_end_at == after.planned_end_at
+        && before.area == after.area
+        && before.solo == after.solo
+        && before.note == after.note
+        && before.open_alert_id == after.open_alert_id
+        && before.claimed_by == after.claimed_by
+        && before.claimed_until == after.claimed_until
+        && before.created_at == after.created_at
+}
+
+/// Writes the outings of a batch of plain check-ins: on PostgreSQL one statement for all of
+/// them (arrays, `unnest`); on SQLite one cached statement per outing (no round trips there).
+pub fn update_after_checkins(conn: &mut DbConn, rows: &[OutingRow]) -> Result<(), AppError> {
+    match conn {
+        DbConn::Pg(pg) if rows.len() > 1 => {
+            PgCheckinUpdates::new(rows).execute(pg)?;
+        }
+        _ => {
+            for row in rows {
+                update(conn, row)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL: the columns a plain check-in changes, for many outings in one prepared
+/// statement (one array per column).
+struct PgCheckinUpdates<'a> {
+    ids: Vec<&'a str>,
+    statuses: Vec<&'a str>,
+    due: Vec<Option<i64>>,
+    last_ids: Vec<Option<&'a str>>,
+    received: Vec<i64>,
+    inside: Vec<Option<bool>>,
+    low_battery: Vec<bool>,
+    outside: Vec<bool>,
+    reminder: Vec<Option<i64>>,
+    next_action: Vec<Option<i64>>,
+    updated: Vec<i64>,
+    last_recorded: Vec<Option<i64>>,
+    last_received: Vec<Option<i64>>,
+}
+
+impl<'a> PgCheckinUpdates<'a> {
+    fn new(rows: &'a [OutingRow]) -> Self {
+        PgCheckinUpdates {
+            ids: rows.iter().map(|r| r.id.as_str()).collect(),
+            statuses: rows.iter().map(|r| r.status.as_str()).collect(),
+            due: rows.iter().map(|r| r.next_checkin_due_at).collect(),
+            last_ids: rows.iter().map(|r| r.last_checkin_id.as_deref()).collect(),
+            received: rows.iter().map(|r| r.last_received_at).collect(),
+            inside: rows.iter().map(|r| r.inside_area).collect(),
+            low_battery: rows.iter().map(|r| r.low_battery_notified).collect(),
+            outside: rows.iter().map(|r| r.outside_area_notified).collect(),
+            reminder: rows.iter().map(|r| r.reminder_sent_for).collect(),
+            next_action: rows.iter().map(|r| r.next_action_at).collect(),
+            updated: rows.iter().map(|r| r.updated_at).collect(),
+            last_recorded: rows.iter().map(|r| r.last_checkin_recorded_at).collect(),
+            last_received: rows.iter().map(|r| r.last_checkin_received_at).collect(),
+        }
+    }
+}
+
+impl diesel::query_builder::QueryId for PgCheckinUpdates<'_> {
+    type QueryId = PgCheckinUpdates<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for PgCheckinUpdates<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+        out.push_sql(
+            "UPDATE outings SET status = v.status, next_checkin_due_at = v.due, \
+             last_checkin_id = v.last_id, last_received_at = v.received, \
+             inside_area = v.inside, low_battery_notified = v.low_battery, \
+             outside_area_notified = v.outside, reminder_sent_for = v.reminder, \
+             next_action_at = v.next_action, updated_at = v.updated, \
+             last_checkin_recorded_at = v.last_recorded, \
+             last_checkin_received_at = v.last_received FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.statuses)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.due)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.last_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.received)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Bool>>, _>(&self.inside)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bool>, _>(&self.low_battery)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bool>, _>(&self.outside)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.reminder)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.next_action)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.updated)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.last_recorded)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.last_received)?;
+        out.push_sql(
+            ") AS v(id, status, due, last_id, received, inside, low_battery, outside, reminder, \
+             next_action, updated, last_recorded, last_received) WHERE outings.id = v.id",
+        );
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for PgCheckinUpdates<'_> {}
+
 pub fn update(conn: &mut DbConn, row: &OutingRow) -> Result<(), AppError> {
     let update = UpdateRow::<OutingRow, _>::new("outings", row.as_changeset(), &row.id);
     on_backend!(conn, c => update.execute(c))?;
@@ -196,6 +363,29 @@ pub fn display_name(conn: &mut DbConn, user: &str) -> Result<String, AppError> {
 
 pub fn insert_checkin(conn: &mut DbConn, row: &CheckinRow) -> Result<(), AppError> {
     on_backend!(conn, c => diesel::insert_into(checkins::table).values(row).execute(c))?;
+    Ok(())
+}
+
+/// Several check-ins in one statement.
+pub fn insert_checkins(conn: &mut DbConn, rows: &[CheckinRow]) -> Result<(), AppError> {
+    match rows {
+        [] => {}
+        // One row: the cached single-row statement.
+        [row] => insert_checkin(conn, row)?,
+        rows => match conn {
+            DbConn::Pg(pg) => {
+                diesel::insert_into(checkins::table)
+                    .values(rows)
+                    .execute(pg)?;
+            }
+            // In-process: the cached one-row statement per row (see find_many_...).
+            DbConn::Sqlite(_) => {
+                for row in rows {
+                    insert_checkin(conn, row)?;
+                }
+            }
+        },
+    }
     Ok(())
 }
 
@@ -370,6 +560,106 @@ pub fn store_idempotent_response(
             idempotency_keys::created_at.eq(now_ms),
         ))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Stored responses for several `(user, Idempotency-Key)` pairs: one statement on PostgreSQL
+/// (the pairs as arrays, each an index probe), the cached one-pair statement on SQLite.
+pub fn idempotent_responses(
+    conn: &mut DbConn,
+    pairs: &[(String, String)],
+) -> Result<std::collections::HashMap<(String, String), StoredResponse>, AppError> {
+    let mut found = std::collections::HashMap::new();
+    match conn {
+        DbConn::Pg(pg) => {
+            use diesel::sql_types::{Array, Text};
+            let users: Vec<&str> = pairs.iter().map(|(u, _)| u.as_str()).collect();
+            let keys: Vec<&str> = pairs.iter().map(|(_, k)| k.as_str()).collect();
+            let rows: Vec<StoredResponseRow> = diesel::sql_query(
+                "SELECT k.user_id, k.idem_key, k.request_hash, k.response_status, k.response_body \
+                 FROM unnest($1, $2) AS p(user_id, idem_key) \
+                 JOIN idempotency_keys k ON k.user_id = p.user_id AND k.idem_key = p.idem_key",
+            )
+            .bind::<Array<Text>, _>(&users)
+            .bind::<Array<Text>, _>(&keys)
+            .load(pg)?;
+            for row in rows {
+                found.insert(
+                    (row.user_id, row.idem_key),
+                    StoredResponse {
+                        request_hash: row.request_hash,
+                        status: u16::try_from(row.response_status).unwrap_or(200),
+                        body: row.response_body,
+                    },
+                );
+            }
+        }
+        DbConn::Sqlite(_) => {
+            for (user, key) in pairs {
+                let user: UserId = parse_id(user, "user")?;
+                if let Some(stored) = idempotent_response(conn, user, key)? {
+                    found.insert((user.to_string(), key.clone()), stored);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[derive(QueryableByName)]
+struct StoredResponseRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    user_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    idem_key: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    request_hash: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    response_status: i32,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    response_body: String,
+}
+
+/// A response to keep for an `Idempotency-Key` (see [`store_idempotent_responses`]).
+pub struct NewStoredResponse<'a> {
+    pub user: String,
+    pub key: &'a str,
+    pub request_hash: &'a str,
+    pub status: u16,
+    pub body: &'a str,
+}
+
+/// [`store_idempotent_response`] for several requests in one statement.
+pub fn store_idempotent_responses(
+    conn: &mut DbConn,
+    responses: &[NewStoredResponse<'_>],
+    now_ms: i64,
+) -> Result<(), AppError> {
+    if responses.is_empty() {
+        return Ok(());
+    }
+    if let DbConn::Sqlite(_) = conn {
+        // In-process: the cached one-row statement per response.
+        for r in responses {
+            let user: UserId = parse_id(&r.user, "user")?;
+            store_idempotent_response(conn, user, r.key, r.request_hash, r.status, r.body, now_ms)?;
+        }
+        return Ok(());
+    }
+    let rows: Vec<_> = responses
+        .iter()
+        .map(|r| {
+            (
+                idempotency_keys::user_id.eq(r.user.as_str()),
+                idempotency_keys::idem_key.eq(r.key),
+                idempotency_keys::request_hash.eq(r.request_hash),
+                idempotency_keys::response_status.eq(i32::from(r.status)),
+                idempotency_keys::response_body.eq(r.body),
+                idempotency_keys::created_at.eq(now_ms),
+            )
+        })
+        .collect();
+    on_backend!(conn, c => diesel::insert_into(idempotency_keys::table).values(&rows).execute(c))?;
     Ok(())
 }
 

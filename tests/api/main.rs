@@ -6,6 +6,7 @@ mod accounts;
 mod app;
 mod auth;
 mod channels;
+mod checkin_batch;
 mod errors;
 mod escalation;
 mod ops;
