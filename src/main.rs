@@ -71,8 +71,13 @@ enum VapidCommand {
 }
 
 fn main() -> ExitCode {
+    // Before anything opens a database or starts a thread (see the function).
+    let sqlite_tuned = doorstep::store::tune_sqlite_process();
     let cli = Cli::parse();
     doorstep::telemetry::init_logging();
+    if !sqlite_tuned {
+        tracing::warn!("SQLite refused its process settings; it will run in serialized mode");
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
