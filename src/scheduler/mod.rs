@@ -209,8 +209,9 @@ fn process_batch(
     limit: i64,
     default_policy: &crate::domain::policy::EscalationPolicy,
 ) -> Result<usize, AppError> {
-    // Policies, organisers, police and channels are read once per batch, not once per step.
-    let mut lookups = Lookups::default();
+    // Policies, organisers, police and channels are read once per batch, not once per step;
+    // the batch's outbox rows are written together at its end.
+    let mut lookups = Lookups::deferring_outbox();
     let outings = store::schedule::claim_due_outings(conn, now_ms, limit)?;
     let mut done = outings.len();
     lookups.prefetch_people(conn, outings.iter().map(|o| o.canvasser_id.as_str()))?;
@@ -223,6 +224,7 @@ fn process_batch(
     for alert in alerts {
         fire_alert(conn, &mut lookups, alert, now_ms)?;
     }
+    lookups.flush(conn)?;
     Ok(done)
 }
 

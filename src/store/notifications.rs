@@ -51,6 +51,31 @@ pub fn insert_if_new(conn: &mut DbConn, row: &NotificationRow) -> Result<bool, A
     Ok(inserted == 1)
 }
 
+/// [`insert_if_new`] for many rows: on PostgreSQL one statement per thousand rows (a row
+/// whose `dedupe_key` exists, or repeats one earlier in the list, is skipped); on SQLite the
+/// cached one-row statement each (in-process, no round trips to save). Returns how many
+/// were new.
+pub fn insert_all_if_new(conn: &mut DbConn, rows: &[NotificationRow]) -> Result<usize, AppError> {
+    let mut inserted = 0;
+    match conn {
+        DbConn::Pg(pg) => {
+            // 21 bound values a row: well under PostgreSQL's 65,535 per statement.
+            for chunk in rows.chunks(1000) {
+                inserted += diesel::insert_into(notifications::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .execute(pg)?;
+            }
+        }
+        DbConn::Sqlite(_) => {
+            for row in rows {
+                inserted += usize::from(insert_if_new(conn, row)?);
+            }
+        }
+    }
+    Ok(inserted)
+}
+
 fn ids(rows: Vec<String>) -> Result<Vec<UserId>, AppError> {
     rows.iter().map(|id| parse_id(id, "user")).collect()
 }

@@ -13,6 +13,7 @@ on_both_backends!(
     acknowledge_repeat_ack_timeout_and_resolve,
     panic_upgrades_an_open_alert,
     a_step_due_while_the_server_was_down_fires_once_on_restart,
+    outbox_rows_written_together_keep_one_per_dedupe_key,
 );
 
 /// 2-second check-ins, reminder 1 s before, missed 1 s after, police 2 s after that.
@@ -450,4 +451,75 @@ async fn a_step_due_while_the_server_was_down_fires_once_on_restart(backend: Bac
             .any(|r| r.message_type == "checkin_reminder"),
         "a reminder for a deadline already missed is skipped, not sent late"
     );
+}
+
+/// The scheduler writes a batch's outbox rows together (`insert_all_if_new`): a row whose
+/// dedupe key is already stored, or repeats one earlier in the same batch, is not written.
+async fn outbox_rows_written_together_keep_one_per_dedupe_key(backend: Backend) {
+    use doorstep::store::notifications::{insert_all_if_new, insert_if_new, NotificationRow};
+    let app = spawn_app_with(backend, fast).await;
+    let row = |key: &str| NotificationRow {
+        id: doorstep::store::new_id(),
+        dedupe_key: key.to_owned(),
+        alert_id: None,
+        outing_id: None,
+        recipient_id: None,
+        channel: "webhook".into(),
+        step: "test".into(),
+        message_type: "test".into(),
+        level: 0,
+        payload: "{}".into(),
+        status: "failed".into(),
+        attempts: 0,
+        due_at: None,
+        created_at: 0,
+        next_attempt_at: 0,
+        expires_at: 0,
+        sent_at: None,
+        last_error: None,
+        claimed_by: None,
+        claimed_until: None,
+    };
+    let (first, batch) = (
+        row("k-stored"),
+        vec![row("k-stored"), row("k-a"), row("k-b"), row("k-a")],
+    );
+    let (alone, together) = app
+        .state
+        .store
+        .write(move |conn| {
+            let alone = insert_if_new(conn, &first)?;
+            let together = insert_all_if_new(conn, &batch)?;
+            Ok((alone, together))
+        })
+        .await
+        .expect("written");
+    assert!(alone);
+    assert_eq!(
+        together, 2,
+        "k-a and k-b are new; k-stored and the second k-a are not"
+    );
+    let keys = app
+        .state
+        .store
+        .read(|conn| {
+            use diesel::prelude::*;
+            use doorstep::store::schema::notifications::dsl::*;
+            let keys: Vec<String> = match conn {
+                doorstep::store::DbConn::Pg(pg) => notifications
+                    .filter(step.eq("test"))
+                    .select(dedupe_key)
+                    .order(dedupe_key)
+                    .load(pg)?,
+                doorstep::store::DbConn::Sqlite(sqlite) => notifications
+                    .filter(step.eq("test"))
+                    .select(dedupe_key)
+                    .order(dedupe_key)
+                    .load(sqlite)?,
+            };
+            Ok(keys)
+        })
+        .await
+        .expect("read");
+    assert_eq!(keys, ["k-a", "k-b", "k-stored"]);
 }
