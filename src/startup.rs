@@ -147,6 +147,7 @@ impl Application {
     /// Also runs the scheduler and the push delivery worker, stopped with the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let settings = self.state.settings.clone();
+        self.state.checkins.start();
         let scheduler = settings
             .scheduler
             .enabled

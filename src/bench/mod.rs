@@ -179,6 +179,9 @@ fn start_server(
         .env("DOORSTEP_DATABASE__POOL_SIZE", pool_size.to_string())
         .env("DOORSTEP_AUTH__JWT_SECRET", jwt_secret)
         .env("DOORSTEP_AUTH__LOGIN_MAX_PER_ADDRESS", "1000000")
+        // The clients log in once; a long run (1M deadlines over 1,000 s) outlasts the default
+        // 15-minute access token.
+        .env("DOORSTEP_AUTH__ACCESS_TTL_S", "86400")
         .env("DOORSTEP_PUSH__ALLOW_PRIVATE_ENDPOINTS", "true")
         .env("DOORSTEP_LIMITS__MIN_CHECKIN_INTERVAL_S", "1")
         .env("RUST_LOG", "warn")

@@ -303,7 +303,7 @@ pub struct CheckinBatcher {
     store: Store,
     rules: OutingRules,
     queue: tokio::sync::mpsc::UnboundedSender<Queued>,
-    /// Taken (and its loop started) by the first check-in, on the server's runtime.
+    /// Taken when the loop starts (see [`CheckinBatcher::start`]).
     idle: std::sync::Mutex<Option<Idle>>,
 }
 
@@ -315,6 +315,19 @@ impl CheckinBatcher {
             rules,
             queue,
             idle: std::sync::Mutex::new(Some((jobs, store, rules))),
+        }
+    }
+
+    /// Starts the batching loop on the current runtime (once; later calls do nothing). The
+    /// server calls it from the runtime that outlives its workers, so check-ins still queued
+    /// while it shuts down are written; a check-in arriving first starts it otherwise.
+    pub fn start(&self) {
+        let idle = match self.idle.lock() {
+            Ok(mut idle) => idle.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some((jobs, store, rules)) = idle {
+            tokio::spawn(run(jobs, store, rules));
         }
     }
 
@@ -330,13 +343,7 @@ impl CheckinBatcher {
                 .write(move |conn| record_live(conn, &live, &rules))
                 .await;
         }
-        let start = match self.idle.lock() {
-            Ok(mut idle) => idle.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        if let Some((jobs, store, rules)) = start {
-            tokio::spawn(run(jobs, store, rules));
-        }
+        self.start();
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.queue
             .send(Queued { live, reply })
