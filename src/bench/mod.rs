@@ -23,12 +23,14 @@ use serde_json::{json, Value};
 use crate::config::DatabaseSettings;
 use crate::store::Store;
 
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
     /// `sqlite` (a fresh file) or `postgres` (a fresh schema in --postgres-url).
     #[arg(long, default_value = "sqlite")]
     pub backend: String,
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    #[arg(long, default_value = DEFAULT_POSTGRES_URL)]
     pub postgres_url: String,
     /// Live outings whose deadlines fall during the run.
     #[arg(long, default_value_t = 10_000)]
@@ -572,6 +574,20 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         Some(n) if n < opts.outings => format!(" --due {n}"),
         _ => String::new(),
     };
+    // A non-default database URL is part of the command (its password masked).
+    let url_arg = if opts.postgres_url != DEFAULT_POSTGRES_URL && opts.backend == "postgres" {
+        let shown = match url::Url::parse(&opts.postgres_url) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            Ok(url) => url.to_string(),
+            Err(_) => "(unparsable URL)".to_owned(),
+        };
+        format!(" --postgres-url '{shown}'")
+    } else {
+        String::new()
+    };
     let keys_arg = if opts.idempotency_keys {
         " --idempotency-keys"
     } else {
@@ -584,7 +600,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     };
     let text = format!(
         "### {backend}, {outings} outings, {mode}\n\n\
-         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}{due_arg}{keys_arg}`.\n\n\
+         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}{due_arg}{keys_arg}{url_arg}`.\n\n\
          | measure | figure |\n|---|---|\n\
          | seeding (direct inserts, not measured as API) | {seed_s:.1} s |\n\
          | check-in ingest, {clients} clients × {ingest_s} s{keyed} | **{ingest_rate:.0} check-ins/s**, p50 {ip50:.1} ms, p99 {ip99:.1} ms, max {imax:.1} ms, {ingest_failures} failed |\n\
