@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, Backend, TestApp, TestUser};
 use crate::on_both_backends;
-use crate::outings::org;
+use crate::outings::{org, Org};
 
 on_both_backends!(
     a_batch_answers_each_checkin_as_it_would_alone,
@@ -31,6 +31,12 @@ async fn start(app: &TestApp, user: &TestUser, interval_s: i64) -> String {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{outing}");
     outing["id"].as_str().expect("outing id").to_owned()
+}
+
+/// Another canvasser of `org`, logged in.
+async fn canvasser(app: &TestApp, org: &Org, name: &str) -> TestUser {
+    app.create_user(&org.organiser.token, Role::Canvasser, None, name)
+        .await
 }
 
 fn caller(user: &TestUser, org: &str, role: Role) -> Caller {
@@ -72,6 +78,19 @@ fn rules(app: &TestApp) -> OutingRules {
     OutingRules::from(app.state.settings.as_ref())
 }
 
+/// Records `batch` as the check-in batcher would, in one transaction.
+async fn write_batch(
+    app: &TestApp,
+    batch: Vec<LiveCheckin>,
+    rules: OutingRules,
+) -> Vec<Result<Answer, doorstep::error::AppError>> {
+    app.state
+        .store
+        .write(move |conn| record_live_batch(conn, &batch, &rules))
+        .await
+        .expect("the batch commits")
+}
+
 fn status_of(answer: &Result<Answer, doorstep::error::AppError>) -> u16 {
     match answer {
         Ok(a) => a.status,
@@ -83,12 +102,8 @@ async fn a_batch_answers_each_checkin_as_it_would_alone(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = app.admin().await;
     let org = org(&app, &admin, "Party").await;
-    let third = app
-        .create_user(&org.organiser.token, Role::Canvasser, None, "Tess Third")
-        .await;
-    let fourth = app
-        .create_user(&org.organiser.token, Role::Canvasser, None, "Fay Fourth")
-        .await;
+    let third = canvasser(&app, &org, "Tess Third").await;
+    let fourth = canvasser(&app, &org, "Fay Fourth").await;
     let mine = start(&app, &org.canvasser, 900).await;
     let theirs = start(&app, &org.other_canvasser, 900).await;
     let ended = start(&app, &third, 900).await;
@@ -136,12 +151,7 @@ async fn a_batch_answers_each_checkin_as_it_would_alone(backend: Backend) {
         live(&fay, &helpless, CheckinKind::NeedHelp, None, "h8", now_ms),
     ];
     let rules = rules(&app);
-    let answers = app
-        .state
-        .store
-        .write(move |conn| record_live_batch(conn, &batch, &rules))
-        .await
-        .expect("the batch commits");
+    let answers = write_batch(&app, batch, rules).await;
     let statuses: Vec<u16> = answers.iter().map(status_of).collect();
     assert_eq!(statuses[..5], [201, 201, 201, 201, 422], "{statuses:?}");
     assert!(
@@ -202,9 +212,7 @@ async fn a_plain_checkin_in_a_batch_leaves_the_outing_as_one_alone(backend: Back
     let app = spawn_app(backend).await;
     let admin = app.admin().await;
     let org = org(&app, &admin, "Party").await;
-    let third = app
-        .create_user(&org.organiser.token, Role::Canvasser, None, "Tess Third")
-        .await;
+    let third = canvasser(&app, &org, "Tess Third").await;
     let batched = start(&app, &org.canvasser, 600).await;
     let alone = start(&app, &org.other_canvasser, 600).await;
     let company = start(&app, &third, 600).await;
@@ -229,12 +237,7 @@ async fn a_plain_checkin_in_a_batch_leaves_the_outing_as_one_alone(backend: Back
         live(&me, &batched, CheckinKind::Ok, Some("a"), "ha", now_ms),
         live(&tess, &company, CheckinKind::Ok, None, "hb", now_ms),
     ];
-    let answers = app
-        .state
-        .store
-        .write(move |conn| record_live_batch(conn, &batch, &rules))
-        .await
-        .expect("the batch commits");
+    let answers = write_batch(&app, batch, rules).await;
     assert_eq!(
         answers.iter().map(status_of).collect::<Vec<_>>(),
         [201, 201]
@@ -283,6 +286,27 @@ async fn a_plain_checkin_in_a_batch_leaves_the_outing_as_one_alone(backend: Back
     );
 }
 
+/// A live check-in with an `Idempotency-Key`, ready to send (no borrow of `app` kept).
+fn keyed_checkin(
+    app: &TestApp,
+    user: &TestUser,
+    outing: &str,
+    key: &str,
+) -> impl std::future::Future<Output = (StatusCode, Value)> + Send + 'static {
+    let request = app
+        .client
+        .post(app.url(&format!("/api/v1/outings/{outing}/checkins")))
+        .bearer_auth(&user.token)
+        .header("Idempotency-Key", key)
+        .json(&json!({"lat": 51.5, "lon": -0.12, "battery_pct": 80}));
+    async move {
+        let resp = request.send().await.expect("request");
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("JSON");
+        (status, body)
+    }
+}
+
 /// Many canvassers checking in at once over HTTP (on PostgreSQL they share transactions): every
 /// check-in is stored once and answered with its own outing.
 async fn concurrent_checkins_over_http_are_all_stored_once(backend: Backend) {
@@ -306,23 +330,10 @@ async fn concurrent_checkins_over_http_are_all_stored_once(backend: Backend) {
     let mut requests = tokio::task::JoinSet::new();
     for (user, outing) in &canvassers {
         for i in 0..EACH {
-            let (client, url, token, outing) = (
-                app.client.clone(),
-                app.url(&format!("/api/v1/outings/{outing}/checkins")),
-                user.token.clone(),
-                outing.clone(),
-            );
+            let request = keyed_checkin(&app, user, outing, &format!("{outing}-{i}"));
+            let outing = outing.clone();
             requests.spawn(async move {
-                let resp = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("Idempotency-Key", format!("{outing}-{i}"))
-                    .json(&json!({"lat": 51.5, "lon": -0.12, "battery_pct": 80}))
-                    .send()
-                    .await
-                    .expect("request");
-                let status = resp.status();
-                let body: Value = resp.json().await.expect("JSON");
+                let (status, body) = request.await;
                 (outing, status, body)
             });
         }
@@ -348,17 +359,7 @@ async fn concurrent_checkins_over_http_are_all_stored_once(backend: Backend) {
             "{trail}"
         );
         // A retry of a key already used answers the first time's check-in.
-        let resp = app
-            .client
-            .post(app.url(&format!("/api/v1/outings/{outing}/checkins")))
-            .bearer_auth(&user.token)
-            .header("Idempotency-Key", format!("{outing}-0"))
-            .json(&json!({"lat": 51.5, "lon": -0.12, "battery_pct": 80}))
-            .send()
-            .await
-            .expect("request");
-        let status = resp.status();
-        let again: Value = resp.json().await.expect("JSON");
+        let (status, again) = keyed_checkin(&app, user, outing, &format!("{outing}-0")).await;
         assert_eq!(status, StatusCode::CREATED, "{again}");
         let ids: Vec<&Value> = trail["items"]
             .as_array()
