@@ -397,13 +397,35 @@ impl Store {
     }
 
     /// Blocking variant of [`Store::write`] for command-line tools and background threads.
+    /// These run beside a server that may be writing the same SQLite file, so the transaction
+    /// takes the write lock at its start (`BEGIN IMMEDIATE`, waiting up to `busy_timeout`):
+    /// a deferred one that reads first fails at once with "database is locked" when the server
+    /// commits between its read and its first write (SQLite cannot wait there).
     pub fn write_blocking<T, F>(&self, f: F) -> Result<T, AppError>
     where
         F: FnOnce(&mut DbConn) -> Result<T, AppError>,
     {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
         let mut pooled = self.writer.get().map_err(AppError::from)?;
         let conn: &mut DbConn = &mut pooled;
-        conn.transaction(f)
+        let DbConn::Sqlite(sqlite) = conn else {
+            return conn.transaction(f);
+        };
+        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+        let result = f(conn);
+        let DbConn::Sqlite(sqlite) = conn else {
+            return Err(AppError::internal("the connection changed backend"));
+        };
+        match result {
+            Ok(value) => {
+                AnsiTransactionManager::commit_transaction(sqlite)?;
+                Ok(value)
+            }
+            Err(e) => {
+                AnsiTransactionManager::rollback_transaction(sqlite)?;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -496,6 +518,55 @@ mod tests {
     /// Group commit: concurrent writes share commits, yet each is still all-or-nothing on its
     /// own — a write that fails rolls back only its own rows, and every caller that hears
     /// "done" finds its rows there.
+    /// A blocking write (the CLI's) that reads before it writes, while another process
+    /// commits in between: it must wait for the lock, not fail with "database is locked".
+    #[test]
+    fn a_blocking_write_that_reads_first_waits_for_a_concurrent_writer() {
+        use diesel::RunQueryDsl;
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::DatabaseSettings {
+            url: format!("sqlite://{}", dir.path().join("b.db").display()),
+            pool_size: 1,
+        };
+        let ours = super::Store::connect(&settings).unwrap();
+        let theirs = super::Store::connect(&settings).unwrap();
+        ours.write_blocking(|conn| {
+            diesel::sql_query("CREATE TABLE t (v BIGINT NOT NULL)").execute(conn)?;
+            Ok(())
+        })
+        .unwrap();
+        let other = std::sync::Mutex::new(None);
+        let result = ours.write_blocking(|conn| {
+            diesel::sql_query("SELECT v FROM t").execute(conn)?;
+            // Another writer commits now, if it can (it cannot before we commit).
+            let theirs = theirs.clone();
+            let handle = std::thread::spawn(move || {
+                theirs.write_blocking(|conn| {
+                    diesel::sql_query("INSERT INTO t VALUES (2)").execute(conn)?;
+                    Ok(())
+                })
+            });
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            *other.lock().unwrap() = Some(handle);
+            diesel::sql_query("INSERT INTO t VALUES (1)").execute(conn)?;
+            Ok(())
+        });
+        assert!(result.is_ok(), "{result:?}");
+        let handle = other.lock().unwrap().take().unwrap();
+        assert!(handle.join().unwrap().is_ok());
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let count: Count = ours
+            .write_blocking(|conn| {
+                Ok(diesel::sql_query("SELECT COUNT(*) AS n FROM t").get_result(conn)?)
+            })
+            .unwrap();
+        assert_eq!(count.n, 2, "both writes are there");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn group_commit_keeps_each_write_atomic() {
         use diesel::RunQueryDsl;
