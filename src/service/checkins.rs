@@ -210,8 +210,10 @@ pub fn record_live_batch(
     let mut full_path = Vec::new();
     let mut seen_outings = HashSet::new();
     let mut seen_keys = HashSet::new();
-    // (index in the batch, check-in, outing after it)
-    let mut plain: Vec<(usize, CheckinRow, OutingRow)> = Vec::new();
+    // Plain check-ins: their index in the batch, the rows to insert, the outings after them.
+    let mut plain: Vec<usize> = Vec::new();
+    let mut checkins: Vec<CheckinRow> = Vec::new();
+    let mut outings: Vec<OutingRow> = Vec::new();
     for (i, live) in batch.iter().enumerate() {
         let outing_id = live.outing_id.to_string();
         let key = live
@@ -231,24 +233,26 @@ pub fn record_live_batch(
             continue;
         }
         match plain_checkin(loaded.get(&outing_id), live, rules) {
-            Some((checkin, outing)) => plain.push((i, checkin, outing)),
+            Some((checkin, outing)) => {
+                plain.push(i);
+                checkins.push(checkin);
+                outings.push(outing);
+            }
             None => full_path.push(i),
         }
     }
 
     if !plain.is_empty() {
-        let checkins: Vec<CheckinRow> = plain.iter().map(|(_, c, _)| c.clone()).collect();
-        let outings: Vec<OutingRow> = plain.iter().map(|(_, _, o)| o.clone()).collect();
         store::outings::insert_checkins(conn, &checkins)?;
         store::outings::update_after_checkins(conn, &outings)?;
         let mut bodies = Vec::with_capacity(plain.len());
-        for (i, checkin, outing) in &plain {
+        for ((i, checkin), outing) in plain.iter().zip(&checkins).zip(&outings) {
             bodies.push(response_body(conn, &batch[*i].caller, outing, checkin)?);
         }
         let responses: Vec<NewStoredResponse<'_>> = plain
             .iter()
             .zip(&bodies)
-            .filter_map(|((i, _, _), body)| {
+            .filter_map(|(i, body)| {
                 let live = &batch[*i];
                 Some(NewStoredResponse {
                     user: live.caller.id.to_string(),
@@ -261,7 +265,7 @@ pub fn record_live_batch(
             .collect();
         let now_ms = batch.iter().map(|l| l.now_ms).max().unwrap_or_default();
         store::outings::store_idempotent_responses(conn, &responses, now_ms)?;
-        for ((i, _, outing), body) in plain.iter().zip(bodies) {
+        for ((i, outing), body) in plain.iter().zip(&outings).zip(bodies) {
             answers[*i] = Some(Ok(Answer {
                 status: 201,
                 body,
@@ -292,29 +296,23 @@ struct Queued {
     reply: tokio::sync::oneshot::Sender<Result<Answer, AppError>>,
 }
 
-type Idle = (
-    tokio::sync::mpsc::UnboundedReceiver<Queued>,
-    Store,
-    OutingRules,
-);
-
 /// The queue live check-ins wait in while earlier batches are written.
 pub struct CheckinBatcher {
     store: Store,
     rules: OutingRules,
     queue: tokio::sync::mpsc::UnboundedSender<Queued>,
     /// Taken when the loop starts (see [`CheckinBatcher::start`]).
-    idle: std::sync::Mutex<Option<Idle>>,
+    idle: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Queued>>>,
 }
 
 impl CheckinBatcher {
     pub fn new(store: Store, rules: OutingRules) -> CheckinBatcher {
         let (queue, jobs) = tokio::sync::mpsc::unbounded_channel();
         CheckinBatcher {
-            store: store.clone(),
+            store,
             rules,
             queue,
-            idle: std::sync::Mutex::new(Some((jobs, store, rules))),
+            idle: std::sync::Mutex::new(Some(jobs)),
         }
     }
 
@@ -326,8 +324,8 @@ impl CheckinBatcher {
             Ok(mut idle) => idle.take(),
             Err(poisoned) => poisoned.into_inner().take(),
         };
-        if let Some((jobs, store, rules)) = idle {
-            tokio::spawn(run(jobs, store, rules));
+        if let Some(jobs) = idle {
+            tokio::spawn(run(jobs, self.store.clone(), self.rules));
         }
     }
 
