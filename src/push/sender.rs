@@ -57,7 +57,9 @@ impl PushClient {
             ))
             // A redirect could lead anywhere, including inside: push services do not redirect.
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(32);
+            // Every delivery in flight may hold a connection to the same push service: keep
+            // them all, or each burst past the idle limit opens (and closes) new ones.
+            .pool_max_idle_per_host(settings.concurrency);
         if !settings.allow_private_endpoints {
             builder = builder.dns_resolver(Arc::new(GuardedResolver));
         }

@@ -55,7 +55,7 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
             let claimed = state
                 .store
                 .write(move |conn| {
-                    store::relax_commit(conn)?;
+                    // The claim commits without waiting for the WAL flush (`relax_commit`).
                     let rows = push::claim_pending(
                         conn,
                         &worker,
@@ -98,12 +98,17 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
                 Err(e) => tracing::warn!(error = %e, "push worker cannot claim work"),
             }
         }
-        let earliest = state
-            .store
-            .read(push::earliest_pending)
-            .await
-            .ok()
-            .flatten();
+        // A full claim means more is due: no need to ask when the next one is.
+        let earliest = if backlog {
+            None
+        } else {
+            state
+                .store
+                .read(push::earliest_pending)
+                .await
+                .ok()
+                .flatten()
+        };
         let wait = earliest
             .map(|at| {
                 Duration::from_millis(

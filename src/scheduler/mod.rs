@@ -209,15 +209,21 @@ fn process_batch(
     limit: i64,
     default_policy: &crate::domain::policy::EscalationPolicy,
 ) -> Result<usize, AppError> {
-    // Policies, organisers, police and channels are read once per batch, not once per step;
-    // the batch's outbox rows are written together at its end.
-    let mut lookups = Lookups::deferring_outbox();
+    // Policies, organisers, police, channels and last positions are read once per batch, not
+    // once per step; the batch's writes are made together (a statement per kind on
+    // PostgreSQL), the outings' before the alerts are claimed, whose steps read them.
+    let mut lookups = Lookups::deferring_writes();
     let outings = store::schedule::claim_due_outings(conn, now_ms, limit)?;
     let mut done = outings.len();
     lookups.prefetch_people(conn, outings.iter().map(|o| o.canvasser_id.as_str()))?;
+    lookups.prefetch_locations(
+        conn,
+        outings.iter().filter_map(|o| o.last_checkin_id.as_deref()),
+    )?;
     for outing in outings {
         fire_outing(conn, &mut lookups, outing, now_ms, default_policy)?;
     }
+    lookups.flush(conn)?;
     let alerts = store::schedule::claim_due_alerts(conn, now_ms, limit)?;
     done = done.max(alerts.len());
     lookups.prefetch_people(conn, alerts.iter().map(|a| a.canvasser_id.as_str()))?;
@@ -317,6 +323,7 @@ pub fn fire_outing(
     default_policy: &crate::domain::policy::EscalationPolicy,
 ) -> Result<(), AppError> {
     let policy = lookups.policy(conn, outing.org()?, default_policy)?;
+    let before = outing.clone();
     let now = from_millis(now_ms);
     // At most a skipped reminder and a missed check-in can be due together.
     for _ in 0..3 {
@@ -358,6 +365,7 @@ pub fn fire_outing(
                 let scheduled = to_millis(*due_at) + policy.grace_s.max(0) * 1000;
                 let raised = alerts::raise(
                     conn,
+                    lookups,
                     &mut outing,
                     AlertKind::MissedCheckin,
                     None,
@@ -392,7 +400,7 @@ pub fn fire_outing(
     }
     reschedule(&mut outing, &policy)?;
     outing.updated_at = now_ms;
-    store::outings::update(conn, &outing)
+    lookups.save_outing(conn, &before, outing)
 }
 
 /// Applies every step of an alert due at `now_ms` (repeat, escalation, ack timeout).
@@ -442,7 +450,7 @@ pub fn fire_alert(
             now_ms,
         )?;
         if matches!(step, Step::Escalate { .. } | Step::AckTimeout { .. }) {
-            store::events::record(conn, &alert.id, &alert.org_id, "alert.escalated", now_ms)?;
+            lookups.record_event(conn, &alert, "alert.escalated", now_ms)?;
         }
         record_lag(scheduled, now_ms, &step);
     }

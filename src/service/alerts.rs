@@ -5,6 +5,7 @@ use crate::domain::ids::{AlertId, UserId};
 use crate::domain::policy::EscalationPolicy;
 use crate::domain::time::{from_millis, to_millis};
 use crate::error::AppError;
+use crate::service::notify::Lookups;
 use crate::store::alerts::AlertRow;
 use crate::store::outings::OutingRow;
 use crate::store::{self, DbConn};
@@ -70,6 +71,7 @@ impl Raised {
 /// most one). The policy is snapshotted onto a new alert. The caller saves the outing.
 pub fn raise(
     conn: &mut DbConn,
+    lookups: &mut Lookups,
     outing: &mut OutingRow,
     kind: AlertKind,
     location: Option<LastLocation>,
@@ -131,12 +133,13 @@ pub fn raise(
                 updated_at: now_ms,
             };
             apply_clock(&mut row, &clock, now_ms);
-            set_location(
-                &mut row,
-                location.or_else(|| last_location_of(conn, outing).ok().flatten()),
-            );
-            store::alerts::insert(conn, &row)?;
-            store::events::record(conn, &row.id, &row.org_id, "alert.opened", now_ms)?;
+            let location = match location {
+                Some(l) => Some(l),
+                None => lookups.last_location(conn, outing)?,
+            };
+            set_location(&mut row, location);
+            lookups.insert_alert(conn, row.clone())?;
+            lookups.record_event(conn, &row, "alert.opened", now_ms)?;
             outing.open_alert_id = Some(row.id.clone());
             Raised::Opened(row)
         }
@@ -157,7 +160,7 @@ pub fn raise(
                 set_location(&mut row, location);
             }
             store::alerts::update(conn, &row)?;
-            store::events::record(conn, &row.id, &row.org_id, "alert.escalated", now_ms)?;
+            lookups.record_event(conn, &row, "alert.escalated", now_ms)?;
             Raised::Upgraded(row)
         }
         (_, Some(row)) => Raised::Unchanged(row),
@@ -175,6 +178,18 @@ fn set_location(row: &mut AlertRow, location: Option<LastLocation>) {
     }
 }
 
+impl LastLocation {
+    /// Where a check-in was, if it carried a position.
+    pub fn of(checkin: &crate::store::outings::CheckinRow) -> Option<LastLocation> {
+        Some(LastLocation {
+            lat: checkin.lat?,
+            lon: checkin.lon?,
+            accuracy_m: checkin.accuracy_m,
+            recorded_at_ms: checkin.recorded_at,
+        })
+    }
+}
+
 /// The outing's latest known position, if it has one that has not been purged.
 pub fn last_location_of(
     conn: &mut DbConn,
@@ -183,14 +198,7 @@ pub fn last_location_of(
     let Some(id) = outing.last_checkin_id.as_deref() else {
         return Ok(None);
     };
-    Ok(store::outings::find_checkin(conn, id)?.and_then(|c| {
-        Some(LastLocation {
-            lat: c.lat?,
-            lon: c.lon?,
-            accuracy_m: c.accuracy_m,
-            recorded_at_ms: c.recorded_at,
-        })
-    }))
+    Ok(store::outings::find_checkin(conn, id)?.and_then(|c| LastLocation::of(&c)))
 }
 
 /// Resolves the alert with `resolution` (`checked_in`, `ended_safe`, or a contact's outcome).

@@ -7,8 +7,9 @@ use crate::domain::ids::{OrgId, UserId};
 use crate::domain::policy::EscalationPolicy;
 use crate::error::AppError;
 use crate::push::payload::{self, CanvasserRef, Location, Message};
-use crate::service::alerts::{last_location_of, Raised};
+use crate::service::alerts::{last_location_of, LastLocation, Raised};
 use crate::store::alerts::AlertRow;
+use crate::store::events::NewEvent;
 use crate::store::notifications::NotificationRow;
 use crate::store::outings::OutingRow;
 use crate::store::{self, new_id, DbConn};
@@ -60,8 +61,23 @@ pub struct Lookups {
     channels: HashMap<String, (bool, bool)>,
     /// user id → display name.
     names: HashMap<String, String>,
-    /// Outbox rows held back to be written together by [`Lookups::flush`].
-    deferred: Option<Vec<NotificationRow>>,
+    /// Latest check-in id → where it was (the location a new alert starts with).
+    locations: HashMap<String, Option<LastLocation>>,
+    /// Writes held back to be made together by [`Lookups::flush`].
+    deferred: Option<Deferred>,
+}
+
+/// A scheduler batch's writes, held back to its end: on PostgreSQL a statement per kind for
+/// the whole batch instead of a round trip per step.
+#[derive(Default)]
+struct Deferred {
+    alerts: Vec<AlertRow>,
+    events: Vec<NewEvent>,
+    /// Outings whose step columns alone changed (`only_step_columns_differ`).
+    step_outings: Vec<OutingRow>,
+    /// Any other changed outing, written whole.
+    outings: Vec<OutingRow>,
+    notifications: Vec<NotificationRow>,
 }
 
 /// The memoised answer for `key`, loading it on first use.
@@ -79,27 +95,127 @@ fn memo<K: std::hash::Hash + Eq, V: Clone>(
 }
 
 impl Lookups {
-    /// Lookups that also hold back the outbox rows [`record`] makes, for [`Lookups::flush`] to
-    /// write together before the transaction ends (one statement per thousand rows on
-    /// PostgreSQL, instead of a round trip each). For the scheduler's batches: nothing in them
-    /// reads an outbox row back, and the dedupe key still decides, row by row, what is new.
-    pub fn deferring_outbox() -> Lookups {
+    /// Lookups that also hold back what a scheduler batch writes (new alerts, their events,
+    /// outings, outbox rows) for [`Lookups::flush`] to write together before the transaction
+    /// ends. Nothing in a batch reads those rows back before the flush: each outing and alert
+    /// is claimed once per batch, and the dedupe key still decides, row by row, which outbox
+    /// rows are new.
+    pub fn deferring_writes() -> Lookups {
         Lookups {
-            deferred: Some(Vec::new()),
+            deferred: Some(Deferred::default()),
             ..Lookups::default()
         }
     }
 
-    /// Writes the outbox rows held back so far (see [`Lookups::deferring_outbox`]); returns
-    /// how many were new.
+    /// Makes the writes held back so far (see [`Lookups::deferring_writes`]), parents first
+    /// (an outing and an outbox row refer to their alert); returns how many outbox rows were
+    /// new.
     pub fn flush(&mut self, conn: &mut DbConn) -> Result<usize, AppError> {
-        match self.deferred.as_mut() {
-            Some(rows) if !rows.is_empty() => {
-                let rows = std::mem::take(rows);
-                store::notifications::insert_all_if_new(conn, &rows)
-            }
-            _ => Ok(0),
+        let Some(deferred) = self.deferred.as_mut() else {
+            return Ok(0);
+        };
+        let Deferred {
+            alerts,
+            events,
+            step_outings,
+            outings,
+            notifications,
+        } = std::mem::take(deferred);
+        store::alerts::insert_all(conn, &alerts)?;
+        store::events::record_all(conn, &events)?;
+        store::outings::update_after_steps(conn, &step_outings)?;
+        for outing in &outings {
+            store::outings::update(conn, outing)?;
         }
+        if notifications.is_empty() {
+            return Ok(0);
+        }
+        store::notifications::insert_all_if_new(conn, &notifications)
+    }
+
+    /// Inserts a new alert, now or at the flush.
+    pub fn insert_alert(&mut self, conn: &mut DbConn, row: AlertRow) -> Result<(), AppError> {
+        match self.deferred.as_mut() {
+            Some(deferred) => deferred.alerts.push(row),
+            None => store::alerts::insert(conn, &row)?,
+        }
+        Ok(())
+    }
+
+    /// Appends to the alert event log, now or at the flush.
+    pub fn record_event(
+        &mut self,
+        conn: &mut DbConn,
+        alert: &AlertRow,
+        event: &str,
+        at: i64,
+    ) -> Result<(), AppError> {
+        match self.deferred.as_mut() {
+            Some(deferred) => deferred.events.push(NewEvent {
+                alert_id: alert.id.clone(),
+                org_id: alert.org_id.clone(),
+                event: event.to_owned(),
+                at,
+            }),
+            None => store::events::record(conn, &alert.id, &alert.org_id, event, at)?,
+        }
+        Ok(())
+    }
+
+    /// Saves an outing read as `before` (and locked) in this transaction, now or at the flush.
+    pub fn save_outing(
+        &mut self,
+        conn: &mut DbConn,
+        before: &OutingRow,
+        outing: OutingRow,
+    ) -> Result<(), AppError> {
+        match self.deferred.as_mut() {
+            Some(deferred) if store::outings::only_step_columns_differ(before, &outing) => {
+                deferred.step_outings.push(outing)
+            }
+            Some(deferred) => deferred.outings.push(outing),
+            None => store::outings::update(conn, &outing)?,
+        }
+        Ok(())
+    }
+
+    /// Reads where the latest check-ins of `ids` (outings' `last_checkin_id`) were, in one
+    /// statement: a batch's missed check-ins each open an alert that starts from there.
+    pub fn prefetch_locations<'a>(
+        &mut self,
+        conn: &mut DbConn,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), AppError> {
+        let missing: Vec<&str> = ids
+            .into_iter()
+            .filter(|id| !self.locations.contains_key(*id))
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for id in &missing {
+            self.locations.insert((*id).to_owned(), None);
+        }
+        for c in store::outings::find_checkins(conn, &missing)? {
+            self.locations.insert(c.id.clone(), LastLocation::of(&c));
+        }
+        Ok(())
+    }
+
+    /// Where the outing's latest check-in was, if it has one that has not been purged.
+    pub fn last_location(
+        &mut self,
+        conn: &mut DbConn,
+        outing: &OutingRow,
+    ) -> Result<Option<LastLocation>, AppError> {
+        let Some(id) = outing.last_checkin_id.as_deref() else {
+            return Ok(None);
+        };
+        memo(&mut self.locations, id.to_owned(), || {
+            last_location_of(conn, outing)
+        })
     }
 
     pub fn policy(
@@ -248,7 +364,7 @@ pub fn record(
     };
     let last_location = match last_location {
         Some(l) => Some(l),
-        None => last_location_of(conn, step.outing)?.map(|l| Location {
+        None => lookups.last_location(conn, step.outing)?.map(|l| Location {
             lat: l.lat,
             lon: l.lon,
             accuracy_m: l.accuracy_m,
@@ -328,7 +444,7 @@ pub fn record(
             claimed_until: None,
         };
         if let Some(deferred) = lookups.deferred.as_mut() {
-            deferred.push(row);
+            deferred.notifications.push(row);
             inserted += 1;
         } else if store::notifications::insert_if_new(conn, &row)? {
             inserted += 1;

@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::http::extract::Caller;
 use crate::http::views::{self, OutingParts, OutingView, PersonRef};
 use crate::service::alerts::{self, LastLocation, Raised};
-use crate::service::notify;
+use crate::service::notify::{self, Lookups};
 use crate::store::outings::{CheckinRow, OutingRow};
 use crate::store::{self, DbConn};
 
@@ -686,7 +686,15 @@ fn apply_plan(
     let location = last_location(&stored);
     let alert_before = outing.open_alert_id.clone();
     if let Some(kind) = raise {
-        let raised = alerts::raise(conn, &mut outing, kind, location, policy, now_ms)?;
+        let raised = alerts::raise(
+            conn,
+            &mut Lookups::default(),
+            &mut outing,
+            kind,
+            location,
+            policy,
+            now_ms,
+        )?;
         notify::alert_raised(conn, &outing, &raised, now_ms)?;
         changes.outbox = true;
         changes.alert_events = true;
@@ -831,6 +839,7 @@ pub fn end(
     if pin == PinCheck::Duress {
         let raised = alerts::raise(
             conn,
+            &mut Lookups::default(),
             &mut outing,
             AlertKind::Duress,
             location,
@@ -880,6 +889,7 @@ pub fn panic(
     });
     let raised = alerts::raise(
         conn,
+        &mut Lookups::default(),
         &mut outing,
         AlertKind::Panic,
         location,

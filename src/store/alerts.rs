@@ -58,6 +58,27 @@ pub fn insert(conn: &mut DbConn, row: &AlertRow) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Inserts many alerts: on PostgreSQL one statement per thousand (a scheduler batch's new
+/// alerts, one round trip); on SQLite one cached statement each (no round trips there).
+pub fn insert_all(conn: &mut DbConn, rows: &[AlertRow]) -> Result<(), AppError> {
+    match conn {
+        DbConn::Pg(pg) if rows.len() > 1 => {
+            // 29 bound values a row: well under PostgreSQL's 65,535 per statement.
+            for chunk in rows.chunks(1000) {
+                diesel::insert_into(alerts::table)
+                    .values(chunk)
+                    .execute(pg)?;
+            }
+        }
+        _ => {
+            for row in rows {
+                insert(conn, row)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn update(conn: &mut DbConn, row: &AlertRow) -> Result<(), AppError> {
     let update = UpdateRow::<AlertRow, _>::new("alerts", row.as_changeset(), &row.id);
     on_backend!(conn, c => update.execute(c))?;

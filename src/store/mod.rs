@@ -245,6 +245,11 @@ pub enum StoreError {
 
 impl Store {
     pub fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
+        // OpenSSL (libpq's TLS, push encryption) is initialised here, before libpq does it,
+        // so that it registers no exit-time cleanup: that cleanup frees OpenSSL's global state
+        // while other threads may still be using it (a test process once aborted with "double
+        // free or corruption" after every test had passed). The first initialisation decides.
+        openssl::init();
         let kind = settings
             .kind()
             .map_err(|e| StoreError::Open(e.to_string()))?;
@@ -447,7 +452,8 @@ where
 /// never use it. A no-op on SQLite, whose group commit already amortises the sync.
 pub fn relax_commit(conn: &mut DbConn) -> Result<(), AppError> {
     if let DbConn::Pg(pg) = conn {
-        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(pg)?;
+        // A simple query: nothing to parse or bind.
+        pg.batch_execute("SET LOCAL synchronous_commit = off")?;
     }
     Ok(())
 }

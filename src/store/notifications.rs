@@ -10,7 +10,7 @@ use super::DbConn;
 use crate::domain::ids::{OrgId, UserId};
 use crate::error::AppError;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = notifications, treat_none_as_default_value = false)]
 pub struct NotificationRow {
     pub id: String,

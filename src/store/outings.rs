@@ -224,6 +224,141 @@ pub fn only_checkin_columns_differ(before: &OutingRow, after: &OutingRow) -> boo
         && before.created_at == after.created_at
 }
 
+/// Whether `after` differs from `before` only in the columns a scheduler step changes (status,
+/// the reminder and alert it recorded, its next action, its update time), so that
+/// [`update_after_steps`] may write just those.
+pub fn only_step_columns_differ(before: &OutingRow, after: &OutingRow) -> bool {
+    // Destructured without `..`: a column added later does not compile until it is sorted
+    // into "step column" (`_`) or "compared".
+    let OutingRow {
+        id,
+        canvasser_id,
+        org_id,
+        status: _,
+        started_at,
+        ended_at,
+        checkin_interval_s,
+        next_checkin_due_at,
+        planned_end_at,
+        area,
+        solo,
+        note,
+        last_checkin_id,
+        last_received_at,
+        inside_area,
+        low_battery_notified,
+        outside_area_notified,
+        reminder_sent_for: _,
+        open_alert_id: _,
+        next_action_at: _,
+        claimed_by,
+        claimed_until,
+        created_at,
+        updated_at: _,
+        last_checkin_recorded_at,
+        last_checkin_received_at,
+    } = before;
+    *id == after.id
+        && *canvasser_id == after.canvasser_id
+        && *org_id == after.org_id
+        && *started_at == after.started_at
+        && *ended_at == after.ended_at
+        && *checkin_interval_s == after.checkin_interval_s
+        && *next_checkin_due_at == after.next_checkin_due_at
+        && *planned_end_at == after.planned_end_at
+        && *area == after.area
+        && *solo == after.solo
+        && *note == after.note
+        && *last_checkin_id == after.last_checkin_id
+        && *last_received_at == after.last_received_at
+        && *inside_area == after.inside_area
+        && *low_battery_notified == after.low_battery_notified
+        && *outside_area_notified == after.outside_area_notified
+        && *claimed_by == after.claimed_by
+        && *claimed_until == after.claimed_until
+        && *created_at == after.created_at
+        && *last_checkin_recorded_at == after.last_checkin_recorded_at
+        && *last_checkin_received_at == after.last_checkin_received_at
+}
+
+/// Writes the outings of a scheduler batch, each of which differs from what was read only in
+/// the step columns ([`only_step_columns_differ`]): on PostgreSQL one statement for all of
+/// them; on SQLite one cached statement per outing.
+pub fn update_after_steps(conn: &mut DbConn, rows: &[OutingRow]) -> Result<(), AppError> {
+    match conn {
+        DbConn::Pg(pg) if rows.len() > 1 => {
+            PgStepUpdates::new(rows).execute(pg)?;
+        }
+        _ => {
+            for row in rows {
+                update(conn, row)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL: the columns a scheduler step changes, for many outings in one prepared
+/// statement (one array per column).
+struct PgStepUpdates<'a> {
+    ids: Vec<&'a str>,
+    statuses: Vec<&'a str>,
+    reminder: Vec<Option<i64>>,
+    open_alert: Vec<Option<&'a str>>,
+    next_action: Vec<Option<i64>>,
+    updated: Vec<i64>,
+}
+
+impl<'a> PgStepUpdates<'a> {
+    fn new(rows: &'a [OutingRow]) -> Self {
+        PgStepUpdates {
+            ids: rows.iter().map(|r| r.id.as_str()).collect(),
+            statuses: rows.iter().map(|r| r.status.as_str()).collect(),
+            reminder: rows.iter().map(|r| r.reminder_sent_for).collect(),
+            open_alert: rows.iter().map(|r| r.open_alert_id.as_deref()).collect(),
+            next_action: rows.iter().map(|r| r.next_action_at).collect(),
+            updated: rows.iter().map(|r| r.updated_at).collect(),
+        }
+    }
+}
+
+impl diesel::query_builder::QueryId for PgStepUpdates<'_> {
+    type QueryId = PgStepUpdates<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for PgStepUpdates<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Nullable, Text};
+        out.push_sql(
+            "UPDATE outings SET status = v.status, reminder_sent_for = v.reminder, \
+             open_alert_id = v.open_alert, next_action_at = v.next_action, \
+             updated_at = v.updated FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.statuses)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.reminder)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.open_alert)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.next_action)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.updated)?;
+        out.push_sql(
+            ") AS v(id, status, reminder, open_alert, next_action, updated) \
+             WHERE outings.id = v.id",
+        );
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for PgStepUpdates<'_> {}
+
 /// Writes the outings of a batch of plain check-ins: on PostgreSQL one statement for all of
 /// them (arrays, `unnest`); on SQLite one cached statement per outing (no round trips there).
 pub fn update_after_checkins(conn: &mut DbConn, rows: &[OutingRow]) -> Result<(), AppError> {
@@ -395,6 +530,14 @@ pub fn find_checkin(conn: &mut DbConn, id: &str) -> Result<Option<CheckinRow>, A
         .select(CheckinRow::as_select())
         .get_result(c)
         .optional())?)
+}
+
+/// The check-ins of `ids` that still exist (location retention purges them), in no order.
+pub fn find_checkins(conn: &mut DbConn, ids: &[&str]) -> Result<Vec<CheckinRow>, AppError> {
+    Ok(checkins::table
+        .filter(checkins::id.eq_any(ids))
+        .select(CheckinRow::as_select())
+        .load(conn)?)
 }
 
 /// Client ids of this outing already stored, among `candidates` (offline-queue de-duplication).
@@ -706,5 +849,64 @@ mod tests {
         let cached = cached.lock().unwrap();
         assert_eq!(cached.len(), 1, "{cached:?}");
         assert!(cached[0].contains("escalation_policy"), "{cached:?}");
+    }
+
+    fn outing() -> OutingRow {
+        OutingRow {
+            id: "o".into(),
+            canvasser_id: "c".into(),
+            org_id: "g".into(),
+            status: "active".into(),
+            started_at: 1,
+            ended_at: None,
+            checkin_interval_s: 600,
+            next_checkin_due_at: Some(601_000),
+            planned_end_at: None,
+            area: None,
+            solo: true,
+            note: None,
+            last_checkin_id: Some("k".into()),
+            last_received_at: 1,
+            inside_area: None,
+            low_battery_notified: false,
+            outside_area_notified: false,
+            reminder_sent_for: None,
+            open_alert_id: None,
+            next_action_at: Some(541_000),
+            claimed_by: None,
+            claimed_until: None,
+            created_at: 1,
+            updated_at: 1,
+            last_checkin_recorded_at: Some(1),
+            last_checkin_received_at: Some(1),
+        }
+    }
+
+    /// A scheduler batch writes only the step columns of an outing whose other columns are as
+    /// read; anything else changed must be written whole, or it would be lost.
+    #[test]
+    fn only_the_step_columns_may_be_written_alone() {
+        let before = outing();
+        let mut step = before.clone();
+        step.status = "overdue".into();
+        step.reminder_sent_for = Some(601_000);
+        step.open_alert_id = Some("a".into());
+        step.next_action_at = Some(3_000_000);
+        step.updated_at = 2;
+        assert!(only_step_columns_differ(&before, &step));
+        assert!(only_step_columns_differ(&before, &before));
+        let changes: [fn(&mut OutingRow); 6] = [
+            |o| o.ended_at = Some(2),
+            |o| o.next_checkin_due_at = None,
+            |o| o.last_checkin_id = None,
+            |o| o.area = Some("{}".into()),
+            |o| o.claimed_by = Some("w".into()),
+            |o| o.low_battery_notified = true,
+        ];
+        for change in changes {
+            let mut other = step.clone();
+            change(&mut other);
+            assert!(!only_step_columns_differ(&before, &other), "{other:?}");
+        }
     }
 }

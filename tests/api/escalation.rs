@@ -14,6 +14,7 @@ on_both_backends!(
     panic_upgrades_an_open_alert,
     a_step_due_while_the_server_was_down_fires_once_on_restart,
     outbox_rows_written_together_keep_one_per_dedupe_key,
+    a_batch_of_missed_checkins_writes_every_outing_alert_and_event,
 );
 
 /// 2-second check-ins, reminder 1 s before, missed 1 s after, police 2 s after that.
@@ -522,4 +523,78 @@ async fn outbox_rows_written_together_keep_one_per_dedupe_key(backend: Backend) 
         .await
         .expect("read");
     assert_eq!(keys, ["k-a", "k-b", "k-stored"]);
+}
+
+/// A scheduler batch makes its writes together at its end (on PostgreSQL one statement per
+/// kind for the whole batch): each outing of the batch still gets its own alert, opened where
+/// its own canvasser was last seen, its own event, its own state and its own messages.
+async fn a_batch_of_missed_checkins_writes_every_outing_alert_and_event(backend: Backend) {
+    use doorstep::domain::ids::OutingId;
+    use doorstep::service::notify::Lookups;
+    let app = spawn_app_with(backend, fast).await;
+    let org = fast_org(&app, 0, 60).await;
+    let mut outings = Vec::new();
+    for (user, lat) in [(&org.canvasser, 51.25), (&org.other_canvasser, 52.75)] {
+        let (status, outing) = app
+            .post(
+                "/api/v1/outings",
+                Some(&user.token),
+                json!({"checkin_interval_s": 3600,
+                       "start_location": {"lat": lat, "lon": -1.5, "accuracy_m": 5}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{outing}");
+        outings.push((outing["id"].as_str().unwrap().to_owned(), lat));
+    }
+    // Past every deadline (the scheduler itself would not look for an hour).
+    let fired_at = app.state.clock.now_ms() + 3_700_000;
+    let policy = app.state.settings.escalation;
+    let ids: Vec<String> = outings.iter().map(|(id, _)| id.clone()).collect();
+    app.state
+        .store
+        .write(move |conn| {
+            let mut lookups = Lookups::deferring_writes();
+            for id in &ids {
+                let id: OutingId = id.parse().expect("an outing id");
+                let row = doorstep::store::outings::find_for_update(conn, id)?.expect("stored");
+                doorstep::scheduler::fire_outing(conn, &mut lookups, row, fired_at, &policy)?;
+            }
+            lookups.flush(conn)?;
+            Ok(())
+        })
+        .await
+        .expect("one batch");
+
+    let mut alerts = BTreeSet::new();
+    for (outing_id, lat) in &outings {
+        let (_, seen) = app
+            .get(
+                &format!("/api/v1/outings/{outing_id}"),
+                &org.organiser.token,
+            )
+            .await;
+        assert_eq!(seen["status"], "overdue", "{seen}");
+        assert_eq!(seen["open_alert"]["kind"], "missed_checkin", "{seen}");
+        assert_eq!(seen["open_alert"]["outing_id"], outing_id.as_str());
+        assert_eq!(seen["open_alert"]["last_location"]["lat"], *lat, "{seen}");
+        let alert_id = seen["open_alert"]["id"].as_str().unwrap().to_owned();
+        let rows = app.outbox(Some(&alert_id), None).await;
+        assert!(
+            recipients_of(&rows, "missed").contains(&org.organiser.id),
+            "the organiser is told of {outing_id}"
+        );
+        alerts.insert(alert_id);
+    }
+    assert_eq!(alerts.len(), 2, "an alert each");
+    let opened: BTreeSet<String> = app
+        .state
+        .store
+        .read(|conn| doorstep::store::events::after(conn, 0, &[], 100))
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event == "alert.opened")
+        .map(|e| e.alert_id)
+        .collect();
+    assert_eq!(opened, alerts, "an alert.opened event each");
 }
