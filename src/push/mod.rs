@@ -2,6 +2,7 @@
 //! carry it (Web Push, email, signed webhooks) behind one outbox worker.
 
 pub mod email;
+pub mod encryption;
 pub mod payload;
 pub mod retry;
 pub mod sender;

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use web_push::{ContentEncoding, SubscriptionInfo, Urgency, WebPushMessageBuilder};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
+use super::encryption::Encryptor;
 use super::retry::parse_retry_after;
 use super::ssrf::{self, GuardedResolver};
 use super::vapid::{origin_of, Vapid};
@@ -40,6 +42,7 @@ pub struct Message<'a> {
 
 pub struct PushClient {
     http: reqwest::Client,
+    encryptor: Encryptor,
     vapid: Arc<Vapid>,
     allow_private: bool,
 }
@@ -65,6 +68,7 @@ impl PushClient {
         }
         Ok(PushClient {
             http: builder.build().map_err(|e| ClientError(e.to_string()))?,
+            encryptor: Encryptor::new().map_err(|e| ClientError(e.to_string()))?,
             vapid,
             allow_private: settings.allow_private_endpoints,
         })
@@ -96,24 +100,8 @@ impl PushClient {
                 error: format!("endpoint refused: {e}"),
             };
         }
-        let info = SubscriptionInfo::new(
-            subscription.endpoint.as_str(),
-            subscription.p256dh.as_str(),
-            subscription.auth.as_str(),
-        );
-        let mut builder = WebPushMessageBuilder::new(&info);
-        builder.set_payload(ContentEncoding::Aes128Gcm, message.payload);
-        builder.set_ttl(message.ttl_s);
-        builder.set_urgency(if message.urgent {
-            Urgency::High
-        } else {
-            Urgency::Normal
-        });
-        if let Some(topic) = message.topic {
-            builder.set_topic(topic.to_owned());
-        }
-        let built = match builder.build() {
-            Ok(built) => built,
+        let body = match self.encrypt(subscription, message.payload) {
+            Ok(body) => body,
             Err(e) => {
                 return SendResult::Failed {
                     status: None,
@@ -131,7 +119,6 @@ impl PushClient {
                 }
             }
         };
-        let body = built.payload.map(|p| p.content).unwrap_or_default();
         let mut request = self
             .http
             .post(url)
@@ -141,7 +128,7 @@ impl PushClient {
             .header("Content-Type", "application/octet-stream")
             .header("Authorization", authorization)
             .body(body);
-        if let Some(topic) = built.topic {
+        if let Some(topic) = message.topic {
             request = request.header("Topic", topic);
         }
         match request.send().await {
@@ -166,6 +153,21 @@ impl PushClient {
                 },
             },
         }
+    }
+}
+
+impl PushClient {
+    /// The encrypted body of `payload` for `subscription` (keys as registered: base64url).
+    fn encrypt(&self, subscription: &SubscriptionRow, payload: &[u8]) -> Result<Vec<u8>, String> {
+        let decode = |key: &str| {
+            URL_SAFE_NO_PAD
+                .decode(key.trim_end_matches('='))
+                .map_err(|_| "its keys are not base64url".to_owned())
+        };
+        let (p256dh, auth) = (decode(&subscription.p256dh)?, decode(&subscription.auth)?);
+        self.encryptor
+            .encrypt(&p256dh, &auth, payload)
+            .map_err(|e| e.to_string())
     }
 }
 
