@@ -383,6 +383,31 @@ fn writer_share(backend: &str, us: f64) -> String {
     }
 }
 
+/// `doorstep_deliveries_total` of the Web Push channel by status, from the server's
+/// `/metrics` ("sent 10000, retry 12"), or why it could not be read.
+async fn push_attempts(client: &reqwest::Client, address: &str) -> String {
+    let text = match client.get(format!("{address}/metrics")).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(e) => return format!("metrics unreadable: {e}"),
+    };
+    let counts: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("doorstep_deliveries_total{") && l.contains("channel=\"webpush\"")
+        })
+        .filter_map(|l| {
+            let status = l.split("status=\"").nth(1)?.split('"').next()?;
+            let value = l.rsplit(' ').next()?;
+            Some(format!("{status} {value}"))
+        })
+        .collect();
+    if counts.is_empty() {
+        "none counted".to_owned()
+    } else {
+        counts.join(", ")
+    }
+}
+
 pub struct Report {
     pub text: String,
 }
@@ -537,6 +562,9 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
             .collect(),
     );
     let fan_out = receiver.rate();
+    // The server's own count of push attempts by outcome: a retried push arrives a second or
+    // more late, which the lag figures show but do not explain.
+    let attempts = push_attempts(&client, &server.address).await;
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
     drop(store);
@@ -607,6 +635,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
          | detection lag (due → step recorded), {steps} steps | p50 {sp50:.0} ms, p99 **{sp99:.0} ms**, max {smax:.0} ms; {steps_per_s:.0} steps/s |\n\
          | push arrival lag (due → encrypted, signed push at a loopback receiver), {pushes} pushes | p50 {pp50:.0} ms, p99 **{pp99:.0} ms**, max {pmax:.0} ms |\n\
          | push fan-out (encrypted + VAPID-signed, loopback) | **{fan_out:.0} pushes/s** |\n\
+         | push attempts by outcome (the server's `doorstep_deliveries_total`) | {attempts} |\n\
          | check-in latency while the steps fire, {during_rate} check-ins/s | p50 {dp50:.1} ms, p99 **{dp99:.1} ms** ({dcount} check-ins, {during_failures} failed) |\n\
          | server CPU per check-in (of it, SQLite writer thread) | {ingest_cpu_us:.0} µs{ingest_writer} |\n\
          | load generator CPU per check-in (same cores) | {load_cpu_us:.0} µs |\n\
@@ -644,6 +673,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
             "| detection lag",
             "| push arrival lag",
             "| push fan-out",
+            "| push attempts",
             "| server CPU per step",
             "| time from arming",
         ];
