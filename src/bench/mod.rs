@@ -385,11 +385,7 @@ fn writer_share(backend: &str, us: f64) -> String {
 
 /// `doorstep_deliveries_total` of the Web Push channel by status, from the server's
 /// `/metrics` ("sent 10000, retry 12"), or why it could not be read.
-async fn push_attempts(client: &reqwest::Client, address: &str) -> String {
-    let text = match client.get(format!("{address}/metrics")).send().await {
-        Ok(response) => response.text().await.unwrap_or_default(),
-        Err(e) => return format!("metrics unreadable: {e}"),
-    };
+fn push_attempts(text: &str) -> String {
     let counts: Vec<String> = text
         .lines()
         .filter(|l| {
@@ -406,6 +402,29 @@ async fn push_attempts(client: &reqwest::Client, address: &str) -> String {
     } else {
         counts.join(", ")
     }
+}
+
+/// How many observations a Prometheus histogram of seconds holds, and how many of them took
+/// longer than 100 ms and than 1 s ("812, 3 > 100 ms, 0 > 1 s").
+fn slow_share(text: &str, name: &str) -> String {
+    let value = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let (Some(count), Some(under_100ms), Some(under_1s)) = (
+        value(&format!("{name}_count")),
+        value(&format!("{name}_bucket{{le=\"0.1\"}}")),
+        value(&format!("{name}_bucket{{le=\"1\"}}")),
+    ) else {
+        return format!("{name}: none recorded");
+    };
+    format!(
+        "{count:.0}, {:.0} > 100 ms, {:.0} > 1 s",
+        count - under_100ms,
+        count - under_1s
+    )
 }
 
 pub struct Report {
@@ -564,7 +583,20 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     let fan_out = receiver.rate();
     // The server's own count of push attempts by outcome: a retried push arrives a second or
     // more late, which the lag figures show but do not explain.
-    let attempts = push_attempts(&client, &server.address).await;
+    let metrics_text = match client
+        .get(format!("{}/metrics", server.address))
+        .send()
+        .await
+    {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(e) => format!("# metrics unreadable: {e}"),
+    };
+    let attempts = push_attempts(&metrics_text);
+    let worker_waits = format!(
+        "{}; {}",
+        slow_share(&metrics_text, "doorstep_push_claim_seconds"),
+        slow_share(&metrics_text, "doorstep_push_results_write_seconds")
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
     drop(store);
@@ -636,6 +668,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
          | push arrival lag (due → encrypted, signed push at a loopback receiver), {pushes} pushes | p50 {pp50:.0} ms, p99 **{pp99:.0} ms**, max {pmax:.0} ms |\n\
          | push fan-out (encrypted + VAPID-signed, loopback) | **{fan_out:.0} pushes/s** |\n\
          | push attempts by outcome (the server's `doorstep_deliveries_total`) | {attempts} |\n\
+         | delivery worker: claims; result writes (the server's histograms) | {worker_waits} |\n\
          | check-in latency while the steps fire, {during_rate} check-ins/s | p50 {dp50:.1} ms, p99 **{dp99:.1} ms** ({dcount} check-ins, {during_failures} failed) |\n\
          | server CPU per check-in (of it, SQLite writer thread) | {ingest_cpu_us:.0} µs{ingest_writer} |\n\
          | load generator CPU per check-in (same cores) | {load_cpu_us:.0} µs |\n\
@@ -674,6 +707,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
             "| push arrival lag",
             "| push fan-out",
             "| push attempts",
+            "| delivery worker",
             "| server CPU per step",
             "| time from arming",
         ];

@@ -52,6 +52,7 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
         if available > 0 {
             let now_ms = state.clock.now_ms();
             let worker = worker_id.clone();
+            let started = std::time::Instant::now();
             let claimed = state
                 .store
                 .write(move |conn| {
@@ -67,6 +68,9 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
                     Ok(rows.into_iter().zip(contexts).collect::<Vec<_>>())
                 })
                 .await;
+            // Waiting for a connection included: a slow claim delays every message behind it.
+            metrics::histogram!("doorstep_push_claim_seconds")
+                .record(started.elapsed().as_secs_f64());
             match claimed {
                 Ok(rows) => {
                     backlog = rows.len() >= available;
@@ -341,6 +345,7 @@ async fn write_finished(state: &AppState, worker: &str, batch: Vec<Finished>) {
         .into_iter()
         .map(|f| ((f.notification, f.outcome, f.writes), f.reply))
         .unzip();
+    let started = std::time::Instant::now();
     let result = {
         let (work, worker) = (work.clone(), worker.to_owned());
         state
@@ -348,6 +353,9 @@ async fn write_finished(state: &AppState, worker: &str, batch: Vec<Finished>) {
             .write(move |conn| record_finished(conn, &worker, &work))
             .await
     };
+    // Every delivery of the batch holds its permit until this commits.
+    metrics::histogram!("doorstep_push_results_write_seconds")
+        .record(started.elapsed().as_secs_f64());
     match result {
         Ok(()) => {
             for reply in replies {
