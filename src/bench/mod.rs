@@ -427,6 +427,40 @@ fn slow_share(text: &str, name: &str) -> String {
     )
 }
 
+/// A histogram's count and how many fell in each of its buckets, e.g. `1000: ≤ 10 ms 900,
+/// ≤ 25 ms 80, ≤ 50 ms 20` (empty buckets left out).
+fn bucket_shares(text: &str, name: &str) -> String {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let mut below = 0.0;
+    let mut parts = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((bound, count)) = rest.split_once("\"} ") else {
+            continue;
+        };
+        let Ok(cumulative) = count.trim().parse::<f64>() else {
+            continue;
+        };
+        let in_bucket = cumulative - below;
+        below = cumulative;
+        if in_bucket < 0.5 {
+            continue;
+        }
+        let label = match bound.parse::<f64>() {
+            Ok(s) if s < 1.0 => format!("≤ {} ms", s * 1000.0),
+            Ok(s) => format!("≤ {s} s"),
+            Err(_) => "more".to_owned(),
+        };
+        parts.push(format!("{label} {in_bucket:.0}"));
+    }
+    if parts.is_empty() {
+        return format!("{name}: none recorded");
+    }
+    format!("{below:.0}: {}", parts.join(", "))
+}
+
 pub struct Report {
     pub text: String,
 }
@@ -580,6 +614,17 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
             })
             .collect(),
     );
+    // Where a late push spent its time: waiting in the outbox for the delivery worker (row
+    // written → attempt begun), or being encrypted, signed and sent (attempt begun → arrival).
+    let (outbox_waits, sends): (Vec<f64>, Vec<f64>) = arrivals
+        .iter()
+        .filter_map(|(topic, at_ms)| {
+            lags.push_stages_by_alert
+                .get(topic)
+                .map(|(created, sent)| ((sent - created) as f64, (*at_ms - *sent) as f64))
+        })
+        .unzip();
+    let (outbox_wait, send) = (summarise(outbox_waits), summarise(sends));
     let fan_out = receiver.rate();
     // The server's own count of push attempts by outcome: a retried push arrives a second or
     // more late, which the lag figures show but do not explain.
@@ -597,6 +642,8 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         slow_share(&metrics_text, "doorstep_push_claim_seconds"),
         slow_share(&metrics_text, "doorstep_push_results_write_seconds")
     );
+    let delivery_times = bucket_shares(&metrics_text, "doorstep_push_delivery_seconds");
+    let batch_times = bucket_shares(&metrics_text, "doorstep_scheduler_batch_seconds");
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
     drop(store);
@@ -666,9 +713,12 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
          | check-in ingest, {clients} clients × {ingest_s} s{keyed} | **{ingest_rate:.0} check-ins/s**, p50 {ip50:.1} ms, p99 {ip99:.1} ms, max {imax:.1} ms, {ingest_failures} failed |\n\
          | detection lag (due → step recorded), {steps} steps | p50 {sp50:.0} ms, p99 **{sp99:.0} ms**, max {smax:.0} ms; {steps_per_s:.0} steps/s |\n\
          | push arrival lag (due → encrypted, signed push at a loopback receiver), {pushes} pushes | p50 {pp50:.0} ms, p99 **{pp99:.0} ms**, max {pmax:.0} ms |\n\
+         | push lag by stage: outbox row written → delivery attempt begun; attempt begun → arrival | p50 {wp50:.0} ms, p99 {wp99:.0} ms, max {wmax:.0} ms; p50 {tp50:.0} ms, p99 {tp99:.0} ms, max {tmax:.0} ms |\n\
          | push fan-out (encrypted + VAPID-signed, loopback) | **{fan_out:.0} pushes/s** |\n\
          | push attempts by outcome (the server's `doorstep_deliveries_total`) | {attempts} |\n\
          | delivery worker: claims; result writes (the server's histograms) | {worker_waits} |\n\
+         | scheduler: time from a batch's start to its commit (the server's histogram) | {batch_times} |\n\
+         | delivery worker: time from claim to result written, per message | {delivery_times} |\n\
          | check-in latency while the steps fire, {during_rate} check-ins/s | p50 {dp50:.1} ms, p99 **{dp99:.1} ms** ({dcount} check-ins, {during_failures} failed) |\n\
          | server CPU per check-in (of it, SQLite writer thread) | {ingest_cpu_us:.0} µs{ingest_writer} |\n\
          | load generator CPU per check-in (same cores) | {load_cpu_us:.0} µs |\n\
@@ -693,6 +743,12 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         sp99 = step_lag.p99,
         smax = step_lag.max,
         pushes = push_lag.count,
+        wp50 = outbox_wait.p50,
+        wp99 = outbox_wait.p99,
+        wmax = outbox_wait.max,
+        tp50 = send.p50,
+        tp99 = send.p99,
+        tmax = send.max,
         pp50 = push_lag.p50,
         pp99 = push_lag.p99,
         pmax = push_lag.max,

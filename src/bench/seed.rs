@@ -252,23 +252,34 @@ pub struct Lags {
     pub due_by_alert: HashMap<String, i64>,
     pub first_due_ms: i64,
     pub last_recorded_ms: i64,
+    /// Per alert (dashless id) of a delivered push: when its outbox row was written and when
+    /// the delivery worker began the attempt that sent it (`sent_at`), to split the push lag.
+    pub push_stages_by_alert: HashMap<String, (i64, i64)>,
 }
+
+/// An escalation step's outbox row: alert, due time, written at, attempt that sent it began at.
+type MissedStepRow = (Option<String>, Option<i64>, i64, Option<i64>);
 
 pub async fn lags(store: &Store) -> Result<Lags, String> {
     store
         .read(|conn| {
-            let rows: Vec<(Option<String>, Option<i64>, i64)> = notifications::table
+            let rows: Vec<MissedStepRow> = notifications::table
                 .filter(notifications::step.like("missed:%"))
                 .select((
                     notifications::alert_id,
                     notifications::due_at,
                     notifications::created_at,
+                    notifications::sent_at,
                 ))
                 .load(conn)?;
             let mut by_alert: HashMap<String, (i64, i64)> = HashMap::new();
-            for (alert, due, created) in rows {
+            let mut push_stages_by_alert = HashMap::new();
+            for (alert, due, created, sent) in rows {
                 if let (Some(alert), Some(due)) = (alert, due) {
                     let key = alert.replace('-', "");
+                    if let Some(sent) = sent {
+                        push_stages_by_alert.insert(key.clone(), (created, sent));
+                    }
                     let entry = by_alert.entry(key).or_insert((due, created));
                     entry.1 = entry.1.min(created);
                 }
@@ -281,6 +292,7 @@ pub async fn lags(store: &Store) -> Result<Lags, String> {
                 first_due_ms: by_alert.values().map(|v| v.0).min().unwrap_or(0),
                 last_recorded_ms: by_alert.values().map(|v| v.1).max().unwrap_or(0),
                 due_by_alert: by_alert.into_iter().map(|(k, v)| (k, v.0)).collect(),
+                push_stages_by_alert,
             })
         })
         .await

@@ -42,6 +42,8 @@ pub struct Message<'a> {
 
 pub struct PushClient {
     http: reqwest::Client,
+    /// One attempt's time (`push.request_timeout_ms`).
+    timeout: Duration,
     encryptor: Encryptor,
     vapid: Arc<Vapid>,
     allow_private: bool,
@@ -68,6 +70,7 @@ impl PushClient {
         }
         Ok(PushClient {
             http: builder.build().map_err(|e| ClientError(e.to_string()))?,
+            timeout: Duration::from_millis(settings.request_timeout_ms),
             encryptor: Encryptor::new().map_err(|e| ClientError(e.to_string()))?,
             vapid,
             allow_private: settings.allow_private_endpoints,
@@ -131,7 +134,24 @@ impl PushClient {
         if let Some(topic) = message.topic {
             request = request.header("Topic", topic);
         }
-        match request.send().await {
+        let resend = request.try_clone();
+        let started = std::time::Instant::now();
+        let sent = match request.send().await {
+            // A kept-alive connection that the push service closed as we reused it: the
+            // request went out on a dead connection and was never answered. Sent once more
+            // at once, on a fresh connection, within what is left of the attempt's time:
+            // the retry schedule would make the alert a second or more late. Delivery is at
+            // least once anyway, and a repeat carries the same Topic, which replaces it.
+            Err(e) if e.is_request() && !e.is_connect() && !e.is_timeout() => {
+                let left = self.timeout.saturating_sub(started.elapsed());
+                match resend {
+                    Some(again) if !left.is_zero() => again.timeout(left).send().await,
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        };
+        match sent {
             Ok(response) => classify(
                 response.status().as_u16(),
                 response
@@ -196,6 +216,96 @@ fn classify(status: u16, retry_after_s: Option<u64>, body: String) -> SendResult
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads one HTTP/1.1 request (headers and a `content-length` body); false at end of stream.
+    async fn read_request(socket: &mut tokio::net::TcpStream) -> bool {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if seen.len() >= end + 4 + length {
+                    return true;
+                }
+            }
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_closed_under_a_request_is_sent_again_at_once() {
+        // A push service that answers the first request on each connection, then reads the
+        // second and hangs up without answering (as a server closing an idle connection just
+        // as the client reuses it).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if read_request(&mut socket).await {
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                        read_request(&mut socket).await;
+                    }
+                });
+            }
+        });
+        let settings = PushSettings {
+            allow_private_endpoints: true,
+            request_timeout_ms: 5_000,
+            ..PushSettings::default()
+        };
+        let pair = crate::vapid::generate();
+        let secret =
+            p256::SecretKey::from_slice(&URL_SAFE_NO_PAD.decode(&pair.private_key).unwrap())
+                .unwrap();
+        let vapid = Arc::new(Vapid::from_secret(&secret, "mailto:a@b.c").unwrap());
+        let client = PushClient::new(&settings, vapid).unwrap();
+        let subscription = SubscriptionRow {
+            id: "s".into(),
+            user_id: "u".into(),
+            endpoint: format!("http://{address}/push/1"),
+            p256dh: pair.public_key.clone(),
+            auth: URL_SAFE_NO_PAD.encode([7u8; 16]),
+            expiration_time: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let message = Message {
+            payload: b"{}",
+            ttl_s: 60,
+            urgent: true,
+            topic: None,
+        };
+        let now_s = chrono::Utc::now().timestamp();
+        assert_eq!(
+            client.send(&subscription, &message, now_s).await,
+            SendResult::Delivered(201)
+        );
+        // Reuses the kept-alive connection, which the service closes under it.
+        assert_eq!(
+            client.send(&subscription, &message, now_s).await,
+            SendResult::Delivered(201)
+        );
+        assert_eq!(
+            connections.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the second message was sent again on a new connection"
+        );
+    }
 
     #[test]
     fn answers_are_classified_once() {

@@ -38,7 +38,15 @@ impl PushSignals {
 pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
     let worker_id = format!("push-{}", uuid::Uuid::new_v4().simple());
     let settings = state.settings.push.clone();
-    let permits = Arc::new(Semaphore::new(settings.concurrency));
+    // Two bounds. `sends`: attempts in progress (requests to push services, mail servers,
+    // webhooks). `leases`: rows this worker has claimed and not yet finished, which includes
+    // rows whose result is waiting to be written. Holding a send slot while the result was
+    // written made the worker's throughput depend on the database's commit time: when result
+    // writes slowed, claims shrank to the few slots just freed and the outbox fell behind.
+    // Twice the sends keeps the next batch claimed while results are written; the lease
+    // (below) outlasts a row's wait for a send slot plus its own attempt.
+    let sends = Arc::new(Semaphore::new(settings.concurrency));
+    let leases = Arc::new(Semaphore::new(settings.concurrency.saturating_mul(2)));
     let poll = Duration::from_millis(settings.poll_interval_ms);
     let lease_ms = i64::try_from(settings.request_timeout_ms).unwrap_or(10_000) * 3 + 30_000;
     let finisher = Finisher::start(state.clone(), worker_id.clone());
@@ -47,7 +55,7 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
     // empty claim (a write transaction).
     let freed = Arc::new(Notify::new());
     loop {
-        let available = permits.available_permits();
+        let available = leases.available_permits();
         let mut backlog = available == 0;
         if available > 0 {
             let now_ms = state.clock.now_ms();
@@ -75,18 +83,27 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
                 Ok(rows) => {
                     backlog = rows.len() >= available;
                     for (row, context) in rows {
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
+                        // Never waits: only this loop takes leases, and it claimed no more
+                        // rows than were free.
+                        let Ok(lease) = leases.clone().acquire_owned().await else {
                             return;
                         };
-                        let (state, client, finisher, freed) = (
+                        let (state, client, finisher, freed, sends) = (
                             state.clone(),
                             client.clone(),
                             finisher.clone(),
                             freed.clone(),
+                            sends.clone(),
                         );
                         tokio::spawn(async move {
-                            let delivered = deliver(&state, &client, &finisher, row, context).await;
-                            drop(permit);
+                            let started = std::time::Instant::now();
+                            let delivered =
+                                deliver(&state, &client, &finisher, row, context, &sends).await;
+                            drop(lease);
+                            // Claim to finished result: the worker's throughput is at most
+                            // twice `push.concurrency` divided by this.
+                            metrics::histogram!("doorstep_push_delivery_seconds")
+                                .record(started.elapsed().as_secs_f64());
                             match delivered {
                                 // Its next attempt is a new due time: let the worker read it.
                                 Ok(AttemptEnd::Retry) => state.push.wake(),
@@ -174,18 +191,26 @@ pub enum Attempt {
 }
 
 /// One attempt at one notification, whatever its channel: expiry, supersession, the channel's
-/// own attempt, then the shared retry rule. `context` was read with the claim.
+/// own attempt, then the shared retry rule. `context` was read with the claim. The attempt
+/// waits for one of the worker's `sends` slots and gives it back as soon as the attempt is
+/// over, before its result is written.
 async fn deliver(
     state: &AppState,
     client: &PushClient,
     finisher: &Finisher,
     row: NotificationRow,
     context: push::DeliveryContext,
+    sends: &Semaphore,
 ) -> Result<AttemptEnd, AppError> {
+    let send = sends
+        .acquire()
+        .await
+        .map_err(|_| AppError::internal("the delivery worker has stopped"))?;
     let now_ms = state.clock.now_ms();
     let channel = row.channel.clone();
     let finish = |outcome: Outcome| finisher.finish(row.id.clone(), outcome, Vec::new());
     if now_ms > row.expires_at {
+        drop(send);
         count(&channel, "expired");
         finish(Outcome {
             status: "failed",
@@ -197,6 +222,7 @@ async fn deliver(
         return Ok(AttemptEnd::Done);
     }
     if context.alert_resolved {
+        drop(send);
         count(&channel, "superseded");
         finish(Outcome {
             status: "failed",
@@ -224,6 +250,7 @@ async fn deliver(
             error: format!("unknown channel {other:?}"),
         },
     };
+    drop(send);
     if channel != CHANNEL_WEBPUSH {
         // Push counts per subscription, in its own attempt.
         count(

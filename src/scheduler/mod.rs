@@ -188,10 +188,13 @@ async fn run_batch(state: &AppState, batch: i64) -> Result<usize, AppError> {
     // measured) when they are actually recorded, not when the pass began.
     let clock = state.clock.clone();
     let now_ms = state.clock.now_ms();
+    let started = std::time::Instant::now();
     let result = state
         .store
         .write(move |conn| process_batch(conn, clock.now_ms(), batch, &default_policy))
         .await;
+    // A step counts from when its batch began; its messages leave only after the commit.
+    metrics::histogram!("doorstep_scheduler_batch_seconds").record(started.elapsed().as_secs_f64());
     let done = match result {
         Ok(done) => done,
         Err(e) => {
