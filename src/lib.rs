@@ -4,6 +4,7 @@
 //! errors), `auth` (credentials), `config`, `startup`.
 
 pub mod admin;
+pub mod allocator;
 pub mod auth;
 pub mod bench;
 pub mod config;

@@ -73,8 +73,14 @@ enum VapidCommand {
 fn main() -> ExitCode {
     // Before anything opens a database or starts a thread (see the function).
     let sqlite_tuned = doorstep::store::tune_sqlite_process();
+    let allocator_tuned = doorstep::allocator::return_large_blocks_to_the_system();
     let cli = Cli::parse();
     doorstep::telemetry::init_logging();
+    if !allocator_tuned {
+        tracing::warn!(
+            "the allocator refused its settings; freed large blocks may stay in the process"
+        );
+    }
     if !sqlite_tuned {
         tracing::warn!("SQLite refused its process settings; it will run in serialized mode");
     }
