@@ -12,7 +12,7 @@ use rand::RngCore;
 use crate::domain::account::Role;
 use crate::domain::ids::{OrgId, OutingId};
 use crate::store::outings::OutingRow;
-use crate::store::schema::{alerts, notifications};
+use crate::store::schema::notifications;
 use crate::store::{self, Store};
 
 pub const PASSWORD: &str = "benchmark password";
@@ -231,17 +231,6 @@ pub async fn arm_deadlines(
             ))
             .execute(conn)?;
             Ok(())
-        })
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// Missed check-in alerts recorded so far.
-pub async fn missed_progress(store: &Store) -> Result<(usize, ()), String> {
-    store
-        .read(|conn| {
-            let n: i64 = alerts::table.count().get_result(conn)?;
-            Ok((usize::try_from(n).unwrap_or(0), ()))
         })
         .await
         .map_err(|e| e.to_string())
