@@ -49,6 +49,14 @@ impl Application {
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
         }
+        match store.database_warnings() {
+            Ok(warnings) => {
+                for warning in warnings {
+                    tracing::warn!("{warning}");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the database server's settings"),
+        }
         Self::build_with_store(settings, store, Clock::default())
     }
 

@@ -7,6 +7,7 @@
 //! due → push arrival) for N outings whose deadlines fall over a window or in one second (a
 //! storm), push fan-out, the API's check-in latency during the storm, and the server's RSS.
 
+mod ingest_client;
 mod receiver;
 mod seed;
 
@@ -22,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::config::DatabaseSettings;
 use crate::store::Store;
+use ingest_client::IngestClient;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -287,10 +289,9 @@ async fn timed_checkin(request: reqwest::RequestBuilder) -> Result<f64, String> 
     }
 }
 
-/// Runs `clients` canvassers checking in as fast as they can until `stop`; returns latencies (ms)
-/// and the failures.
+/// Runs `clients` canvassers checking in as fast as they can until `stop`, each on a
+/// connection of its own ([`IngestClient`]); returns latencies (ms) and the failures.
 async fn drive_checkins(
-    client: reqwest::Client,
     server: String,
     canvassers: Arc<Vec<(String, String)>>,
     stop: Instant,
@@ -298,16 +299,21 @@ async fn drive_checkins(
 ) -> (Vec<f64>, Failures) {
     let mut tasks = Vec::new();
     for (token, outing) in canvassers.iter() {
-        let (client, server) = (client.clone(), server.clone());
-        let (token, outing) = (token.clone(), outing.clone());
+        let client = IngestClient::new(&server, token, outing);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = Failures::default();
+            let mut client = match client {
+                Ok(client) => client,
+                Err(reason) => {
+                    failures.add(reason);
+                    return (latencies, failures);
+                }
+            };
             let mut i = 0u64;
             while Instant::now() < stop {
                 i += 1;
-                let request = checkin_request(&client, &server, &token, &outing, i, keyed);
-                match timed_checkin(request).await {
+                match client.checkin(i, keyed).await {
                     Ok(ms) => latencies.push(ms),
                     Err(reason) => failures.add(reason),
                 }
@@ -481,6 +487,18 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     })
     .map_err(|e| e.to_string())?;
     store.migrate().map_err(|e| e.to_string())?;
+    // PostgreSQL's settings decide much of what it can do: part of the run's record.
+    let database_settings = match store.postgres_settings() {
+        Ok(settings) if !settings.is_empty() => {
+            let shown: Vec<String> = settings
+                .iter()
+                .map(|(name, value)| format!("{name} {value}"))
+                .collect();
+            format!(" PostgreSQL: {}.", shown.join(", "))
+        }
+        Ok(_) => String::new(),
+        Err(e) => format!(" (PostgreSQL's settings could not be read: {e}.)"),
+    };
 
     let receiver = receiver::Receiver::start().await?;
     eprintln!("seeding {} outings ...", opts.outings);
@@ -529,7 +547,6 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     let cpu_before = server.cpu();
     let load_cpu_before = own_cpu_s();
     let (ingest, ingest_failures) = drive_checkins(
-        client.clone(),
         server.address.clone(),
         canvassers.clone(),
         Instant::now() + Duration::from_secs(opts.ingest_s),
@@ -703,7 +720,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     };
     let text = format!(
         "### {backend}, {outings} outings, {mode}\n\n\
-         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}{due_arg}{keys_arg}{url_arg}`.\n\n\
+         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}{due_arg}{keys_arg}{url_arg}`.{database_settings}\n\n\
          | measure | figure |\n|---|---|\n\
          | seeding (direct inserts, not measured as API) | {seed_s:.1} s |\n\
          | check-in ingest, {clients} clients × {ingest_s} s{keyed} | **{ingest_rate:.0} check-ins/s**, p50 {ip50:.1} ms, p99 {ip99:.1} ms, max {imax:.1} ms, {ingest_failures} failed |\n\

@@ -492,6 +492,7 @@ pub fn record_checkins(
             .and_then(|a| AlertKind::parse(&a.kind)),
         None => None,
     };
+    let before = outing.clone();
     let plan = plan_checkins(
         outing,
         open_alert_kind,
@@ -502,7 +503,7 @@ pub fn record_checkins(
         rules,
         now_ms,
     );
-    apply_plan(conn, plan, &policy, now_ms)
+    apply_plan(conn, &before, plan, &policy, now_ms)
 }
 
 /// What a submission does to its outing, worked out before anything is written: the rows to
@@ -653,6 +654,7 @@ pub fn plan_checkins(
 /// notices, the alert raised or resolved, and the rescheduled outing.
 fn apply_plan(
     conn: &mut DbConn,
+    before: &OutingRow,
     plan: CheckinPlan,
     policy: &EscalationPolicy,
     now_ms: i64,
@@ -708,7 +710,7 @@ fn apply_plan(
         }
     }
     reschedule(&mut outing, policy)?;
-    store::outings::update(conn, &outing)?;
+    store::outings::update_from(conn, before, &outing)?;
     changes.next_action_at = match (changes.next_action_at, outing.next_action_at) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -74,7 +74,7 @@ pub struct ConnectionManager {
 const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;";
 const SQLITE_READER_PRAGMAS: &str = "PRAGMA cache_size = -8192;";
 /// How often the checkpointer copies committed WAL pages into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 impl r2d2::ManageConnection for ConnectionManager {
     type Connection = DbConn;
@@ -137,28 +137,37 @@ struct GroupCommit {
     queue: std::sync::mpsc::Sender<Job>,
     /// Held by every clone of the Store; the checkpointer stops when the last one is gone.
     alive: std::sync::Arc<()>,
+    /// Set by the checkpointer when it has just copied nearly all of the WAL back: the
+    /// cheapest moment for the writer to finish the job (see [`group_commit_loop`]).
+    caught_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl GroupCommit {
     fn start(pool: Pool) -> Result<GroupCommit, StoreError> {
         let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+        let caught_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer_sees = caught_up.clone();
         std::thread::Builder::new()
             .name("doorstep-writer".into())
-            .spawn(move || group_commit_loop(&pool, &jobs))
+            .spawn(move || group_commit_loop(&pool, &jobs, &writer_sees))
             .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
         Ok(GroupCommit {
             queue,
             alive: std::sync::Arc::new(()),
+            caught_up,
         })
     }
 }
 
-/// Copies committed WAL pages back into the database file every second, on its own
-/// connection, so the writer never pays for it and the WAL stays small. `PASSIVE` never waits
-/// for (or blocks) readers or the writer; what it cannot copy now it copies next time.
+/// Copies committed WAL pages back into the database file every 100 ms, on its own
+/// connection, so the writer seldom pays for it and the WAL stays small. `PASSIVE` never
+/// waits for (or blocks) readers or the writer; what it cannot copy now it copies next time.
+/// After a pass that left at most [`CAUGHT_UP_FRAMES`] uncopied it tells the writer, whose
+/// own checkpoint then has little left to copy.
 fn start_checkpointer(manager: ConnectionManager, group: &GroupCommit) -> Result<(), StoreError> {
     use r2d2::ManageConnection;
     let alive = std::sync::Arc::downgrade(&group.alive);
+    let caught_up = group.caught_up.clone();
     let mut conn = manager
         .connect()
         .map_err(|e| StoreError::Open(format!("checkpointer connection: {e}")))?;
@@ -167,8 +176,14 @@ fn start_checkpointer(manager: ConnectionManager, group: &GroupCommit) -> Result
         .spawn(move || {
             while alive.upgrade().is_some() {
                 std::thread::sleep(CHECKPOINT_EVERY);
-                if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying in a second");
+                match passive_checkpoint(&mut conn) {
+                    Ok(Some(left)) if left <= CAUGHT_UP_FRAMES => {
+                        caught_up.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; retrying shortly")
+                    }
                 }
             }
         })
@@ -176,10 +191,50 @@ fn start_checkpointer(manager: ConnectionManager, group: &GroupCommit) -> Result
     Ok(())
 }
 
-/// How often the writer itself finishes a checkpoint (see [`group_commit_loop`]).
-const WAL_RESTART_EVERY: Duration = Duration::from_millis(250);
+/// A `PASSIVE` checkpoint; how many WAL frames it left uncopied, or `None` when another
+/// checkpoint held the lock (SQLite reports that as busy, not as an error).
+fn passive_checkpoint(conn: &mut DbConn) -> Result<Option<i64>, diesel::result::Error> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Checkpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        log: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        checkpointed: i64,
+    }
+    let DbConn::Sqlite(sqlite) = conn else {
+        return Ok(None);
+    };
+    let done: Checkpoint =
+        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(sqlite)?;
+    Ok((done.busy == 0).then(|| (done.log - done.checkpointed).max(0)))
+}
 
-fn group_commit_loop(pool: &Pool, jobs: &std::sync::mpsc::Receiver<Job>) {
+/// WAL frames (4 KB each) a checkpointer pass may leave for the writer to copy: about a
+/// millisecond or two of its time.
+const CAUGHT_UP_FRAMES: i64 = 512;
+
+/// How often the writer itself finishes a checkpoint (see [`group_commit_loop`]): at the
+/// first group boundary after the checkpointer has caught up, once this long has passed...
+const WAL_RESTART_EVERY: Duration = Duration::from_millis(250);
+/// ...and at the latest after this long, caught up or not, so the WAL cannot grow without end.
+const WAL_RESTART_AT_LATEST: Duration = Duration::from_millis(1000);
+
+/// Whether the writer finishes a checkpoint now, `since` its last one, given whether the
+/// checkpointer has just caught up (consumed here).
+fn writer_checkpoint_due(since: Duration, caught_up: &std::sync::atomic::AtomicBool) -> bool {
+    since >= WAL_RESTART_AT_LATEST
+        || (since >= WAL_RESTART_EVERY
+            && caught_up.swap(false, std::sync::atomic::Ordering::AcqRel))
+}
+
+fn group_commit_loop(
+    pool: &Pool,
+    jobs: &std::sync::mpsc::Receiver<Job>,
+    caught_up: &std::sync::atomic::AtomicBool,
+) {
     let mut last_restart = std::time::Instant::now();
     // Ends when every Store clone (every sender) is gone.
     while let Ok(first) = jobs.recv() {
@@ -222,14 +277,15 @@ fn group_commit_loop(pool: &Pool, jobs: &std::sync::mpsc::Receiver<Job>) {
         // Under steady writes the checkpointer never catches up (the writer appends while it
         // copies), so SQLite never starts the WAL over and it grows without end: 2 GB in ten
         // seconds of check-ins, every new block zeroed by the kernel on the writer's time. A
-        // checkpoint from the writer, between groups, copies the little the checkpointer has
-        // not, and the next transaction restarts the WAL from its first frame.
-        if last_restart.elapsed() >= WAL_RESTART_EVERY {
+        // checkpoint from the writer, between groups, copies what the checkpointer has not,
+        // and the next transaction restarts the WAL from its first frame. Every write waits
+        // while it runs, so it runs just after a checkpointer pass, when little is left: at a
+        // fixed 250 ms it copied up to a quarter of a second of WAL each time, and those
+        // pauses were the ingest's p99 (benchmarks.md, item 35).
+        if writer_checkpoint_due(last_restart.elapsed(), caught_up) {
             last_restart = std::time::Instant::now();
-            if let DbConn::Sqlite(sqlite) = conn {
-                if let Err(e) = sqlite.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
-                    tracing::warn!(error = %e, "writer checkpoint failed");
-                }
+            if let Err(e) = passive_checkpoint(conn) {
+                tracing::warn!(error = %e, "writer checkpoint failed");
             }
         }
     }
@@ -334,6 +390,54 @@ impl Store {
                 .map(|done| done.len())
                 .map_err(|e| migration_err(&e)),
         }
+    }
+
+    /// PostgreSQL's own settings that decide whether Doorstep keeps pace (empty on SQLite):
+    /// the server's version, `autovacuum`, `shared_buffers`, `synchronous_commit` and
+    /// `max_wal_size`, as `(name, value)`.
+    pub fn postgres_settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        #[derive(diesel::QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            setting: String,
+        }
+        let mut conn = self
+            .reader
+            .get()
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        let DbConn::Pg(pg) = &mut *conn else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<Setting> = diesel::sql_query(
+            "SELECT name, current_setting(name) AS setting FROM pg_settings \
+             WHERE name IN ('server_version', 'autovacuum', 'shared_buffers', \
+             'synchronous_commit', 'max_wal_size') ORDER BY name",
+        )
+        .load(pg)
+        .map_err(|e| StoreError::Open(e.to_string()))?;
+        Ok(rows.into_iter().map(|s| (s.name, s.setting)).collect())
+    }
+
+    /// What in the database server's settings will make Doorstep fall behind, in words for
+    /// the operator (logged at start). Without autovacuum PostgreSQL keeps every dead row
+    /// version: each check-in and each escalation step leaves one in `outings` and the
+    /// outbox, and the scheduler's and the delivery worker's index walks step over all of
+    /// them. With a million outings due at 1,000 a second the pushes fell minutes behind
+    /// within a quarter of an hour (benchmarks.md, item 34).
+    pub fn database_warnings(&self) -> Result<Vec<String>, StoreError> {
+        let settings = self.postgres_settings()?;
+        Ok(settings
+            .iter()
+            .filter(|(name, value)| name == "autovacuum" && value == "off")
+            .map(|_| {
+                "PostgreSQL runs with autovacuum = off: dead rows will pile up in outings and \
+                 notifications, and the scheduler and push delivery will slow down until they \
+                 miss deadlines; turn autovacuum on (see docs/operations.md)"
+                    .to_owned()
+            })
+            .collect())
     }
 
     /// True when every embedded migration has been applied (for `/readyz`).
@@ -513,6 +617,24 @@ pub(crate) fn sqlite_recording_prepared() -> (DbConn, std::sync::Arc<std::sync::
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The writer finishes a checkpoint right after the checkpointer caught up (no sooner than
+    /// 250 ms after its last), and after a second whatever the checkpointer did: the WAL
+    /// restarts at least once a second under any load.
+    #[test]
+    fn the_writer_checkpoints_when_cheap_and_at_least_once_a_second() {
+        let ms = std::time::Duration::from_millis;
+        let caught_up = AtomicBool::new(true);
+        assert!(!super::writer_checkpoint_due(ms(100), &caught_up));
+        assert!(caught_up.load(Ordering::Acquire), "kept for later");
+        assert!(super::writer_checkpoint_due(ms(250), &caught_up));
+        assert!(!caught_up.load(Ordering::Acquire), "consumed");
+        assert!(!super::writer_checkpoint_due(ms(600), &caught_up));
+        assert!(!super::writer_checkpoint_due(ms(999), &caught_up));
+        assert!(super::writer_checkpoint_due(ms(1000), &caught_up));
+        assert!(super::writer_checkpoint_due(ms(5000), &caught_up));
+    }
 
     fn names(dir: &str) -> BTreeSet<String> {
         std::fs::read_dir(dir)
