@@ -208,20 +208,51 @@ pub fn find_many_for_update_with_policy(
 ///
 /// [`CheckinPlan::is_plain`]: crate::service::outings::CheckinPlan::is_plain
 pub fn only_checkin_columns_differ(before: &OutingRow, after: &OutingRow) -> bool {
-    before.id == after.id
-        && before.canvasser_id == after.canvasser_id
-        && before.org_id == after.org_id
-        && before.started_at == after.started_at
-        && before.ended_at == after.ended_at
-        && before.checkin_interval_s == after.checkin_interval_s
-        && before.planned_end_at == after.planned_end_at
-        && before.area == after.area
-        && before.solo == after.solo
-        && before.note == after.note
-        && before.open_alert_id == after.open_alert_id
-        && before.claimed_by == after.claimed_by
-        && before.claimed_until == after.claimed_until
-        && before.created_at == after.created_at
+    // Destructured without `..`: a column added later does not compile until it is sorted
+    // into "check-in column" (`_`, and then written by [`update_from`] and the PostgreSQL
+    // batch) or "compared"; otherwise a change to it would be silently left unwritten.
+    let OutingRow {
+        id,
+        canvasser_id,
+        org_id,
+        status: _,
+        started_at,
+        ended_at,
+        checkin_interval_s,
+        next_checkin_due_at: _,
+        planned_end_at,
+        area,
+        solo,
+        note,
+        last_checkin_id: _,
+        last_received_at: _,
+        inside_area: _,
+        low_battery_notified: _,
+        outside_area_notified: _,
+        reminder_sent_for: _,
+        open_alert_id,
+        next_action_at: _,
+        claimed_by,
+        claimed_until,
+        created_at,
+        updated_at: _,
+        last_checkin_recorded_at: _,
+        last_checkin_received_at: _,
+    } = before;
+    *id == after.id
+        && *canvasser_id == after.canvasser_id
+        && *org_id == after.org_id
+        && *started_at == after.started_at
+        && *ended_at == after.ended_at
+        && *checkin_interval_s == after.checkin_interval_s
+        && *planned_end_at == after.planned_end_at
+        && *area == after.area
+        && *solo == after.solo
+        && *note == after.note
+        && *open_alert_id == after.open_alert_id
+        && *claimed_by == after.claimed_by
+        && *claimed_until == after.claimed_until
+        && *created_at == after.created_at
 }
 
 /// Whether `after` differs from `before` only in the columns a scheduler step changes (status,
@@ -989,6 +1020,33 @@ mod tests {
         noted.next_action_at = Some(2_100_000);
         update_from(&mut conn, &overdue, &noted).unwrap();
         assert_eq!(format!("{:?}", read(&mut conn)), format!("{noted:?}"));
+    }
+
+    /// A check-in's narrow write is allowed only when every other column is as read.
+    #[test]
+    fn only_the_checkin_columns_may_be_written_alone() {
+        let before = outing();
+        let mut checked_in = before.clone();
+        checked_in.next_checkin_due_at = Some(1_200_000);
+        checked_in.next_action_at = Some(1_140_000);
+        checked_in.last_checkin_id = Some("k2".into());
+        checked_in.updated_at = 2;
+        assert!(only_checkin_columns_differ(&before, &checked_in));
+        let changes: [fn(&mut OutingRow); 8] = [
+            |o| o.ended_at = Some(2),
+            |o| o.area = Some("{}".into()),
+            |o| o.note = Some("n".into()),
+            |o| o.open_alert_id = Some("a".into()),
+            |o| o.claimed_by = Some("w".into()),
+            |o| o.claimed_until = Some(9),
+            |o| o.planned_end_at = Some(9),
+            |o| o.checkin_interval_s = 60,
+        ];
+        for change in changes {
+            let mut other = checked_in.clone();
+            change(&mut other);
+            assert!(!only_checkin_columns_differ(&before, &other), "{other:?}");
+        }
     }
 
     /// A scheduler batch writes only the step columns of an outing whose other columns are as
