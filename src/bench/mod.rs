@@ -511,6 +511,11 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     let rss_idle = server.rss_mb();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.clients * 2)
+        // Under the server's 5 s keep-alive: a connection the server is closing for idleness
+        // must not be picked for the next request (reqwest keeps them 90 s by default). The
+        // check-ins sent at a steady rate while the steps fired lost one or two requests a
+        // run to that race ("error sending request"), which said nothing about the server.
+        .pool_idle_timeout(Duration::from_secs(4))
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;

@@ -588,7 +588,7 @@ async fn webpush_attempt(
         count(CHANNEL_WEBPUSH, "no_subscription");
         return Attempt::Failed {
             status: "no_subscription",
-            error: "the recipient has no push subscription".into(),
+            error: crate::service::notify::NO_SUBSCRIPTION.into(),
         };
     }
     let targets: Vec<_> = subscriptions

@@ -21,6 +21,9 @@ pub const CHANNEL_WEBPUSH: &str = "webpush";
 pub const CHANNEL_EMAIL: &str = "email";
 pub const CHANNEL_WEBHOOK: &str = "webhook";
 
+/// `last_error` of a push to someone with no push subscription.
+pub const NO_SUBSCRIPTION: &str = "the recipient has no push subscription";
+
 /// Whether a step is part of an alert (level ≥ 1, or its all-clear): those go to every channel.
 /// Reminders, tests and the organisers' notices (`left_area`, `low_battery`) go by push only.
 fn is_alert_step(step: &StepRecord<'_>) -> bool {
@@ -61,6 +64,8 @@ pub struct Lookups {
     channels: HashMap<String, (bool, bool)>,
     /// user id → display name.
     names: HashMap<String, String>,
+    /// user id → has at least one push subscription.
+    subscribed: HashMap<String, bool>,
     /// Latest check-in id → where it was (the location a new alert starts with).
     locations: HashMap<String, Option<LastLocation>>,
     /// Writes held back to be made together by [`Lookups::flush`].
@@ -265,7 +270,32 @@ impl Lookups {
             self.channels.insert(id.clone(), (email, webhook.is_some()));
             self.names.insert(id, name);
         }
+        self.load_subscribed(conn, missing)
+    }
+
+    fn load_subscribed(&mut self, conn: &mut DbConn, ids: Vec<String>) -> Result<(), AppError> {
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter(|id| !self.subscribed.contains_key(id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let found = store::push::subscribed_among(conn, &ids)?;
+        for id in ids {
+            let has = found.contains(&id);
+            self.subscribed.insert(id, has);
+        }
         Ok(())
+    }
+
+    /// Whether each of `ids` has a push subscription, in order.
+    fn subscribed(&mut self, conn: &mut DbConn, ids: &[String]) -> Result<Vec<bool>, AppError> {
+        self.load_subscribed(conn, ids.to_vec())?;
+        Ok(ids
+            .iter()
+            .map(|id| self.subscribed.get(id).copied().unwrap_or(false))
+            .collect())
     }
 
     fn display_name(&mut self, conn: &mut DbConn, id: &str) -> Result<String, AppError> {
@@ -395,15 +425,18 @@ pub fn record(
     };
     // Push to every recipient; alert steps also by email and webhook, to whoever asked for them,
     // and once per step to the organisation's webhook.
-    let mut targets: Vec<(Option<String>, &'static str)> = step
-        .recipients
+    let ids: Vec<String> = step.recipients.iter().map(ToString::to_string).collect();
+    // Someone with no push subscription cannot be reached by push: their row is final when
+    // written (`no_subscription`, in the delivery record at once) and costs the delivery
+    // worker nothing. One who subscribes later gets the next step's push.
+    let subscribed = lookups.subscribed(conn, &ids)?;
+    let mut targets: Vec<(Option<String>, &'static str)> = ids
         .iter()
-        .map(|r| (Some(r.to_string()), CHANNEL_WEBPUSH))
+        .map(|id| (Some(id.clone()), CHANNEL_WEBPUSH))
         .collect();
     if is_alert_step(step) {
-        let ids: Vec<String> = step.recipients.iter().map(ToString::to_string).collect();
         let channels = lookups.channels(conn, &ids)?;
-        for (id, (email, webhook)) in ids.into_iter().zip(channels) {
+        for (id, (email, webhook)) in ids.iter().cloned().zip(channels) {
             if email {
                 targets.push((Some(id.clone()), CHANNEL_EMAIL));
             }
@@ -416,11 +449,14 @@ pub fn record(
         }
     }
     let mut inserted = 0;
-    for (recipient, channel) in targets {
+    for (index, (recipient, channel)) in targets.into_iter().enumerate() {
         let who = match &recipient {
             Some(id) => id.clone(),
             None => format!("org:{}", step.outing.org_id),
         };
+        // The push targets come first, in the order of `subscribed`.
+        let unreachable =
+            channel == CHANNEL_WEBPUSH && !subscribed.get(index).copied().unwrap_or(true);
         let row = NotificationRow {
             id: new_id(),
             dedupe_key: format!("{subject}:{}:{who}:{channel}", step.step_key),
@@ -432,22 +468,35 @@ pub fn record(
             message_type: step.message_type.to_owned(),
             level: i32::from(step.level),
             payload: body.clone(),
-            status: "pending".into(),
+            status: if unreachable {
+                "no_subscription"
+            } else {
+                "pending"
+            }
+            .into(),
             attempts: 0,
             due_at: step.due_at_ms,
             created_at: now_ms,
             next_attempt_at: now_ms,
             expires_at: step.expires_at_ms.unwrap_or(now_ms + ALERT_TTL_MS),
             sent_at: None,
-            last_error: None,
+            last_error: unreachable.then(|| NO_SUBSCRIPTION.to_owned()),
             claimed_by: None,
             claimed_until: None,
         };
-        if let Some(deferred) = lookups.deferred.as_mut() {
-            deferred.notifications.push(row);
+        // A held-back row counts as new (see `Lookups::deferring_writes`).
+        let new = match lookups.deferred.as_mut() {
+            Some(deferred) => {
+                deferred.notifications.push(row);
+                true
+            }
+            None => store::notifications::insert_if_new(conn, &row)?,
+        };
+        if new {
             inserted += 1;
-        } else if store::notifications::insert_if_new(conn, &row)? {
-            inserted += 1;
+            if unreachable {
+                crate::push::worker::count(CHANNEL_WEBPUSH, "no_subscription");
+            }
         }
     }
     Ok(inserted)

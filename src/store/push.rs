@@ -92,6 +92,27 @@ pub fn subscriptions_of(conn: &mut DbConn, user: &str) -> Result<Vec<Subscriptio
         .load(c))?)
 }
 
+/// Which of `users` have at least one push subscription, in one statement (served by
+/// push_subscriptions_user). The scheduler asks before it records a push step: a message
+/// for someone with no subscription is recorded as `no_subscription` at once instead of
+/// taking a claim, a lease and a result write from the delivery worker.
+pub fn subscribed_among(
+    conn: &mut DbConn,
+    users: &[String],
+) -> Result<std::collections::HashSet<String>, AppError> {
+    let mut found = std::collections::HashSet::new();
+    // Bounded lists: SQLite allows 32,766 bound values a statement, PostgreSQL 65,535.
+    for chunk in users.chunks(1000) {
+        let ids: Vec<String> = push_subscriptions::table
+            .filter(push_subscriptions::user_id.eq_any(chunk))
+            .select(push_subscriptions::user_id)
+            .distinct()
+            .load(conn)?;
+        found.extend(ids);
+    }
+    Ok(found)
+}
+
 /// Deletes a subscription of `user`; false when there is no such subscription of theirs.
 pub fn delete_subscription(conn: &mut DbConn, user: UserId, id: &str) -> Result<bool, AppError> {
     Ok(diesel::delete(
@@ -134,11 +155,17 @@ pub fn claim_pending(
                 "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; \
                  SET LOCAL synchronous_commit = off",
             )?;
-            // Selected, locked and leased in one statement (one round trip, not two); the lease
-            // moves the attempt time to its end, as on SQLite below. The status is a literal
-            // for the partial index (see `pending`).
-            let mut rows: Vec<NotificationRow> = diesel::sql_query(
-                "UPDATE notifications SET claimed_by = $1, claimed_until = $2, next_attempt_at = $2 \
+            // Selected, locked and leased in one statement (one round trip, not two). The
+            // status is a literal for the partial index (see `pending`). Unlike SQLite below,
+            // the lease leaves the attempt time alone: the lease columns are in no index, so
+            // PostgreSQL writes the leased row as a heap-only tuple on its own page (the
+            // table's fillfactor leaves room) and adds no entry to any of its four indexes.
+            // Moving the attempt time made every claim a full new row version in each index,
+            // and left a dead entry at the head of `notifications_pending` for the next claims
+            // to walk over. The price: a claim steps over the rows in flight (at most twice
+            // `push.concurrency` a replica), and `earliest_pending` reads lease ends.
+            let rows: Vec<NotificationRow> = diesel::sql_query(
+                "UPDATE notifications SET claimed_by = $1, claimed_until = $2 \
                  WHERE id IN (SELECT id FROM notifications \
                    WHERE status = 'pending' AND next_attempt_at <= $3 \
                      AND (claimed_until IS NULL OR claimed_until <= $3) \
@@ -150,7 +177,8 @@ pub fn claim_pending(
             .bind::<BigInt, _>(now_ms)
             .bind::<BigInt, _>(limit)
             .load(pg)?;
-            // RETURNING has no order (and returns the new attempt time): oldest first.
+            // RETURNING has no order: oldest first.
+            let mut rows = rows;
             rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
             Ok(rows)
         }
@@ -201,12 +229,24 @@ fn pending() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
     diesel::dsl::sql::<diesel::sql_types::Bool>("notifications.status = 'pending'")
 }
 
-/// The earliest pending attempt (for the worker's sleep).
+/// The earliest pending attempt (for the worker's sleep): a leased row's is its lease end.
 pub fn earliest_pending(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
-    Ok(notifications::table
-        .filter(pending())
-        .select(diesel::dsl::min(notifications::next_attempt_at))
-        .get_result(conn)?)
+    match conn {
+        // A claim on PostgreSQL leaves the attempt time alone (see `claim_pending`). GREATEST
+        // ignores a null lease. This reads every pending row, but the worker asks only when
+        // its last claim found less than it could take: then the pending rows are those in
+        // flight and those waiting for a retry.
+        DbConn::Pg(pg) => Ok(notifications::table
+            .filter(pending())
+            .select(diesel::dsl::sql::<diesel::sql_types::Nullable<BigInt>>(
+                "min(GREATEST(notifications.next_attempt_at, notifications.claimed_until))",
+            ))
+            .get_result(pg)?),
+        DbConn::Sqlite(sqlite) => Ok(notifications::table
+            .filter(pending())
+            .select(diesel::dsl::min(notifications::next_attempt_at))
+            .get_result(sqlite)?),
+    }
 }
 
 /// Records the outcome of one attempt to one subscription: one statement, prepared once (an

@@ -189,6 +189,12 @@ async fn a_missed_checkin_arrives_decrypted_signed_with_the_right_headers(backen
         police.0, "no_subscription",
         "someone who cannot be reached is visible as such"
     );
+    // Known when the step was recorded: no delivery attempt was spent on it.
+    assert_eq!(police.1, 0, "{police:?}");
+    assert_eq!(
+        police.2.as_deref(),
+        Some("the recipient has no push subscription")
+    );
 }
 
 async fn gone_subscriptions_are_removed(backend: Backend) {
@@ -399,6 +405,12 @@ async fn results_written_as_a_batch_count_attempts_and_respect_leases(backend: B
             assert_eq!(claimed.len(), 3);
             let other = push::claim_pending(conn, "them", later, later + 60_000, 3)?;
             assert_eq!(other.len(), 1, "the fourth, leased to another worker");
+            assert!(push::claim_pending(conn, "third", later, later + 60_000, 3)?.is_empty());
+            assert_eq!(
+                push::earliest_pending(conn)?,
+                Some(later + 60_000),
+                "every row is leased: the next due time is when the leases end"
+            );
             let ids: Vec<String> = claimed.iter().chain(&other).map(|r| r.id.clone()).collect();
             let mut results = Vec::new();
             for id in &ids[..3] {
