@@ -123,6 +123,8 @@ async fn lane(state: &AppState, claim: i64, slot: usize) {
     loop {
         // Busy: every wake-up counts until the next plan is published.
         planned.store(i64::MAX, Ordering::SeqCst);
+        // Everything due by now is this pass's to take (or another lane's, holding it).
+        let pass_at = state.clock.now_ms();
         let done = match run_batch(state, claim).await {
             Ok(done) => done,
             Err(e) => {
@@ -141,7 +143,7 @@ async fn lane(state: &AppState, claim: i64, slot: usize) {
         }
         let earliest = state
             .store
-            .read(store::schedule::earliest_action)
+            .read(move |conn| store::schedule::earliest_action(conn, pass_at))
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "scheduler cannot read its next deadline");
