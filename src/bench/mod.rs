@@ -58,6 +58,10 @@ pub struct BenchOptions {
     /// lost answer is not stored twice); without it, the plain request of other clients.
     #[arg(long)]
     pub idempotency_keys: bool,
+    /// Subscribe every canvasser's phone too, as in the field: a missed check-in then sends
+    /// two pushes (the canvasser's and the organiser's) instead of one and a `no_subscription`.
+    #[arg(long)]
+    pub subscribe_canvassers: bool,
     /// Database connections of the server under test (`database.pool_size`).
     #[arg(long, default_value_t = 16)]
     pub pool_size: u32,
@@ -503,7 +507,14 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     let receiver = receiver::Receiver::start().await?;
     eprintln!("seeding {} outings ...", opts.outings);
     let seeded_at = Instant::now();
-    let seeded = seed::seed(&store, opts.outings, opts.clients, &receiver.origin()).await?;
+    let seeded = seed::seed(
+        &store,
+        opts.outings,
+        opts.clients,
+        &receiver.origin(),
+        opts.subscribe_canvassers,
+    )
+    .await?;
     let seed_s = seeded_at.elapsed().as_secs_f64();
 
     let server = start_server(opts.pool_size, &database_url, &data_dir, &jwt_secret)?;
@@ -590,7 +601,11 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         Instant::now() + Duration::from_secs(opts.spread_s + 6),
         opts.idempotency_keys,
     ));
-    let expected = due;
+    let expected = if opts.subscribe_canvassers {
+        due * 2
+    } else {
+        due
+    };
     // Progress is read from the bench's own receiver, not the database: a step's push arrives
     // after the step is recorded. Polling `COUNT(*)` of alerts every 200 ms cost PostgreSQL
     // 15 ms a count at 100k alerts, and more as the table grew: on two shared cores, the
@@ -718,6 +733,11 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     } else {
         ""
     };
+    let subscribe_arg = if opts.subscribe_canvassers {
+        " --subscribe-canvassers"
+    } else {
+        ""
+    };
     let keyed = if opts.idempotency_keys {
         ", each with an Idempotency-Key"
     } else {
@@ -725,7 +745,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     };
     let text = format!(
         "### {backend}, {outings} outings, {mode}\n\n\
-         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}{due_arg}{keys_arg}{url_arg}`.{database_settings}\n\n\
+         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}{due_arg}{keys_arg}{subscribe_arg}{url_arg}`.{database_settings}\n\n\
          | measure | figure |\n|---|---|\n\
          | seeding (direct inserts, not measured as API) | {seed_s:.1} s |\n\
          | check-in ingest, {clients} clients × {ingest_s} s{keyed} | **{ingest_rate:.0} check-ins/s**, p50 {ip50:.1} ms, p99 {ip99:.1} ms, max {imax:.1} ms, {ingest_failures} failed |\n\

@@ -74,6 +74,7 @@ pub async fn seed(
     outings: usize,
     clients: usize,
     receiver_origin: &str,
+    subscribe_canvassers: bool,
 ) -> Result<Seeded, String> {
     let hash = crate::auth::password::hash(PASSWORD).map_err(|e| e.to_string())?;
     let origin = receiver_origin.to_owned();
@@ -117,6 +118,18 @@ pub async fn seed(
                             org.id,
                             now,
                         )?;
+                        if subscribe_canvassers {
+                            let (p256dh, auth) = subscription_keys();
+                            store::push::save_subscription(
+                                conn,
+                                canvasser.id,
+                                &format!("{origin}/push/c{c}"),
+                                &p256dh,
+                                &auth,
+                                None,
+                                now,
+                            )?;
+                        }
                         store::outings::insert_outing(
                             conn,
                             &parked(c, canvasser.id, org.id, base),
