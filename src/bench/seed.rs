@@ -66,6 +66,18 @@ fn subscription_keys() -> (String, String) {
     }
 }
 
+/// A push subscription of `user` at `endpoint` (on the bench's receiver), with fresh keys.
+fn subscribe(
+    conn: &mut store::DbConn,
+    user: crate::domain::ids::UserId,
+    endpoint: &str,
+    now: i64,
+) -> Result<(), crate::error::AppError> {
+    let (p256dh, auth) = subscription_keys();
+    store::push::save_subscription(conn, user, endpoint, &p256dh, &auth, None, now)?;
+    Ok(())
+}
+
 /// Organisations of 100 canvassers, each with an organiser subscribed to the receiver; one
 /// parked outing per canvasser (no deadline until armed); and `clients` canvassers with a
 /// known password for the HTTP load.
@@ -99,16 +111,7 @@ pub async fn seed(
                         org.id,
                         now,
                     )?;
-                    let (p256dh, auth) = subscription_keys();
-                    store::push::save_subscription(
-                        conn,
-                        organiser.id,
-                        &format!("{origin}/push/org{o}"),
-                        &p256dh,
-                        &auth,
-                        None,
-                        now,
-                    )?;
+                    subscribe(conn, organiser.id, &format!("{origin}/push/org{o}"), now)?;
                     for c in (o * PER_ORG)..((o + 1) * PER_ORG).min(outings) {
                         let canvasser = insert_user(
                             conn,
@@ -119,16 +122,7 @@ pub async fn seed(
                             now,
                         )?;
                         if subscribe_canvassers {
-                            let (p256dh, auth) = subscription_keys();
-                            store::push::save_subscription(
-                                conn,
-                                canvasser.id,
-                                &format!("{origin}/push/c{c}"),
-                                &p256dh,
-                                &auth,
-                                None,
-                                now,
-                            )?;
+                            subscribe(conn, canvasser.id, &format!("{origin}/push/c{c}"), now)?;
                         }
                         store::outings::insert_outing(
                             conn,
