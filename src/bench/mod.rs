@@ -121,6 +121,61 @@ impl CpuTimes {
     }
 }
 
+/// The machine line of a run section: cores, the CPU's name and, because VMs of one name
+/// differ twofold in speed here, its family/model/stepping, clock and cache sizes, so that
+/// runs from different machines can be told apart.
+fn describe_machine(cores: usize, cpuinfo: &str, caches: &[(String, String)]) -> String {
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_owned())
+        })
+    };
+    let mut details = Vec::new();
+    if let (Some(family), Some(model), Some(stepping)) =
+        (field("cpu family"), field("model"), field("stepping"))
+    {
+        details.push(format!("family {family} model {model} stepping {stepping}"));
+    }
+    if let Some(mhz) = field("cpu MHz").and_then(|m| m.parse::<f64>().ok()) {
+        details.push(format!("{mhz:.0} MHz"));
+    }
+    let caches: Vec<String> = caches
+        .iter()
+        .map(|(level, size)| format!("{level} {size}"))
+        .collect();
+    if !caches.is_empty() {
+        details.push(caches.join(", "));
+    }
+    let name = field("model name").unwrap_or_default();
+    if details.is_empty() {
+        format!("{cores} cores, {name}")
+    } else {
+        format!("{cores} cores, {name} ({})", details.join("; "))
+    }
+}
+
+/// cpu0's data and unified caches from sysfs, as ("L2", "2048K"); empty where not exposed.
+fn cpu0_caches() -> Vec<(String, String)> {
+    let mut caches = Vec::new();
+    for index in 0..8 {
+        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+        let read = |file: &str| {
+            std::fs::read_to_string(format!("{dir}/{file}"))
+                .ok()
+                .map(|v| v.trim().to_owned())
+        };
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
+        else {
+            break;
+        };
+        if kind != "Instruction" {
+            caches.push((format!("L{level}"), size));
+        }
+    }
+    caches
+}
+
 /// utime + stime of a /proc stat line, in seconds (fields 14 and 15, after the `(comm)`).
 fn stat_cpu_s(stat: &str) -> f64 {
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
@@ -686,17 +741,12 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         }
     }
 
-    let machine = format!(
-        "{} cores, {}",
+    let machine = describe_machine(
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
-        std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|c| c.lines().find_map(|l| l
-                .strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())))
-            .unwrap_or_default()
+        &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
+        &cpu0_caches(),
     );
     let mode = if opts.spread_s == 0 {
         "storm: every deadline in the same second".to_owned()
@@ -827,4 +877,27 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         writeln!(file, "\n{text}").map_err(|e| e.to_string())?;
     }
     Ok(Report { text })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_machine;
+
+    #[test]
+    fn the_machine_line_names_the_cpu_model_clock_and_caches() {
+        let cpuinfo = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 167\n\
+                       model name\t: Intel(R) Xeon(R) Processor\nstepping\t: 1\ncpu MHz\t\t: 2599.998\n";
+        let caches = [
+            ("L1".to_owned(), "48K".to_owned()),
+            ("L2".to_owned(), "2048K".to_owned()),
+        ];
+        assert_eq!(
+            describe_machine(2, cpuinfo, &caches),
+            "2 cores, Intel(R) Xeon(R) Processor (family 6 model 167 stepping 1; 2600 MHz; L1 48K, L2 2048K)"
+        );
+        assert_eq!(
+            describe_machine(4, "model name\t: Some CPU\n", &[]),
+            "4 cores, Some CPU"
+        );
+    }
 }
