@@ -256,7 +256,7 @@ fn group_commit_loop(
         };
         let conn: &mut DbConn = &mut pooled;
         let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
-        let outcome = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+        let outcome = immediate_transaction(conn, |conn| {
             for job in batch {
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
                 match ran {
@@ -287,6 +287,36 @@ fn group_commit_loop(
             if let Err(e) = passive_checkpoint(conn) {
                 tracing::warn!(error = %e, "writer checkpoint failed");
             }
+        }
+    }
+}
+
+/// Runs `f` in a transaction that takes SQLite's write lock at its start (`BEGIN IMMEDIATE`,
+/// waiting up to `busy_timeout` while another process holds it). A deferred transaction
+/// reads first and fails at once with "database is locked" when another process (an admin
+/// command, the bench arming deadlines) commits between that read and its first write: a
+/// whole group of check-ins refused. The writer only writes, so taking the lock first costs
+/// nothing. On PostgreSQL an ordinary transaction.
+fn immediate_transaction<F>(conn: &mut DbConn, f: F) -> Result<(), diesel::result::Error>
+where
+    F: FnOnce(&mut DbConn) -> Result<(), diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if !matches!(conn, DbConn::Sqlite(_)) {
+        return conn.transaction(f);
+    }
+    if let DbConn::Sqlite(sqlite) = conn {
+        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    }
+    let result = f(conn);
+    let DbConn::Sqlite(sqlite) = conn else {
+        return Err(diesel::result::Error::BrokenTransactionManager);
+    };
+    match result {
+        Ok(()) => AnsiTransactionManager::commit_transaction(sqlite),
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(sqlite)?;
+            Err(e)
         }
     }
 }
@@ -618,6 +648,80 @@ pub(crate) fn sqlite_recording_prepared() -> (DbConn, std::sync::Arc<std::sync::
 mod tests {
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Another process committing between the writer's first read and its first write (an
+    /// admin command beside the server, the bench arming deadlines) must not fail the group:
+    /// the writer takes the write lock first, and the other process waits its turn.
+    #[tokio::test]
+    async fn a_write_from_another_process_does_not_fail_the_writers_group() {
+        use diesel::RunQueryDsl;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string()).unwrap();
+        let settings = crate::config::DatabaseSettings {
+            url: format!("sqlite://{}", dir.path().join("two.db").display()),
+            pool_size: 2,
+        };
+        let server = super::Store::connect(&settings).unwrap();
+        let other = super::Store::connect(&settings).unwrap();
+        server
+            .write(|conn| {
+                diesel::sql_query("CREATE TABLE marks (who TEXT NOT NULL)").execute(conn)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let (done, other_done) = std::sync::mpsc::channel();
+        let written = server
+            .write(move |conn| {
+                // The read that starts a deferred transaction's snapshot.
+                diesel::sql_query("SELECT who FROM marks").execute(conn)?;
+                std::thread::spawn(move || {
+                    let result = other.write_blocking(|conn| {
+                        diesel::sql_query("INSERT INTO marks VALUES ('other')").execute(conn)?;
+                        Ok(())
+                    });
+                    let _ = done.send(result);
+                });
+                // Give the other process its chance to commit first (it cannot while the
+                // writer holds the lock, so this wait runs out).
+                let early = other_done.recv_timeout(std::time::Duration::from_millis(300));
+                diesel::sql_query("INSERT INTO marks VALUES ('server')").execute(conn)?;
+                Ok(other_done_later(early, other_done))
+            })
+            .await;
+        let other_result = written.expect("the writer's group was refused");
+        let other_result = other_result.recv_timeout(std::time::Duration::from_secs(10));
+        assert!(
+            matches!(other_result, Ok(Ok(()))),
+            "the other process waited its turn and wrote: {other_result:?}"
+        );
+        let count: i64 = server
+            .read(|conn| {
+                #[derive(diesel::QueryableByName)]
+                struct Count {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let c: Count =
+                    diesel::sql_query("SELECT COUNT(*) AS n FROM marks").get_result(conn)?;
+                Ok(c.n)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 2);
+    }
+
+    /// The other process's answer: already in, or still to come once the writer commits.
+    fn other_done_later(
+        early: Result<Result<(), crate::error::AppError>, std::sync::mpsc::RecvTimeoutError>,
+        later: std::sync::mpsc::Receiver<Result<(), crate::error::AppError>>,
+    ) -> std::sync::mpsc::Receiver<Result<(), crate::error::AppError>> {
+        if let Ok(answer) = early {
+            let (send, receive) = std::sync::mpsc::channel();
+            let _ = send.send(answer);
+            return receive;
+        }
+        later
+    }
 
     /// The writer finishes a checkpoint right after the checkpointer caught up (no sooner than
     /// 250 ms after its last), and after a second whatever the checkpointer did: the WAL
