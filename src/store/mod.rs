@@ -297,23 +297,25 @@ fn group_commit_loop(
 /// command, the bench arming deadlines) commits between that read and its first write: a
 /// whole group of check-ins refused. The writer only writes, so taking the lock first costs
 /// nothing. On PostgreSQL an ordinary transaction.
-fn immediate_transaction<F>(conn: &mut DbConn, f: F) -> Result<(), diesel::result::Error>
+fn immediate_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
-    F: FnOnce(&mut DbConn) -> Result<(), diesel::result::Error>,
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    if !matches!(conn, DbConn::Sqlite(_)) {
+    let DbConn::Sqlite(sqlite) = conn else {
         return conn.transaction(f);
-    }
-    if let DbConn::Sqlite(sqlite) = conn {
-        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
-    }
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
     let result = f(conn);
     let DbConn::Sqlite(sqlite) = conn else {
-        return Err(diesel::result::Error::BrokenTransactionManager);
+        return Err(diesel::result::Error::BrokenTransactionManager.into());
     };
     match result {
-        Ok(()) => AnsiTransactionManager::commit_transaction(sqlite),
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(sqlite)?;
+            Ok(value)
+        }
         Err(e) => {
             AnsiTransactionManager::rollback_transaction(sqlite)?;
             Err(e)
@@ -544,27 +546,8 @@ impl Store {
     where
         F: FnOnce(&mut DbConn) -> Result<T, AppError>,
     {
-        use diesel::connection::{AnsiTransactionManager, TransactionManager};
         let mut pooled = self.writer.get().map_err(AppError::from)?;
-        let conn: &mut DbConn = &mut pooled;
-        let DbConn::Sqlite(sqlite) = conn else {
-            return conn.transaction(f);
-        };
-        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
-        let result = f(conn);
-        let DbConn::Sqlite(sqlite) = conn else {
-            return Err(AppError::internal("the connection changed backend"));
-        };
-        match result {
-            Ok(value) => {
-                AnsiTransactionManager::commit_transaction(sqlite)?;
-                Ok(value)
-            }
-            Err(e) => {
-                AnsiTransactionManager::rollback_transaction(sqlite)?;
-                Err(e)
-            }
-        }
+        immediate_transaction(&mut pooled, f)
     }
 }
 
@@ -649,26 +632,40 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    fn sqlite_settings(dir: &tempfile::TempDir, file: &str) -> crate::config::DatabaseSettings {
+        crate::config::DatabaseSettings {
+            url: format!("sqlite://{}", dir.path().join(file).display()),
+            pool_size: 2,
+        }
+    }
+
+    /// A store on a new SQLite file in `dir`, with one table made by `create`.
+    async fn scratch_store(
+        dir: &tempfile::TempDir,
+        file: &str,
+        create: &'static str,
+    ) -> super::Store {
+        use diesel::RunQueryDsl;
+        let store = super::Store::connect(&sqlite_settings(dir, file)).unwrap();
+        store
+            .write(move |conn| {
+                diesel::sql_query(create).execute(conn)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        store
+    }
+
     /// Another process committing between the writer's first read and its first write (an
     /// admin command beside the server, the bench arming deadlines) must not fail the group:
     /// the writer takes the write lock first, and the other process waits its turn.
     #[tokio::test]
     async fn a_write_from_another_process_does_not_fail_the_writers_group() {
         use diesel::RunQueryDsl;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string()).unwrap();
-        let settings = crate::config::DatabaseSettings {
-            url: format!("sqlite://{}", dir.path().join("two.db").display()),
-            pool_size: 2,
-        };
-        let server = super::Store::connect(&settings).unwrap();
-        let other = super::Store::connect(&settings).unwrap();
-        server
-            .write(|conn| {
-                diesel::sql_query("CREATE TABLE marks (who TEXT NOT NULL)").execute(conn)?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let server = scratch_store(&dir, "two.db", "CREATE TABLE marks (who TEXT NOT NULL)").await;
+        let other = super::Store::connect(&sqlite_settings(&dir, "two.db")).unwrap();
         let (done, other_done) = std::sync::mpsc::channel();
         let written = server
             .write(move |conn| {
@@ -809,18 +806,7 @@ mod tests {
             v: i64,
         }
         let dir = tempfile::tempdir().unwrap();
-        let store = super::Store::connect(&crate::config::DatabaseSettings {
-            url: format!("sqlite://{}", dir.path().join("g.db").display()),
-            pool_size: 2,
-        })
-        .unwrap();
-        store
-            .write(|conn| {
-                diesel::sql_query("CREATE TABLE t (v BIGINT NOT NULL)").execute(conn)?;
-                Ok(())
-            })
-            .await
-            .unwrap();
+        let store = scratch_store(&dir, "g.db", "CREATE TABLE t (v BIGINT NOT NULL)").await;
         let writes = (0..200i64).map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
