@@ -71,6 +71,13 @@ pub struct ServerSettings {
     /// Where people reach the app, e.g. `https://doorstep.example.org`: makes the links in
     /// alert emails absolute. Unset: emails carry the path only.
     pub public_url: Option<String>,
+    /// Bearer token a Prometheus scraper sends for `GET /metrics`. Unset (and no
+    /// `metrics_bind`): `/metrics` answers 404. The figures move with alerts (open alerts by
+    /// level), so they are not public.
+    pub metrics_token: Option<String>,
+    /// Serve `/metrics` without a token on this address instead (`host:port`, for a scraper
+    /// on a private network); the main listener then answers 404 there.
+    pub metrics_bind: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +172,8 @@ impl Default for ServerSettings {
             trust_forwarded_for: false,
             cors_allowed_origins: Vec::new(),
             public_url: None,
+            metrics_token: None,
+            metrics_bind: None,
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    metrics_port: Option<u16>,
+    /// `/metrics` alone on `server.metrics_bind`, when set.
+    metrics_server: Option<Server>,
 }
 
 impl Application {
@@ -108,6 +111,35 @@ impl Application {
             webhooks,
             watch: Default::default(),
         });
+        let metrics_server = match state.settings.server.metrics_bind.clone() {
+            Some(address) => {
+                let listener = TcpListener::bind(&address).map_err(|source| StartError::Bind {
+                    address: address.clone(),
+                    source,
+                })?;
+                let metrics_port = listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind {
+                        address: address.clone(),
+                        source,
+                    })?
+                    .port();
+                let metrics_state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new().app_data(metrics_state.clone()).route(
+                        "/metrics",
+                        web::get().to(http::ops::metrics_on_private_bind),
+                    )
+                })
+                .workers(1)
+                .shutdown_timeout(1)
+                .listen(listener)
+                .map_err(|source| StartError::Bind { address, source })?
+                .run();
+                Some((metrics_port, server))
+            }
+            None => None,
+        };
         let app_state = state.clone();
         let cors_origins = app_state.settings.server.cors_allowed_origins.clone();
         let mut server = HttpServer::new(move || {
@@ -132,15 +164,26 @@ impl Application {
                 source,
             })?
             .run();
+        let (metrics_port, metrics_server) = match metrics_server {
+            Some((port, server)) => (Some(port), Some(server)),
+            None => (None, None),
+        };
         Ok(Application {
             port,
             server,
             state,
+            metrics_port,
+            metrics_server,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `server.metrics_bind`, when it is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -170,7 +213,15 @@ impl Application {
         let retention = Some(tokio::spawn(crate::service::retention::run(
             self.state.clone(),
         )));
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            (tokio::spawn(server), handle)
+        });
         let result = self.server.await;
+        if let Some((task, handle)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         for task in [scheduler, worker, events, retention].into_iter().flatten() {
             task.abort();
             let _ = task.await;

@@ -37,6 +37,7 @@ fn doorstep(dir: &std::path::Path, database_url: &str) -> Command {
             URL_SAFE_NO_PAD.encode(helpers::TEST_JWT_SECRET),
         )
         .env("DOORSTEP_LIMITS__MIN_CHECKIN_INTERVAL_S", "1")
+        .env("DOORSTEP_SERVER__METRICS_TOKEN", "replicas-test")
         .env("DOORSTEP_SCHEDULER__POLL_INTERVAL_MS", "50")
         // Small batches so both replicas get a share of the storm.
         .env("DOORSTEP_SCHEDULER__BATCH_SIZE", "3");
@@ -96,6 +97,7 @@ async fn put(client: &reqwest::Client, server: &Server, path: &str, token: &str,
 async fn steps_fired(client: &reqwest::Client, server: &Server) -> u64 {
     let text = client
         .get(format!("{}/metrics", server.1))
+        .bearer_auth("replicas-test")
         .send()
         .await
         .unwrap()

@@ -227,6 +227,9 @@ impl Server {
     }
 }
 
+/// The child server's `/metrics` token (loopback only, for this run).
+const BENCH_METRICS_TOKEN: &str = "bench-metrics";
+
 fn start_server(
     pool_size: u32,
     database_url: &str,
@@ -241,6 +244,7 @@ fn start_server(
         .env("DOORSTEP_DATABASE__URL", database_url)
         .env("DOORSTEP_DATABASE__POOL_SIZE", pool_size.to_string())
         .env("DOORSTEP_AUTH__JWT_SECRET", jwt_secret)
+        .env("DOORSTEP_SERVER__METRICS_TOKEN", BENCH_METRICS_TOKEN)
         .env("DOORSTEP_AUTH__LOGIN_MAX_PER_ADDRESS", "1000000")
         // The clients log in once; a long run (1M deadlines over 1,000 s) outlasts the default
         // 15-minute access token.
@@ -734,6 +738,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     // more late, which the lag figures show but do not explain.
     let metrics_text = match client
         .get(format!("{}/metrics", server.address))
+        .bearer_auth(BENCH_METRICS_TOKEN)
         .send()
         .await
     {

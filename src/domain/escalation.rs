@@ -58,14 +58,17 @@ use crate::domain::time::{add_secs, to_millis, Instant};
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     MissedCheckin,
+    /// Five wrong PINs in a row on one outing: someone may be trying the phone.
+    WrongPins,
     NeedHelp,
     Panic,
     Duress,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 4] = [
+    pub const ALL: [AlertKind; 5] = [
         AlertKind::MissedCheckin,
+        AlertKind::WrongPins,
         AlertKind::NeedHelp,
         AlertKind::Panic,
         AlertKind::Duress,
@@ -75,6 +78,7 @@ impl AlertKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::MissedCheckin => "missed_checkin",
+            AlertKind::WrongPins => "wrong_pins",
             AlertKind::NeedHelp => "need_help",
             AlertKind::Panic => "panic",
             AlertKind::Duress => "duress",
@@ -84,6 +88,7 @@ impl AlertKind {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "missed_checkin" => Some(AlertKind::MissedCheckin),
+            "wrong_pins" => Some(AlertKind::WrongPins),
             "need_help" => Some(AlertKind::NeedHelp),
             "panic" => Some(AlertKind::Panic),
             "duress" => Some(AlertKind::Duress),
@@ -94,19 +99,30 @@ impl AlertKind {
     /// The level an alert of this kind opens at: panic and duress go straight to the police.
     pub fn opening_level(self) -> u8 {
         match self {
-            AlertKind::MissedCheckin | AlertKind::NeedHelp => 1,
+            AlertKind::MissedCheckin | AlertKind::WrongPins | AlertKind::NeedHelp => 1,
             AlertKind::Panic | AlertKind::Duress => 2,
         }
     }
 
-    /// Rank used for upgrades: missed_checkin (0) < need_help < panic < duress (3).
+    /// Rank used for upgrades: missed_checkin (0) < wrong_pins < need_help < panic < duress (4).
+    /// A wrong_pins never upgrades an alert already open (see [`open_or_upgrade`]).
     pub fn severity(self) -> u8 {
         match self {
             AlertKind::MissedCheckin => 0,
-            AlertKind::NeedHelp => 1,
-            AlertKind::Panic => 2,
-            AlertKind::Duress => 3,
+            AlertKind::WrongPins => 1,
+            AlertKind::NeedHelp => 2,
+            AlertKind::Panic => 3,
+            AlertKind::Duress => 4,
         }
+    }
+
+    /// The kinds the person the alert is about must never learn of: they may be typed, or
+    /// watched being typed, by someone coercing them. Nothing about such an alert reaches
+    /// the outing's owner: no list item, cursor, count, audit row, stream event or message.
+    pub const HIDDEN_FROM_OWNER: [AlertKind; 2] = [AlertKind::Duress, AlertKind::WrongPins];
+
+    pub fn hidden_from_owner(self) -> bool {
+        Self::HIDDEN_FROM_OWNER.contains(&self)
     }
 
     /// Whether the canvasser is among the recipients of an alert of this kind (levels 1 and 2).
@@ -451,6 +467,14 @@ pub enum Opening {
 /// in particular a panic never turns a duress alert back into one the canvasser may see.
 pub fn open_or_upgrade(existing: Option<&AlertClock>, incoming: AlertKind) -> Opening {
     match existing {
+        // An alert the owner can see stays one they can see: turning it into wrong_pins
+        // would make it vanish from their phone, which is itself a tell. The caller tells
+        // the organisers of the wrong PINs by a notice instead.
+        Some(alert)
+            if alert.status != AlertStatus::Resolved && incoming == AlertKind::WrongPins =>
+        {
+            Opening::Unchanged
+        }
         Some(alert) if alert.status != AlertStatus::Resolved => {
             if incoming.severity() > alert.kind.severity() {
                 Opening::Upgrade {
@@ -542,7 +566,7 @@ pub struct People<'a> {
 pub fn recipients(kind: Option<AlertKind>, level: u8, people: &People) -> Vec<UserId> {
     let canvasser = people.canvasser;
     let canvasser_included = match kind {
-        Some(AlertKind::Duress) => false,
+        Some(kind) if kind.hidden_from_owner() => false,
         _ if level == 0 => true,
         Some(kind) => kind.notifies_canvasser(),
         None => false,
@@ -572,7 +596,7 @@ pub fn recipients(kind: Option<AlertKind>, level: u8, people: &People) -> Vec<Us
 }
 
 /// Who gets `all_clear`: everyone who was pushed about this alert (the caller passes them),
-/// except the canvasser of a duress alert. Sorted by id, no duplicates.
+/// except the canvasser of an alert hidden from them (duress, wrong PINs). Sorted by id, no duplicates.
 pub fn all_clear_recipients(
     kind: AlertKind,
     canvasser: UserId,
@@ -581,7 +605,7 @@ pub fn all_clear_recipients(
     previously_notified
         .iter()
         .copied()
-        .filter(|id| !(kind == AlertKind::Duress && *id == canvasser))
+        .filter(|id| !(kind.hidden_from_owner() && *id == canvasser))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
@@ -1050,6 +1074,7 @@ mod tests {
     fn each_kind_opens_at_its_level() {
         let expected = [
             (AlertKind::MissedCheckin, 1),
+            (AlertKind::WrongPins, 1),
             (AlertKind::NeedHelp, 1),
             (AlertKind::Panic, 2),
             (AlertKind::Duress, 2),
@@ -1064,6 +1089,35 @@ mod tests {
             // The first repeat (300) comes before a level-1 escalation (600).
             assert_eq!(next_alert_action_at(&a), Some(t(300)));
         }
+    }
+
+    #[test]
+    fn wrong_pins_never_changes_an_open_alert_but_more_danger_upgrades_it() {
+        for kind in AlertKind::ALL {
+            assert_eq!(
+                open_or_upgrade(Some(&alert(kind, 0)), AlertKind::WrongPins),
+                Opening::Unchanged,
+                "{kind:?}"
+            );
+        }
+        let a = alert(AlertKind::WrongPins, 0);
+        assert_eq!(
+            open_or_upgrade(Some(&a), AlertKind::MissedCheckin),
+            Opening::Unchanged,
+            "a missed deadline does not turn a hidden alert into a visible one"
+        );
+        assert_eq!(
+            open_or_upgrade(Some(&a), AlertKind::Duress),
+            Opening::Upgrade {
+                kind: AlertKind::Duress,
+                from_level: 1,
+                to_level: 2
+            }
+        );
+        assert!(AlertKind::WrongPins.hidden_from_owner());
+        assert!(AlertKind::Duress.hidden_from_owner());
+        assert!(!AlertKind::Panic.hidden_from_owner());
+        assert!(!AlertKind::WrongPins.notifies_canvasser());
     }
 
     #[test]
@@ -1214,10 +1268,19 @@ mod tests {
             companions: &companions,
             police: &police,
         };
-        for level in 0..=3 {
-            let to = recipients(Some(AlertKind::Duress), level, &people);
-            assert!(!to.contains(&c), "level {level}: {to:?}");
+        for kind in AlertKind::HIDDEN_FROM_OWNER {
+            for level in 0..=3 {
+                let to = recipients(Some(kind), level, &people);
+                assert!(!to.contains(&c), "{kind:?} level {level}: {to:?}");
+            }
+            let all_clear = all_clear_recipients(kind, c, &[c, user(11)]);
+            assert_eq!(all_clear, vec![user(11)], "{kind:?}");
         }
+        assert_eq!(
+            recipients(Some(AlertKind::WrongPins), 1, &people),
+            vec![user(11)],
+            "wrong PINs go to the organisers at level 1"
+        );
         assert_eq!(
             recipients(Some(AlertKind::Duress), 2, &people),
             vec![user(11), user(31)]
@@ -1883,7 +1946,7 @@ mod tests {
         }
 
         #[test]
-        fn recipients_are_unique_and_duress_never_reaches_the_canvasser(
+        fn recipients_are_unique_and_hidden_kinds_never_reach_the_canvasser(
             canvasser in (0u128..8).prop_map(user),
             organisers in any_ids(),
             companions in any_ids(),
@@ -1900,7 +1963,7 @@ mod tests {
             let to = recipients(kind, level, &people);
             let unique: BTreeSet<_> = to.iter().collect();
             prop_assert_eq!(unique.len(), to.len(), "duplicates in {:?}", to);
-            if kind == Some(AlertKind::Duress) {
+            if kind.is_some_and(AlertKind::hidden_from_owner) {
                 prop_assert!(!to.contains(&canvasser));
             }
             // Deterministic: the order of the inputs does not matter.
@@ -1920,7 +1983,10 @@ mod tests {
             let all_clear = all_clear_recipients(kind.unwrap_or(AlertKind::Panic), canvasser, &notified);
             let unique: BTreeSet<_> = all_clear.iter().collect();
             prop_assert_eq!(unique.len(), all_clear.len());
-            prop_assert_eq!(all_clear.contains(&canvasser), kind != Some(AlertKind::Duress));
+            prop_assert_eq!(
+                all_clear.contains(&canvasser),
+                !kind.is_some_and(AlertKind::hidden_from_owner)
+            );
         }
     }
 }

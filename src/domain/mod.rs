@@ -8,6 +8,7 @@ pub mod escalation;
 pub mod field_error;
 pub mod ids;
 pub mod outing;
+pub mod pins;
 pub mod policy;
 pub mod time;
 pub mod visibility;

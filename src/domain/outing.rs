@@ -49,8 +49,8 @@ pub struct CheckinEffect {
 /// - Any check-in (even one with the duress PIN, which must look normal) returns an overdue
 ///   outing to `active`.
 /// - A plain check-in resolves a `missed_checkin` alert. Need-help and panic alerts need the
-///   safe PIN (or a contact) to clear; a duress alert is only ever cleared by a contact,
-///   because anything the canvasser does may be coerced.
+///   safe PIN (or a contact) to clear; a duress or wrong-PINs alert is only ever cleared by
+///   a contact, because anything done on the canvasser's phone may be coerced.
 /// - `need_help` raises a need-help alert; the duress PIN raises a duress alert (and wins).
 pub fn checkin_effect(outing: &OutingState, incoming: &IncomingCheckin) -> CheckinEffect {
     let current_due = outing.next_checkin_due_at.unwrap_or(outing.started_at);
@@ -71,7 +71,7 @@ pub fn checkin_effect(outing: &OutingState, incoming: &IncomingCheckin) -> Check
         && match outing.open_alert {
             Some(AlertKind::MissedCheckin) => true,
             Some(AlertKind::NeedHelp | AlertKind::Panic) => incoming.pin == PinCheck::Safe,
-            Some(AlertKind::Duress) | None => false,
+            Some(AlertKind::Duress | AlertKind::WrongPins) | None => false,
         };
     // Only the check-in shown as the latest says where the canvasser is now.
     let left_area =

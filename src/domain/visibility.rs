@@ -1,6 +1,7 @@
 //! Who may see what of an outing. Pure: the caller gathers the facts, this decides.
 
 use super::account::Role;
+use super::escalation::AlertKind;
 use super::ids::{OrgId, UserId};
 
 /// The viewer, with the organisations a police user is assigned to.
@@ -213,24 +214,31 @@ pub struct AlertFacts<'a> {
     pub org_id: OrgId,
     pub companions: &'a [UserId],
     pub level: u8,
-    pub is_panic_or_duress: bool,
-    pub is_duress: bool,
+    pub kind: AlertKind,
+}
+
+/// The one rule of secrecy under duress: the person an alert is about (the outing's owner,
+/// whatever their role) never learns of an alert of a kind hidden from them (duress, wrong
+/// PINs). Every path that lists, pages, counts, streams, audits or messages alerts asks this.
+pub fn hidden_from(viewer: UserId, canvasser: UserId, kind: AlertKind) -> bool {
+    viewer == canvasser && kind.hidden_from_owner()
 }
 
 /// Organisers see their organisation's alerts; police those of assigned organisations at
-/// level 2 or of kind panic/duress; the canvasser their own except duress; companions theirs.
+/// level 2 or of kind panic/duress; the canvasser their own except those hidden from them
+/// ([`hidden_from`]); companions theirs.
 pub fn alert_visible(viewer: &Viewer<'_>, alert: &AlertFacts<'_>) -> bool {
-    if viewer.id == alert.canvasser {
-        return !alert.is_duress;
+    if hidden_from(viewer.id, alert.canvasser, alert.kind) {
+        return false;
     }
-    if alert.companions.contains(&viewer.id) {
+    if viewer.id == alert.canvasser || alert.companions.contains(&viewer.id) {
         return true;
     }
     match viewer.role {
         Role::Organiser => viewer.org_id == Some(alert.org_id),
         Role::Police => {
             viewer.police_orgs.contains(&alert.org_id)
-                && (alert.level >= 2 || alert.is_panic_or_duress)
+                && (alert.level >= 2 || matches!(alert.kind, AlertKind::Panic | AlertKind::Duress))
         }
         _ => false,
     }
@@ -256,13 +264,16 @@ mod alert_tests {
         let companions = [companion];
         let assigned = [org];
         let none: [OrgId; 0] = [];
-        let facts = |level, panic, duress| AlertFacts {
+        let facts = |level, panic: bool, duress: bool| AlertFacts {
             canvasser,
             org_id: org,
             companions: &companions,
             level,
-            is_panic_or_duress: panic,
-            is_duress: duress,
+            kind: match (panic, duress) {
+                (_, true) => AlertKind::Duress,
+                (true, false) => AlertKind::Panic,
+                _ => AlertKind::MissedCheckin,
+            },
         };
         let own = Viewer {
             id: canvasser,
@@ -318,5 +329,68 @@ mod alert_tests {
         assert!(may_handle_alert(&organiser, &facts(1, false, false)));
         assert!(may_handle_alert(&police, &facts(2, false, false)));
         assert!(!may_handle_alert(&police, &facts(1, false, false)));
+    }
+
+    #[test]
+    fn hidden_kinds_are_hidden_from_the_owner_whatever_their_role() {
+        let org = OrgId::new();
+        let owner = UserId::new();
+        let none: [OrgId; 0] = [];
+        let other_organiser = Viewer {
+            id: UserId::new(),
+            role: Role::Organiser,
+            org_id: Some(org),
+            police_orgs: &none,
+        };
+        for role in [Role::Canvasser, Role::Organiser] {
+            let me = Viewer {
+                id: owner,
+                role,
+                org_id: Some(org),
+                police_orgs: &none,
+            };
+            for kind in AlertKind::ALL {
+                for level in [1, 2] {
+                    let facts = AlertFacts {
+                        canvasser: owner,
+                        org_id: org,
+                        companions: &[],
+                        level,
+                        kind,
+                    };
+                    assert_eq!(
+                        alert_visible(&me, &facts),
+                        !kind.hidden_from_owner(),
+                        "{role:?} {kind:?} {level}"
+                    );
+                    assert!(!may_handle_alert(&me, &facts));
+                    assert!(alert_visible(&other_organiser, &facts), "{kind:?}");
+                }
+            }
+        }
+        assert!(hidden_from(owner, owner, AlertKind::WrongPins));
+        assert!(!hidden_from(UserId::new(), owner, AlertKind::Duress));
+        assert!(!hidden_from(owner, owner, AlertKind::Panic));
+    }
+
+    #[test]
+    fn police_see_wrong_pins_only_once_escalated() {
+        let org = OrgId::new();
+        let assigned = [org];
+        let police = Viewer {
+            id: UserId::new(),
+            role: Role::Police,
+            org_id: None,
+            police_orgs: &assigned,
+        };
+        let facts = |level| AlertFacts {
+            canvasser: UserId::new(),
+            org_id: org,
+            companions: &[],
+            level,
+            kind: AlertKind::WrongPins,
+        };
+        assert!(!alert_visible(&police, &facts(1)));
+        assert!(alert_visible(&police, &facts(2)));
     }
 }

@@ -99,37 +99,51 @@ pub async fn list_alerts(
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_cursor(query.cursor.as_deref())?;
     let reader = caller.clone();
-    let (items, keys) = state
+    let (items, next_key) = state
         .store
         .read(move |conn| {
-            let rows = match reader.role {
-                Role::Organiser => {
-                    let orgs: Vec<_> = reader.org_id.into_iter().collect();
-                    store::alerts::list(conn, Some(&orgs), None, status.as_deref(), after, limit)?
-                }
+            let police_orgs;
+            let own_org: Vec<_> = reader.org_id.into_iter().collect();
+            let (orgs, canvasser) = match reader.role {
+                Role::Organiser => (Some(&own_org[..]), None),
                 Role::Police => {
-                    let orgs = store::accounts::police_orgs(conn, reader.id)?;
-                    store::alerts::list(conn, Some(&orgs), None, status.as_deref(), after, limit)?
+                    police_orgs = store::accounts::police_orgs(conn, reader.id)?;
+                    (Some(&police_orgs[..]), None)
                 }
-                Role::Canvasser => store::alerts::list(
-                    conn,
-                    None,
-                    Some(reader.id),
-                    status.as_deref(),
-                    after,
-                    limit,
-                )?,
-                Role::Admin => Vec::new(),
+                Role::Canvasser => (None, Some(reader.id)),
+                Role::Admin => return Ok((Vec::new(), None)),
             };
+            let filter = store::alerts::AlertFilter {
+                orgs,
+                canvasser,
+                status: status.as_deref(),
+                hidden_from: reader.id,
+                escalated_only: reader.role == Role::Police,
+            };
+            // A page and its cursor are built from visible rows only: read one more visible
+            // row than the page holds, so a cursor is only given when another page exists.
             let mut items = Vec::new();
-            for row in &rows {
-                if let Some((view, audited)) = view(conn, &reader, row)? {
-                    items.push((view, audited, row.org_id.clone()));
+            let mut keys: Vec<(i64, String)> = Vec::new();
+            let mut after = after;
+            loop {
+                let rows = store::alerts::list(conn, &filter, after.clone(), limit + 1)?;
+                for row in &rows {
+                    if let Some((view, audited)) = view(conn, &reader, row)? {
+                        items.push((view, audited, row.org_id.clone()));
+                        keys.push((row.opened_at, row.id.clone()));
+                    }
                 }
+                let exhausted = (rows.len() as i64) < limit + 1;
+                if exhausted || items.len() as i64 > limit {
+                    break;
+                }
+                after = rows.last().map(|r| (r.opened_at, r.id.clone()));
             }
-            let keys: Vec<(i64, String)> =
-                rows.iter().map(|r| (r.opened_at, r.id.clone())).collect();
-            Ok((items, keys))
+            let more = items.len() as i64 > limit;
+            items.truncate(usize::try_from(limit).unwrap_or(0));
+            keys.truncate(items.len());
+            let next_key = if more { keys.pop() } else { None };
+            Ok((items, next_key))
         })
         .await?;
     let audited: Vec<(AlertView, String)> = items
@@ -151,7 +165,7 @@ pub async fn list_alerts(
     }
     Ok(HttpResponse::Ok().json(Page {
         items: items.into_iter().map(|(v, _, _)| v).collect::<Vec<_>>(),
-        next_cursor: pagination::next_cursor(&keys, limit, |(at, id)| (*at, id.as_str())),
+        next_cursor: next_key.map(|(at, id)| pagination::encode_cursor(at, &id)),
     }))
 }
 

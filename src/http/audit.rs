@@ -119,6 +119,7 @@ pub async fn list(
     }
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_cursor(query.cursor.as_deref())?;
+    let viewer = caller.id.to_string();
     let (entries, keys) = state
         .store
         .read(move |conn| {
@@ -126,6 +127,7 @@ pub async fn list(
                 conn,
                 org.as_deref(),
                 query.subject_id.as_deref(),
+                &viewer,
                 after,
                 limit,
             )?;

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::error::AppError;
+use crate::error::{AppError, Problem};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::telemetry;
@@ -51,9 +51,36 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics_text(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+/// Prometheus text format, for `Authorization: Bearer <server.metrics_token>` (404 without a
+/// token configured, or when `server.metrics_bind` serves it elsewhere).
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])),
+    responses((status = 200, content_type = "text/plain", description = "Prometheus text format"),
+              (status = 401, description = "missing or wrong metrics token", body = Problem),
+              (status = 404, description = "no metrics token configured", body = Problem)))]
+pub async fn metrics_text(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let server = &state.settings.server;
+    let expected = match (&server.metrics_token, &server.metrics_bind) {
+        (Some(token), None) => token,
+        _ => return Err(AppError::NotFound("page")),
+    };
+    let presented = super::extract::bearer_token(&req).unwrap_or_default();
+    // Compared as digests: equal lengths, and no early exit on the secret's own bytes.
+    use sha2::{Digest, Sha256};
+    if Sha256::digest(presented.as_bytes()) != Sha256::digest(expected.as_bytes()) {
+        return Err(AppError::Unauthorized("metrics token required".into()));
+    }
+    render_metrics(&state).await
+}
+
+/// `/metrics` on `server.metrics_bind`: no token (the address is the protection).
+pub async fn metrics_on_private_bind(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    render_metrics(&state).await
+}
+
+async fn render_metrics(state: &AppState) -> Result<HttpResponse, AppError> {
     let gauges = state.store.read(crate::store::stats::gauges).await?;
     metrics::gauge!("doorstep_active_outings").set(gauges.active_outings as f64);
     metrics::gauge!("doorstep_open_alerts", "level" => "1").set(gauges.open_alerts_level1 as f64);

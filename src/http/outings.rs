@@ -24,6 +24,7 @@ use crate::domain::time::Instant;
 use crate::error::{AppError, Problem};
 use crate::service::checkins::LiveCheckin;
 use crate::service::outings::{self as service, NewCheckin, StartOuting};
+use crate::service::pins as pin_service;
 use crate::state::AppState;
 use crate::store::outings::OutingScope;
 use crate::store::{self, DbConn};
@@ -127,6 +128,9 @@ pub struct EndRequest {
 pub struct PinsRequest {
     pub safe_pin: String,
     pub duress_pin: String,
+    /// The safe PIN now set: required once PINs are set (403 when wrong).
+    #[serde(default)]
+    pub current_pin: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -246,10 +250,14 @@ fn parse_checkin(
     }
 }
 
-/// Classifies a PIN against the caller's stored PIN hashes (argon2, off the async threads).
+/// Classifies a PIN typed at a prompt on `outing` (the caller's open outing when `None`)
+/// against the caller's stored PIN hashes (argon2, off the async threads), under the
+/// wrong-PIN lockout: the attempt is counted before the hash and settled after; while the
+/// prompt is locked the answer is 429 whatever was typed (a duress PIN still raises duress).
 async fn check_pin(
     state: &AppState,
     user: UserId,
+    outing: Option<OutingId>,
     presented: Option<String>,
 ) -> Result<PinCheck, AppError> {
     let row = state
@@ -257,8 +265,28 @@ async fn check_pin(
         .read(move |conn| store::accounts::find(conn, user))
         .await?
         .ok_or_else(|| AppError::Unauthorized("account not found".into()))?;
-    web::block(move || {
-        let has_pins = row.safe_pin_hash.is_some() && row.duress_pin_hash.is_some();
+    let has_pins = row.safe_pin_hash.is_some() && row.duress_pin_hash.is_some();
+    let presented = presented.filter(|p| !p.is_empty());
+    if !has_pins || presented.is_none() {
+        return Ok(classify_pin(
+            has_pins,
+            presented.as_deref(),
+            |_| false,
+            |_| false,
+        ));
+    }
+    let now_ms = state.clock.now_ms();
+    let reserved = state
+        .store
+        .write(move |conn| {
+            let Some(scope) = pin_service::Scope::resolve(conn, user, outing)? else {
+                return Ok(None);
+            };
+            let gate = pin_service::reserve(conn, &scope, now_ms)?;
+            Ok(Some((scope, gate)))
+        })
+        .await?;
+    let check = web::block(move || {
         let safe = row.safe_pin_hash.unwrap_or_default();
         let duress = row.duress_pin_hash.unwrap_or_default();
         classify_pin(
@@ -269,7 +297,22 @@ async fn check_pin(
         )
     })
     .await
-    .map_err(|e| AppError::internal(format!("PIN check: {e}")))
+    .map_err(|e| AppError::internal(format!("PIN check: {e}")))?;
+    let Some((scope, gate)) = reserved else {
+        return Ok(check);
+    };
+    let default_policy = state.settings.escalation;
+    let settled = state
+        .store
+        .write(move |conn| pin_service::settle(conn, &scope, gate, check, &default_policy, now_ms))
+        .await?;
+    if settled.alert_raised {
+        state.changed();
+    }
+    match gate.retry_after_s(crate::domain::time::from_millis(now_ms)) {
+        Some(retry_after_s) => Err(AppError::RateLimited { retry_after_s }),
+        None => Ok(check),
+    }
 }
 
 /// Builds the caller's view of an outing inside the current transaction.
@@ -563,7 +606,7 @@ pub async fn check_in(
     // account row is only read (and the PIN hashed) when one was typed.
     let pin = match body.pin.filter(|p| !p.is_empty()) {
         None => PinCheck::NotSet,
-        presented => match check_pin(&state, caller.id, presented).await? {
+        presented => match check_pin(&state, caller.id, Some(outing_id), presented).await? {
             PinCheck::Missing => PinCheck::NotSet,
             pin => pin,
         },
@@ -689,7 +732,7 @@ pub async fn panic(
             let mut view =
                 service::for_viewer(service::alert_view(conn, raised.alert(), name)?, &caller);
             // Pressing panic must not reveal a silent duress alert to whoever holds the phone.
-            if view.kind == AlertKind::Duress.as_str()
+            if AlertKind::parse(&view.kind).is_none_or(AlertKind::hidden_from_owner)
                 && outing.canvasser_id == caller.id.to_string()
             {
                 view.kind = AlertKind::Panic.as_str().to_owned();
@@ -714,7 +757,7 @@ pub async fn end_outing(
 ) -> Result<HttpResponse, AppError> {
     let outing_id: OutingId = path_id(&id, "outing")?;
     let position = parse_optional_position(body.lat, body.lon, body.accuracy_m)?;
-    let pin = check_pin(&state, caller.id, body.pin).await?;
+    let pin = check_pin(&state, caller.id, Some(outing_id), body.pin).await?;
     let default_policy = state.settings.escalation;
     let now_ms = state.clock.now_ms();
     let view = state
@@ -738,13 +781,54 @@ pub async fn end_outing(
 
 #[utoipa::path(put, path = "/api/v1/me/pins", tag = "outings", security(("bearer" = [])),
     request_body = PinsRequest,
-    responses((status = 204), (status = 422, body = Problem)))]
+    responses((status = 204, description = "PINs set"),
+              (status = 403, description = "`current_pin` is wrong", body = Problem),
+              (status = 422, body = Problem),
+              (status = 429, description = "five wrong PINs in a row: locked for 15 minutes", body = Problem)))]
 pub async fn put_pins(
     state: web::Data<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<PinsRequest>,
 ) -> Result<HttpResponse, AppError> {
     validate_pin_pair(&body.safe_pin, &body.duress_pin).map_err(AppError::Validation)?;
+    let user = caller.id;
+    // Whoever holds the phone must not be able to replace the safe PIN: the current one is
+    // needed, under the same lockout as every PIN prompt.
+    match check_pin(&state, user, None, body.current_pin.clone()).await? {
+        PinCheck::NotSet | PinCheck::Safe => {}
+        PinCheck::Missing => {
+            return Err(AppError::field(
+                "current_pin",
+                "is required: you have set PINs",
+            ))
+        }
+        PinCheck::Wrong => return Err(AppError::Forbidden("wrong PIN".into())),
+        // The duress PIN answers as the safe PIN would, changes nothing, and raises duress on
+        // the open outing, if there is one.
+        PinCheck::Duress => {
+            let default_policy = state.settings.escalation;
+            let now_ms = state.clock.now_ms();
+            state
+                .store
+                .write(move |conn| {
+                    if let Some(scope) = pin_service::Scope::resolve(conn, user, None)? {
+                        if let Some(outing) = scope.outing() {
+                            pin_service::raise_on(
+                                conn,
+                                outing,
+                                AlertKind::Duress,
+                                &default_policy,
+                                now_ms,
+                            )?;
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+            state.changed();
+            return Ok(HttpResponse::NoContent().finish());
+        }
+    }
     let (safe, duress) = web::block(move || -> Result<(String, String), AppError> {
         Ok((
             password::hash(&body.safe_pin)?,
@@ -753,7 +837,6 @@ pub async fn put_pins(
     })
     .await
     .map_err(|e| AppError::internal(format!("PIN hashing: {e}")))??;
-    let user = caller.id;
     state
         .store
         .write(move |conn| store::accounts::set_pins(conn, user, &safe, &duress))

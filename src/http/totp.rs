@@ -40,6 +40,69 @@ pub struct CodeRequest {
     pub code: String,
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The account's password: an access token alone (a stolen one) must not be able to
+    /// enrol a second factor and lock the owner out.
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableRequest {
+    /// The account's password.
+    pub password: String,
+    /// The current 6-digit code from the authenticator app, or an unused recovery code.
+    pub code: String,
+}
+
+/// Checks the caller's password for a sensitive change, limited like failed logins (a stolen
+/// access token must not become a password oracle): 403 when wrong, 429 after too many.
+pub(super) async fn confirm_password(
+    state: &AppState,
+    user: UserId,
+    presented: String,
+) -> Result<(), AppError> {
+    let auth = &state.settings.auth;
+    let window_ms = auth.login_window_s * 1000;
+    let max = i64::from(auth.login_max_failures_per_email);
+    let now_ms = state.clock.now_ms();
+    let bucket = format!("password:{user}");
+    let (row, (failures, oldest)) = {
+        let bucket = bucket.clone();
+        state
+            .store
+            .read(move |conn| {
+                let row = store::accounts::find(conn, user)?;
+                let failures = store::auth::recent_attempts(conn, &bucket, now_ms - window_ms)?;
+                Ok((row, failures))
+            })
+            .await?
+    };
+    let row = row.ok_or_else(|| AppError::Unauthorized("account not found".into()))?;
+    if failures >= max {
+        let until = oldest.unwrap_or(now_ms) + window_ms;
+        return Err(AppError::RateLimited {
+            retry_after_s: (((until - now_ms).max(1000) + 999) / 1000) as u64,
+        });
+    }
+    let hash = row.password_hash;
+    let right = web::block(move || password::verify(&presented, &hash))
+        .await
+        .map_err(|e| AppError::internal(format!("password check: {e}")))?;
+    if right {
+        return Ok(());
+    }
+    state
+        .store
+        .write(move |conn| {
+            store::auth::record_attempt(conn, &bucket, now_ms, false, now_ms - window_ms)
+        })
+        .await?;
+    Err(AppError::Forbidden("wrong password".into()))
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ConfirmResponse {
     /// Single-use recovery codes, shown this once; each can stand in for a TOTP code at login.
@@ -88,12 +151,20 @@ pub(super) async fn verify_second_factor(
 }
 
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth", security(("bearer" = [])),
+    request_body = EnrollRequest,
     responses((status = 201, description = "a new secret, pending until confirmed; enrolling again before confirming replaces it", body = EnrollResponse),
               (status = 401, body = Problem),
-              (status = 403, description = "canvassers do not use two-factor authentication", body = Problem),
-              (status = 409, description = "two-factor authentication is already enabled", body = Problem)))]
-pub async fn enroll(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
+              (status = 403, description = "wrong password, or a canvasser (canvassers do not use two-factor authentication)", body = Problem),
+              (status = 409, description = "two-factor authentication is already enabled", body = Problem),
+              (status = 422, body = Problem),
+              (status = 429, description = "too many wrong passwords; see Retry-After", body = Problem)))]
+pub async fn enroll(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<EnrollRequest>,
+) -> Result<HttpResponse, AppError> {
     caller.require_role(TOTP_ROLES)?;
+    confirm_password(&state, caller.id, body.password).await?;
     let secret = totp::new_secret();
     let otpauth_url = totp::otpauth_url(&secret, &caller.email)?;
     let id = caller.id;
@@ -183,18 +254,19 @@ pub async fn confirm(
 }
 
 #[utoipa::path(delete, path = "/api/v1/me/totp", tag = "auth", security(("bearer" = [])),
-    request_body = CodeRequest,
+    request_body = DisableRequest,
     responses((status = 204, description = "disabled; the secret and every recovery code are gone"),
               (status = 401, body = Problem),
-              (status = 403, description = "the caller's organisation requires two-factor authentication", body = Problem),
+              (status = 403, description = "wrong password, or the caller's organisation requires two-factor authentication", body = Problem),
               (status = 409, description = "two-factor authentication is not enabled", body = Problem),
               (status = 422, description = "wrong or used code (field `code`)", body = Problem),
               (status = 429, description = "too many wrong codes; see Retry-After", body = Problem)))]
 pub async fn disable(
     state: web::Data<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<CodeRequest>,
+    ApiJson(body): ApiJson<DisableRequest>,
 ) -> Result<HttpResponse, AppError> {
+    confirm_password(&state, caller.id, body.password).await?;
     let id = caller.id;
     let org = caller.org_id;
     let auth = &state.settings.auth;

@@ -20,6 +20,40 @@ use crate::store::{self, DbConn};
 /// 30 s idle timeout keep the stream open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
+/// How often an open stream re-checks its login: with the session memo's 1 s, a logout,
+/// password change or disabled account on any replica ends the stream within 2 s, and the
+/// access token's expiry within 1 s.
+const LOGIN_CHECK: Duration = Duration::from_secs(1);
+
+/// One open stream: the login it was opened with is re-checked on every event, every
+/// heartbeat and every [`LOGIN_CHECK`]; the stream ends when the login has.
+struct Subscriber {
+    receiver: tokio::sync::broadcast::Receiver<crate::watch::AlertEvent>,
+    heartbeat: tokio::time::Interval,
+    login_check: tokio::time::Interval,
+    state: web::Data<AppState>,
+    caller: Caller,
+    token: String,
+    expires_at_ms: i64,
+    connected: bool,
+}
+
+impl Subscriber {
+    /// Whether the access token is still unexpired and its login live (and still this user).
+    async fn login_live(&mut self) -> bool {
+        if self.state.clock.now_ms() >= self.expires_at_ms {
+            return false;
+        }
+        match super::extract::caller_from_token(&self.state, &self.token, false).await {
+            Ok(caller) if caller.id == self.caller.id && caller.role == self.caller.role => {
+                self.caller = caller;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct OverdueItem {
     pub outing: OutingView,
@@ -79,6 +113,11 @@ pub async fn overdue(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
                 let Some((outing, _)) = outing_service::view(conn, &reader, row)? else {
                     continue;
                 };
+                // An outing is on the board for being overdue or for an alert this viewer
+                // may see: never for an alert hidden from them (their own duress).
+                if outing.open_alert.is_none() && row.status != "overdue" {
+                    continue;
+                }
                 // Police see only escalated outings here: the planned board shows the rest.
                 if outing.last_checkin.is_none()
                     && outing.open_alert.is_none()
@@ -182,50 +221,69 @@ pub async fn stream(
     req: HttpRequest,
     query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let caller = match &query.access_token {
-        Some(token) => super::extract::caller_from_token(&state, token, false).await?,
-        None => {
-            use actix_web::FromRequest;
-            Caller::extract(&req).await?
-        }
+    let token = match query.into_inner().access_token {
+        Some(token) => token,
+        None => super::extract::bearer_token(&req)
+            .ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?,
     };
+    let caller = super::extract::caller_from_token(&state, &token, false).await?;
     caller.require_role(&[Role::Organiser, Role::Police])?;
+    // The verifier allows a few seconds of clock skew between replicas; the stream itself
+    // ends at the expiry the token states.
+    let expires_at_ms = state
+        .keys
+        .verify(&token)
+        .map(|claims| claims.exp.saturating_mul(1000))
+        .map_err(|_| AppError::Unauthorized("invalid or expired access token".into()))?;
     let receiver = state.watch.subscribe();
-    let events = futures_util::stream::unfold(
-        (
-            receiver,
-            tokio::time::interval(HEARTBEAT),
-            state,
-            caller,
-            true,
-        ),
-        |(mut receiver, mut heartbeat, state, caller, first)| async move {
-            if first {
-                // Tell the client the stream is open (and flush headers through proxies).
-                return Some((
-                    Ok::<_, actix_web::Error>(web::Bytes::from_static(b": connected\n\n")),
-                    (receiver, heartbeat, state, caller, false),
-                ));
-            }
-            loop {
-                tokio::select! {
-                    _ = heartbeat.tick() => {
-                        return Some((Ok(web::Bytes::from_static(b": heartbeat\n\n")), (receiver, heartbeat, state, caller, false)));
-                    }
-                    event = receiver.recv() => match event {
-                        Ok(event) => {
-                            if let Some(chunk) = render_event(&state, &caller, &event).await {
-                                return Some((Ok(chunk), (receiver, heartbeat, state, caller, false)));
-                            }
-                        }
-                        // Too slow to keep up, or the hub is gone: end this stream; the
-                        // browser's EventSource reconnects and the board catches up.
-                        Err(_) => return None,
+    let stream = Subscriber {
+        receiver,
+        heartbeat: tokio::time::interval(HEARTBEAT),
+        login_check: tokio::time::interval(LOGIN_CHECK),
+        state,
+        caller,
+        token,
+        expires_at_ms,
+        connected: false,
+    };
+    let events = futures_util::stream::unfold(stream, |mut sub| async move {
+        if !sub.connected {
+            sub.connected = true;
+            // Tell the client the stream is open (and flush headers through proxies).
+            return Some((
+                Ok::<_, actix_web::Error>(web::Bytes::from_static(b": connected\n\n")),
+                sub,
+            ));
+        }
+        loop {
+            tokio::select! {
+                _ = sub.login_check.tick() => {
+                    if !sub.login_live().await {
+                        return None;
                     }
                 }
+                _ = sub.heartbeat.tick() => {
+                    if !sub.login_live().await {
+                        return None;
+                    }
+                    return Some((Ok(web::Bytes::from_static(b": heartbeat\n\n")), sub));
+                }
+                event = sub.receiver.recv() => match event {
+                    Ok(event) => {
+                        if !sub.login_live().await {
+                            return None;
+                        }
+                        if let Some(chunk) = render_event(&sub.state, &sub.caller, &event).await {
+                            return Some((Ok(chunk), sub));
+                        }
+                    }
+                    // Too slow to keep up, or the hub is gone: end this stream; the
+                    // browser's EventSource reconnects and the board catches up.
+                    Err(_) => return None,
+                }
             }
-        },
-    );
+        }
+    });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))

@@ -127,6 +127,13 @@ fn texts(m: &Message<'_>) -> (String, String) {
                 "{name} used their duress PIN: they may be watched. Do not call them. {location}"
             ),
         ),
+        "wrong_pins" => (
+            format!("Wrong PINs: {name}"),
+            format!(
+                "Five wrong PINs in a row on {name}'s outing: someone may have their phone. \
+                 Do not call them. {location}"
+            ),
+        ),
         "need_help" => (
             format!("{name} needs help"),
             format!("{name} asked for help. {location}"),

@@ -257,8 +257,8 @@ pub fn access(
         org_id: row.org()?,
         companions: &companions,
         level: u8::try_from(row.level).unwrap_or(2),
-        is_panic_or_duress: row.kind == "panic" || row.kind == "duress",
-        is_duress: row.kind == "duress",
+        kind: AlertKind::parse(&row.kind)
+            .ok_or_else(|| AppError::internal(format!("stored alert kind {:?}", row.kind)))?,
     };
     Ok(AlertAccess {
         visible: alert_visible(&viewer, &facts),

@@ -5,4 +5,5 @@ pub mod alerts;
 pub mod checkins;
 pub mod notify;
 pub mod outings;
+pub mod pins;
 pub mod retention;

@@ -10,7 +10,9 @@ use crate::domain::ids::{CheckinId, OrgId, OutingId, UserId};
 use crate::domain::outing::{checkin_effect, IncomingCheckin, OutingState};
 use crate::domain::policy::EscalationPolicy;
 use crate::domain::time::{from_millis, to_millis, Instant};
-use crate::domain::visibility::{outing_visibility, OutingFacts, OutingVisibility, Viewer};
+use crate::domain::visibility::{
+    hidden_from, outing_visibility, OutingFacts, OutingVisibility, Viewer,
+};
 use crate::error::AppError;
 use crate::http::extract::Caller;
 use crate::http::views::{self, OutingParts, OutingView, PersonRef};
@@ -357,6 +359,7 @@ pub fn view_with(
         return Ok(None);
     }
     let is_canvasser = row.canvasser_id == caller.id.to_string();
+    let canvasser = row.canvasser()?;
     let canvasser_name = if is_canvasser {
         caller.display_name.clone()
     } else {
@@ -374,8 +377,13 @@ pub fn view_with(
         None
     };
     let open_alert = match open_alert {
-        // The canvasser's own responses never reveal a duress alert.
-        Some(a) if is_canvasser && a.kind == AlertKind::Duress.as_str() => None,
+        // The owner's own responses never reveal an alert hidden from them.
+        Some(a)
+            if AlertKind::parse(&a.kind)
+                .is_none_or(|kind| hidden_from(caller.id, canvasser, kind)) =>
+        {
+            None
+        }
         Some(a) if visibility.sees_location() => Some(for_viewer(
             alert_view(conn, &a, canvasser_name.clone())?,
             caller,
@@ -760,8 +768,8 @@ fn last_location(stored: &[CheckinRow]) -> Option<LastLocation> {
     })
 }
 
-/// Resolves the outing's unresolved alert, unless it is a duress alert (only a contact may
-/// clear one of those: whatever the canvasser does may be coerced).
+/// Resolves the outing's unresolved alert, unless it is one hidden from the owner (duress,
+/// wrong PINs: only a contact may clear those, since whatever the phone does may be coerced).
 pub fn resolve_open_alert(
     conn: &mut DbConn,
     outing: &mut OutingRow,
@@ -778,7 +786,7 @@ pub fn resolve_open_alert(
         outing.open_alert_id = None;
         return Ok(());
     }
-    if alert.kind == AlertKind::Duress.as_str() {
+    if AlertKind::parse(&alert.kind).is_none_or(AlertKind::hidden_from_owner) {
         return Ok(());
     }
     alerts::resolve(conn, &mut alert, resolution, None, None, now_ms)?;

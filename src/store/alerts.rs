@@ -6,6 +6,7 @@ use super::accounts::parse_id;
 use super::native::{on_backend, UpdateRow};
 use super::schema::{alerts, notifications, users};
 use super::DbConn;
+use crate::domain::escalation::AlertKind;
 use crate::domain::ids::{AlertId, OrgId, UserId};
 use crate::error::AppError;
 
@@ -106,20 +107,55 @@ pub fn find_for_update(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, 
     }
 }
 
-/// Alerts of the given organisations (or of one canvasser), newest first, after the cursor.
+/// Which alerts a list may hold, before the per-row visibility rule
+/// ([`crate::domain::visibility::alert_visible`]) has the last word.
+#[derive(Clone, Copy)]
+pub struct AlertFilter<'a> {
+    pub orgs: Option<&'a [OrgId]>,
+    pub canvasser: Option<UserId>,
+    pub status: Option<&'a str>,
+    /// The viewer: alerts about them of kinds hidden from their owner are left out here, so
+    /// that neither a page nor its cursor is ever built from one.
+    pub hidden_from: UserId,
+    /// Police: only alerts at level 2 or of kind panic/duress.
+    pub escalated_only: bool,
+}
+
+/// Alerts matching `filter`, newest first, after the cursor.
 pub fn list(
     conn: &mut DbConn,
-    orgs: Option<&[OrgId]>,
-    canvasser: Option<UserId>,
-    status: Option<&str>,
+    filter: &AlertFilter<'_>,
     after: Option<(i64, String)>,
     limit: i64,
 ) -> Result<Vec<AlertRow>, AppError> {
+    let AlertFilter {
+        orgs,
+        canvasser,
+        status,
+        hidden_from,
+        escalated_only,
+    } = *filter;
+    let hidden_kinds: Vec<&str> = AlertKind::HIDDEN_FROM_OWNER
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
     let mut query = alerts::table
         .select(AlertRow::as_select())
+        .filter(diesel::dsl::not(
+            alerts::canvasser_id
+                .eq(hidden_from.to_string())
+                .and(alerts::kind.eq_any(hidden_kinds)),
+        ))
         .order((alerts::opened_at.desc(), alerts::id.desc()))
         .limit(limit)
         .into_boxed();
+    if escalated_only {
+        query = query.filter(
+            alerts::level
+                .ge(2)
+                .or(alerts::kind.eq_any([AlertKind::Panic.as_str(), AlertKind::Duress.as_str()])),
+        );
+    }
     if let Some(orgs) = orgs {
         let orgs: Vec<String> = orgs.iter().map(ToString::to_string).collect();
         // Served by alerts_org_status.

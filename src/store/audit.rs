@@ -2,8 +2,9 @@
 
 use diesel::prelude::*;
 
-use super::schema::audit_log;
+use super::schema::{alerts, audit_log};
 use super::{new_id, DbConn};
+use crate::domain::escalation::AlertKind;
 use crate::error::AppError;
 
 pub struct LocationRead<'a> {
@@ -48,13 +49,25 @@ pub struct AuditRow {
 }
 
 /// Audit rows newest first, optionally of one organisation and/or one subject.
+///
+/// `viewer`'s own rows about alerts hidden from them (reads of their own duress alert) are
+/// left out: the person under duress must not see who is reading the alert about them.
 pub fn list(
     conn: &mut DbConn,
     org: Option<&str>,
     subject: Option<&str>,
+    viewer: &str,
     after: Option<(i64, String)>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, AppError> {
+    let hidden_kinds: Vec<&str> = AlertKind::HIDDEN_FROM_OWNER
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let hidden_alerts = alerts::table
+        .select(alerts::id.nullable())
+        .filter(alerts::canvasser_id.eq(viewer.to_owned()))
+        .filter(alerts::kind.eq_any(hidden_kinds));
     let mut query = audit_log::table
         .select((
             audit_log::id,
@@ -66,6 +79,13 @@ pub fn list(
             audit_log::org_id,
             audit_log::outing_id,
             audit_log::alert_id,
+        ))
+        .filter(diesel::dsl::not(
+            audit_log::subject_id
+                .is_not_null()
+                .and(audit_log::subject_id.eq(viewer.to_owned()))
+                .and(audit_log::alert_id.is_not_null())
+                .and(audit_log::alert_id.eq_any(hidden_alerts)),
         ))
         .order((audit_log::at.desc(), audit_log::id.desc()))
         .limit(limit)

@@ -10,6 +10,7 @@ pub(crate) mod native;
 pub mod notifications;
 pub mod orgs;
 pub mod outings;
+pub mod pins;
 pub mod push;
 pub mod schedule;
 pub mod schema;

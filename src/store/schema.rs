@@ -268,6 +268,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pin_attempts (scope) {
+        scope -> Text,
+        failures -> Integer,
+        locked_until -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(users -> organisations (org_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -293,4 +302,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outing_events,
     audit_log,
     alert_events,
+    pin_attempts,
 );

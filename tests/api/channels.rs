@@ -231,15 +231,7 @@ async fn a_missed_checkin_reaches_an_organiser_by_push_email_and_the_org_webhook
     assert_eq!(record(&seen, canvasser, "webpush").len(), 1);
     assert!(record(&seen, canvasser, "email").is_empty());
 
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for channel in ["webpush", "email", "webhook"] {
         assert!(
             text.lines()

@@ -196,15 +196,7 @@ async fn full_timeline_reminder_missed_level2_checkin_all_clear(backend: Backend
     assert_eq!(keys.len(), rows.len());
     assert_eq!(rows.len(), 3 + 4 + 4);
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("doorstep_detection_lag_seconds_bucket"),
         "detection lag histogram"

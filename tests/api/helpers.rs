@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 /// The JWT key every test server uses, so tests can forge tokens signed with it (or not).
 pub const TEST_JWT_SECRET: [u8; 32] = [42u8; 32];
 pub const PASSWORD: &str = "correct horse battery";
+/// The `/metrics` token every test server has (a test that needs none sets it to `None`).
+pub const METRICS_TOKEN: &str = "test-metrics-token";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -98,11 +100,15 @@ pub fn test_settings(backend: Backend, dir: &std::path::Path) -> Settings {
     settings.database.url = fresh_database_url(backend, dir);
     settings.database.pool_size = 4;
     settings.auth.jwt_secret = Some(URL_SAFE_NO_PAD.encode(TEST_JWT_SECRET));
+    settings.server.metrics_token = Some(METRICS_TOKEN.to_owned());
     settings
 }
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:PORT` of `server.metrics_bind`, when the test set it.
+    #[allow(dead_code)]
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub state: actix_web::web::Data<AppState>,
     pub server: actix_web::dev::ServerHandle,
@@ -142,11 +148,15 @@ pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Settin
 pub fn start_app(settings: Settings, backend: Backend, dir: tempfile::TempDir) -> TestApp {
     let app = Application::build(settings).expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let state = app.state();
     let server = app.server_handle();
     let task = tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -210,6 +220,20 @@ impl TestApp {
             })
             .await
             .expect("outbox readable")
+    }
+
+    /// `/metrics` as the scraper reads it (with the test token).
+    #[allow(dead_code)]
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .expect("metrics request")
+            .text()
+            .await
+            .unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {

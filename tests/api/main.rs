@@ -12,6 +12,7 @@ mod escalation;
 mod ops;
 mod outings;
 mod push;
+mod secrecy;
 mod totp;
 mod watch;
 

@@ -1,13 +1,15 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, Backend};
+use crate::helpers::{spawn_app, spawn_app_with, Backend};
 use crate::on_both_backends;
 
 on_both_backends!(health_readiness_and_metrics, openapi_document_and_docs_page);
 
 async fn health_readiness_and_metrics(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, |s| s.server.metrics_token = Some("t".into())).await;
+    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "not public");
     let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
@@ -25,7 +27,13 @@ async fn health_readiness_and_metrics(backend: Backend) {
     assert_eq!(ready["migrations"], "current");
 
     let _ = app.client.get(app.url("/api/v1/me")).send().await.unwrap();
-    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let text = resp.text().await.unwrap();
     assert!(

@@ -77,7 +77,13 @@ async fn login_with(
 }
 
 async fn enroll(app: &TestApp, token: &str) -> String {
-    let (status, body) = app.post("/api/v1/me/totp", Some(token), json!({})).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/me/totp",
+            Some(token),
+            json!({"password": PASSWORD}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["secret"].as_str().expect("secret").to_owned()
 }
@@ -122,7 +128,13 @@ async fn enroll_confirm_and_log_in_with_a_code(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["totp_enabled"], false);
 
-    let (status, enrolled) = app.post("/api/v1/me/totp", Some(token), json!({})).await;
+    let (status, enrolled) = app
+        .post(
+            "/api/v1/me/totp",
+            Some(token),
+            json!({"password": PASSWORD}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{enrolled}");
     let first_secret = enrolled["secret"].as_str().unwrap().to_owned();
     let url = enrolled["otpauth_url"].as_str().unwrap();
@@ -179,7 +191,13 @@ async fn enroll_confirm_and_log_in_with_a_code(backend: Backend) {
     }
 
     // Enabled now: enrolling or confirming again is a conflict.
-    let (status, _) = app.post("/api/v1/me/totp", Some(token), json!({})).await;
+    let (status, _) = app
+        .post(
+            "/api/v1/me/totp",
+            Some(token),
+            json!({"password": PASSWORD}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = app
         .post(
@@ -444,7 +462,11 @@ async fn canvassers_cannot_enroll(backend: Backend) {
         .create_user(&organiser.token, Role::Canvasser, Some(&org), "Cass")
         .await;
     let (status, problem) = app
-        .post("/api/v1/me/totp", Some(&canvasser.token), json!({}))
+        .post(
+            "/api/v1/me/totp",
+            Some(&canvasser.token),
+            json!({"password": PASSWORD}),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     let (status, _) = app
@@ -586,7 +608,7 @@ async fn organisation_can_require_totp_of_its_organisers(backend: Backend) {
             Method::DELETE,
             "/api/v1/me/totp",
             Some(&organiser.token),
-            Some(json!({"code": current_code(&app, &secret)})),
+            Some(json!({"password": PASSWORD, "code": current_code(&app, &secret)})),
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
@@ -595,7 +617,7 @@ async fn organisation_can_require_totp_of_its_organisers(backend: Backend) {
             Method::DELETE,
             "/api/v1/me/totp",
             Some(&organiser.token),
-            Some(json!({"code": codes[0]})),
+            Some(json!({"password": PASSWORD, "code": codes[0]})),
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
@@ -610,7 +632,7 @@ async fn organisation_can_require_totp_of_its_organisers(backend: Backend) {
             Method::DELETE,
             "/api/v1/me/totp",
             Some(&organiser.token),
-            Some(json!({"code": current_code(&app, &secret)})),
+            Some(json!({"password": PASSWORD, "code": current_code(&app, &secret)})),
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{problem}");
@@ -627,7 +649,7 @@ async fn disable_with_a_code_or_a_recovery_code(backend: Backend) {
                 Method::DELETE,
                 "/api/v1/me/totp",
                 Some(&token),
-                Some(json!({ "code": code })),
+                Some(json!({"password": PASSWORD, "code": code })),
             )
             .await
         }
@@ -676,7 +698,7 @@ async fn disable_with_a_code_or_a_recovery_code(backend: Backend) {
                 Method::DELETE,
                 "/api/v1/me/totp",
                 Some(&admin.token),
-                Some(json!({"code": wrong_code(&app, &secret)})),
+                Some(json!({"password": PASSWORD, "code": wrong_code(&app, &secret)})),
             )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -686,7 +708,7 @@ async fn disable_with_a_code_or_a_recovery_code(backend: Backend) {
             Method::DELETE,
             "/api/v1/me/totp",
             Some(&admin.token),
-            Some(json!({"code": current_code(&app, &secret)})),
+            Some(json!({"password": PASSWORD, "code": current_code(&app, &secret)})),
         )
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);

@@ -117,13 +117,13 @@ async fn board_order_and_contents(backend: Backend) {
 }
 
 /// Reads server-sent events from a streaming response into (event, data) pairs.
-struct EventStream {
+pub(crate) struct EventStream {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl EventStream {
-    async fn open(app: &TestApp, token: &str, via_query: bool) -> EventStream {
+    pub(crate) async fn open(app: &TestApp, token: &str, via_query: bool) -> EventStream {
         let request = if via_query {
             app.client
                 .get(app.url(&format!("/api/v1/watch/stream?access_token={token}")))
@@ -150,6 +150,23 @@ impl EventStream {
         stream
     }
 
+    /// Whether the server ends the stream within `timeout` (anything it sends meanwhile, such
+    /// as a heartbeat, is read and dropped).
+    pub(crate) async fn ends_within(&mut self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) | Ok(Err(_)) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
     async fn fill(&mut self, timeout: Duration) -> bool {
         match tokio::time::timeout(timeout, self.response.chunk()).await {
             Ok(Ok(Some(chunk))) => {
@@ -161,7 +178,7 @@ impl EventStream {
     }
 
     /// The next event (skipping comments), or None after `timeout` of silence.
-    async fn next(&mut self, timeout: Duration) -> Option<(String, Value)> {
+    pub(crate) async fn next(&mut self, timeout: Duration) -> Option<(String, Value)> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             while let Some(end) = self.buffer.find("\n\n") {

@@ -158,6 +158,7 @@ async function setUp() {
   await make('jo', 'Jo Bloggs', 'canvasser', org.id);
   await make('bob', 'Bob Walker', 'canvasser', org.id);
   await make('cat', 'Cat Rivers', 'canvasser', org.id);
+  await make('dee', 'Dee Harper', 'canvasser', org.id);
   await make('pat', 'PC Pat Lane', 'police');
   await ok('POST', `/orgs/${org.id}/police-contacts`, admin, { user_id: people.pat.id });
   // Missed at the deadline (no grace), no reminders or repeats, police only after 10 min.
@@ -303,6 +304,15 @@ async function canvasserStartsAndChecksIn() {
   await page.getByRole('button', { name: 'Set PINs' }).click();
   await page.locator('#pin-msg').getByText('PINs saved.').waitFor();
   assert.equal((await ok('GET', '/me', people.jo.token)).has_pins, true);
+  // Changing them needs the current safe PIN: a wrong one is refused, the right one works.
+  await page.getByLabel('Current safe PIN').fill('9999');
+  await page.getByLabel('Safe PIN (4–8 digits)').fill('2468');
+  await page.getByLabel('Duress PIN (4–8 digits, different)').fill('1357');
+  await page.getByRole('button', { name: 'Change PINs' }).click();
+  await page.locator('#pin-msg.msg-error').waitFor();
+  await page.getByLabel('Current safe PIN').fill('2468');
+  await page.getByRole('button', { name: 'Change PINs' }).click();
+  await page.locator('#pin-msg').getByText('PINs saved.').waitFor();
   await page.getByRole('button', { name: 'Send a test alert' }).click();
   await page.locator('#push-msg').getByText('Test sent').waitFor();
   await noOverflow(page, 'settings');
@@ -520,6 +530,28 @@ async function serviceWorkerShowsPush() {
   await cdp.detach();
 }
 
+async function duressAlertSaysDoNotCall() {
+  // Dee ends an outing with her duress PIN; Olive opens the alert.
+  await ok('PUT', '/me/pins', people.dee.token, { safe_pin: '2468', duress_pin: '1357' });
+  const outing = await ok('POST', '/outings', people.dee.token, {
+    checkin_interval_s: 600,
+    start_location: { lat: 51.52, lon: -0.1, accuracy_m: 10 },
+  });
+  await ok('POST', `/outings/${outing.id}/end`, people.dee.token, { pin: '1357' });
+  const seen = await ok('GET', `/outings/${outing.id}`, people.olive.token);
+  assert.equal(seen.open_alert.kind, 'duress');
+  const { context, page } = await phone();
+  await signIn(page, people.olive);
+  await page.goto(`/app/alerts/${seen.open_alert.id}`);
+  await page.getByRole('heading', { name: 'Duress: Dee Harper' }).waitFor();
+  await page.locator('#alert-silent').getByText(/^Do not call them\./).waitFor();
+  const hint = await page.locator('#alert-actions .hint').first().textContent();
+  assert.match(hint, /Do not call or message them/);
+  assert.doesNotMatch(hint, /calling them/i);
+  await ok('POST', `/alerts/${seen.open_alert.id}/resolve`, people.olive.token, { outcome: 'safe' });
+  await context.close();
+}
+
 async function panicNeedsPressAndHold() {
   const { context, page } = await phone({ latitude: 51.5033, longitude: -0.1196, accuracy: 25 });
   state.cat = { context, page };
@@ -603,6 +635,7 @@ const SCENARIOS = [
   ['3. the organiser acknowledges and resolves in the UI (checked via the API)', organiserAcknowledgesAndResolves, ['2.']],
   ['5. the service worker shows a notification for a push message', serviceWorkerShowsPush, ['2.']],
   ['7. panic needs a press and hold (pointer and keyboard)', panicNeedsPressAndHold, []],
+  ['8. a duress alert\'s screen says not to call them', duressAlertSaysDoNotCall, []],
   ['6. no horizontal overflow at 360 px on every main screen', noOverflowOnEveryScreen, ['2.', '7.']],
 ];
 

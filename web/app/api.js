@@ -54,7 +54,7 @@ export function clearTokens() {
   localStorage.removeItem(REFRESH);
 }
 
-function tokenExpiresAt(token) {
+export function tokenExpiresAt(token) {
   try {
     const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
     return JSON.parse(atob(payload)).exp * 1000;

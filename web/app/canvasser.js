@@ -575,6 +575,10 @@ function pinSection(ctx) {
   const duress = h('input', { type: 'password', inputmode: 'numeric', autocomplete: 'new-password', maxlength: '8', name: 'duress_pin' });
   const msg = messageArea();
   msg.id = 'pin-msg';
+  const current = h('input', { type: 'password', inputmode: 'numeric', autocomplete: 'current-password', maxlength: '8', name: 'current_pin' });
+  const submit = h('button', { type: 'submit', class: 'primary' }, ctx.me.has_pins ? 'Change PINs' : 'Set PINs');
+  const currentField = field('Current safe PIN', current, 'Needed to change your PINs, so nobody else holding your phone can.');
+  currentField.hidden = !ctx.me.has_pins;
   const state = h('p', { id: 'pin-state' }, ctx.me.has_pins ? badge('ok', 'Your PINs are set.') : badge('warn', 'No PINs set: anyone holding your phone can end your outing.'));
   const form = h(
     'form',
@@ -582,18 +586,24 @@ function pinSection(ctx) {
     // For password managers: whose PINs these are.
     h('input', { type: 'text', name: 'username', autocomplete: 'username', value: ctx.me.email, hidden: true, readonly: true }),
     state,
+    currentField,
     field('Safe PIN (4–8 digits)', safe, 'Ends your outing normally.'),
     field('Duress PIN (4–8 digits, different)', duress, 'If someone forces you to end the outing, use this one: the app looks exactly the same, but police and your organisers are silently alerted.'),
     msg,
-    h('button', { type: 'submit', class: 'primary' }, ctx.me.has_pins ? 'Change PINs' : 'Set PINs'),
+    submit,
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
-      await api('PUT', '/me/pins', { safe_pin: safe.value, duress_pin: duress.value });
+      const body = { safe_pin: safe.value, duress_pin: duress.value };
+      if (ctx.me.has_pins) body.current_pin = current.value;
+      await api('PUT', '/me/pins', body);
       safe.value = '';
       duress.value = '';
+      current.value = '';
       ctx.me.has_pins = true;
+      currentField.hidden = false;
+      submit.textContent = 'Change PINs';
       localStorage.setItem('doorstep.me', JSON.stringify(ctx.me));
       state.replaceChildren(badge('ok', 'Your PINs are set.'));
       msg.show('PINs saved.', 'ok');

@@ -19,7 +19,7 @@ const SHELL = [
   '/app/badge-96.png',
 ];
 // Messages that must not be missed: they stay until dismissed, and vibrate hard.
-const URGENT = new Set(['missed_checkin', 'escalation', 'panic', 'duress', 'need_help']);
+const URGENT = new Set(['missed_checkin', 'escalation', 'panic', 'duress', 'wrong_pins', 'need_help']);
 
 self.addEventListener('install', (event) => {
   event.waitUntil(

@@ -127,6 +127,7 @@ const KINDS = {
   need_help: 'Needs help',
   panic: 'PANIC',
   duress: 'Duress',
+  wrong_pins: 'Wrong PINs',
 };
 
 export function kindText(kind) {

@@ -1,7 +1,7 @@
 // Organisers' and police's screens: the live board of overdue outings (SSE), alert detail
 // with acknowledge/resolve, and (police) planned outings.
 
-import { api, freshAccessToken } from './api.js';
+import { api, freshAccessToken, tokenExpiresAt } from './api.js';
 import {
   h, announce, messageArea, field, time, dateTime, duration, agoEl, tickAgo, coords, accuracy,
   mapLinks, badge, alertBadge, kindText,
@@ -9,12 +9,19 @@ import {
 
 // ---- The event stream: one EventSource per tab, shared by the screens. ----
 
+// Alerts their subject's phone never shows: whoever holds it may be watching.
+const SILENT = new Map([
+  ['duress', 'Do not call them. They used their duress PIN: someone may be with them, watching their phone, which shows nothing of this alert. Send help to their last position.'],
+  ['wrong_pins', 'Do not call them. Five wrong PINs in a row were typed on their phone: someone else may have it. Their phone shows nothing of this alert.'],
+]);
+
 const EVENTS = ['alert.opened', 'alert.escalated', 'alert.acknowledged', 'alert.resolved'];
 export const stream = new EventTarget();
 let source = null;
 let running = false;
 let retry = 0;
 let retryTimer = null;
+let renewTimer = null;
 let streamState = 'off';
 
 function setState(s) {
@@ -40,9 +47,19 @@ async function connect() {
     schedule();
     return;
   }
+  // The server ends a stream when the access token it was opened with expires (and when the
+  // login ends). A minute before expiry a new stream opens with a fresh token; the old one is
+  // closed only once the new one is open, so the board never shows a gap.
+  const previous = source;
   const es = new EventSource(`/api/v1/watch/stream?access_token=${encodeURIComponent(token)}`);
   source = es;
+  clearTimeout(renewTimer);
+  const renewIn = Math.max(5_000, tokenExpiresAt(token) - Date.now() - 60_000);
+  renewTimer = setTimeout(() => {
+    if (running && source === es) connect();
+  }, renewIn);
   es.addEventListener('open', () => {
+    if (previous && previous !== es) previous.close();
     retry = 0;
     setState('live');
     // Whatever happened while disconnected: screens reload.
@@ -89,6 +106,7 @@ export function startStream() {
 export function stopStream() {
   running = false;
   clearTimeout(retryTimer);
+  clearTimeout(renewTimer);
   retryTimer = null;
   if (source) source.close();
   source = null;
@@ -287,10 +305,13 @@ export async function alertView(main, ctx, id) {
     }
     if (alert.status === 'open') {
       const note = h('textarea', { rows: '2', maxlength: '1000', name: 'ack_note' });
+      const hint = SILENT.has(alert.kind)
+        ? 'For example: “police asked to attend”. Do not call or message them.'
+        : 'For example: “calling them now”.';
       const form = h(
         'form',
         { class: 'stack', novalidate: true },
-        field('Acknowledgement note (optional)', note, 'For example: “calling them now”.'),
+        field('Acknowledgement note (optional)', note, hint),
         h('button', { type: 'submit', class: 'primary', id: 'ack' }, 'Acknowledge: I am handling this'),
       );
       form.addEventListener('submit', (e) => {
@@ -330,6 +351,7 @@ export async function alertView(main, ctx, id) {
     title.textContent = `${kindText(alert.kind)}: ${alert.canvasser.display_name}`;
     summary.replaceChildren(
       h('p', { class: 'badges', id: 'alert-status' }, alertBadge(alert), badge('muted', `level ${alert.level}`)),
+      SILENT.has(alert.kind) ? h('p', { class: 'warning', id: 'alert-silent', role: 'note' }, SILENT.get(alert.kind)) : '',
       h(
         'dl',
         { class: 'facts' },
