@@ -99,10 +99,16 @@ pub struct AuthSettings {
     pub jwt_secret: Option<String>,
     /// Keys that still verify tokens after a rotation (base64url), newest first.
     pub jwt_previous_secrets: Vec<String>,
-    /// Login attempts allowed per client address within `login_window_s`.
+    /// Failed logins allowed per client address within `login_window_s` (logins that
+    /// succeed are not counted: a campaign office or a phone network shares one address).
     pub login_max_per_address: u32,
-    /// Failed logins allowed per email within `login_window_s`.
+    /// Failed logins allowed per account and client address within `login_window_s`: an
+    /// address that fails against an account is refused for it; others are not.
     pub login_max_failures_per_email: u32,
+    /// Past this many failed logins on one account within `login_window_s`, from anywhere,
+    /// the account takes one attempt per `login_slow_interval_ms` (a distributed guesser).
+    pub login_slow_after_failures: u32,
+    pub login_slow_interval_ms: u64,
     pub login_window_s: i64,
     /// How long a replica may reuse its own confirmation that a login is live (0 = check the
     /// database on every request). A revocation on another replica takes effect within it.
@@ -127,6 +133,10 @@ pub struct PushSettings {
     pub request_timeout_ms: u64,
     /// Longest sleep between outbox polls.
     pub poll_interval_ms: u64,
+    /// Outbound proxy for push services, webhooks and the SMS provider (`http://host:port`).
+    /// Unset: proxy environment variables are ignored. A proxy resolves names itself, so the
+    /// address guard cannot see where it connects: it must enforce the same rules.
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,19 +156,32 @@ pub struct PrivacySettings {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSettings {
-    /// `smtp://host:port` (STARTTLS when the server offers it) or `smtps://host:port` (implicit
-    /// TLS), with optional `user:pass@`. Unset: the email channel is off.
+    /// `smtp://host:port` (STARTTLS, see `tls`) or `smtps://host:port` (implicit TLS), with
+    /// optional `user:pass@`. Unset: the email channel is off.
     pub url: Option<String>,
     /// Sender of alert emails, e.g. `Doorstep <alerts@example.org>`.
     pub from: Option<String>,
+    /// For `smtp://`: `required` (the default: a relay that does not offer STARTTLS, or an
+    /// attacker who strips it, gets no mail), `opportunistic` (plain text when not offered),
+    /// or `none` (plain text always; a relay on the same host).
+    pub tls: SmtpTls,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    #[default]
+    Required,
+    Opportunistic,
+    None,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookSettings {
-    /// Signs users' personal webhooks (organisation webhooks use the organisation's own
-    /// secret). Unset: generated once into `<data_dir>/webhook-signing.key`. Replicas must
-    /// share it.
+    /// No longer used: each personal webhook is signed with its owner's own secret, and each
+    /// organisation's with the organisation's. Accepted (and ignored, with a warning at
+    /// start) so that older configuration files still start.
     pub signing_secret: Option<String>,
 }
 
@@ -196,6 +219,8 @@ impl Default for AuthSettings {
             jwt_previous_secrets: Vec::new(),
             login_max_per_address: 30,
             login_max_failures_per_email: 10,
+            login_slow_after_failures: 20,
+            login_slow_interval_ms: 1_000,
             login_window_s: 300,
             session_cache_ms: 1_000,
         }
@@ -213,6 +238,7 @@ impl Default for PushSettings {
             concurrency: 64,
             request_timeout_ms: 10_000,
             poll_interval_ms: 250,
+            proxy: None,
         }
     }
 }
@@ -411,14 +437,6 @@ impl Settings {
         if let Some(from) = &self.smtp.from {
             from.parse::<lettre::message::Mailbox>()
                 .map_err(|e| bad("smtp.from", format!("not an email address: {e}")))?;
-        }
-        if let Some(secret) = &self.webhooks.signing_secret {
-            if secret.len() < 16 {
-                return Err(bad(
-                    "webhooks.signing_secret",
-                    "must be at least 16 characters",
-                ));
-            }
         }
         if let Some(public) = &self.server.public_url {
             let parsed = url::Url::parse(public)

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod push;
 pub mod scheduler;

@@ -28,6 +28,11 @@ pub enum StartError {
     Mailer(#[from] crate::push::email::MailerError),
     #[error(transparent)]
     Webhooks(#[from] crate::push::webhook::WebhookError),
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -68,6 +73,18 @@ impl Application {
         store: Store,
         clock: Clock,
     ) -> Result<Application, StartError> {
+        // The data folder holds keys: owner-only when Doorstep creates it.
+        crate::files::create_private_dir(&settings.server.data_dir).map_err(|source| {
+            StartError::DataDir {
+                path: settings.server.data_dir.display().to_string(),
+                source,
+            }
+        })?;
+        if settings.webhooks.signing_secret.is_some() {
+            tracing::warn!(
+                "webhooks.signing_secret is no longer used: each personal webhook has its own secret"
+            );
+        }
         let keys = JwtKeys::load(&settings.auth, &settings.server.data_dir)?;
         let vapid = std::sync::Arc::new(crate::push::vapid::Vapid::load(
             &settings.push,

@@ -158,7 +158,7 @@ fn load_or_create_key_file(data_dir: &Path) -> Result<Vec<u8>, KeyError> {
             decode_secret(&text).map_err(|m| KeyError::Invalid(format!("{}: {m}", path.display())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir).map_err(io)?;
+            crate::files::create_private_dir(data_dir).map_err(io)?;
             let mut secret = vec![0u8; 32];
             rand::rng().fill_bytes(&mut secret);
             write_private_file(&path, &URL_SAFE_NO_PAD.encode(&secret)).map_err(io)?;

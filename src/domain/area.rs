@@ -83,6 +83,28 @@ impl serde::Serialize for Area {
 /// number of rings: keep `max_vertices` in the low thousands. (Measured, release build:
 /// about 60-90 ms for a 2,000-vertex ring or for 100 polygons all touching at one point.)
 pub fn parse_area(value: &Value, max_vertices: usize) -> Result<Area, Vec<FieldError>> {
+    parse(value, max_vertices, Geometry::Check)
+}
+
+/// An area stored by [`parse_area`] earlier, read back without repeating the validity check
+/// (quadratic in the vertices: tens of milliseconds for a large polygon, on every check-in
+/// otherwise). `None` for anything unreadable: that means "no geofence", not an error.
+pub fn parse_stored_area(value: &Value) -> Option<Area> {
+    parse(value, STORED_MAX_VERTICES, Geometry::Trusted).ok()
+}
+
+/// The vertex cap for reading stored areas: a later, lower `limits.max_area_vertices` must not
+/// turn off the geofence of an outing already running.
+const STORED_MAX_VERTICES: usize = 100_000;
+
+/// Whether to check a polygon area's geometry (validity, simplicity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Geometry {
+    Check,
+    Trusted,
+}
+
+fn parse(value: &Value, max_vertices: usize, geometry: Geometry) -> Result<Area, Vec<FieldError>> {
     let mut errs = Errors::default();
     let Some(obj) = value.as_object() else {
         errs.push(
@@ -99,7 +121,7 @@ pub fn parse_area(value: &Value, max_vertices: usize) -> Result<Area, Vec<FieldE
     let area = match kind {
         AreaType::Circle => parse_circle(obj, &mut errs),
         AreaType::Polygon | AreaType::MultiPolygon => {
-            parse_polygons(obj, kind, max_vertices, &mut errs)
+            parse_polygons(obj, kind, max_vertices, geometry, &mut errs)
         }
     };
     match area {
@@ -340,6 +362,7 @@ fn parse_polygons(
     obj: &Map<String, Value>,
     kind: AreaType,
     max_vertices: usize,
+    geometry: Geometry,
     errs: &mut Errors,
 ) -> Option<Area> {
     const PATH: &str = "area.coordinates";
@@ -419,7 +442,9 @@ fn parse_polygons(
         return None;
     }
     let polygons = MultiPolygon::new(polygons);
-    check_geometry(&polygons, kind, errs);
+    if geometry == Geometry::Check {
+        check_geometry(&polygons, kind, errs);
+    }
     Some(Area::Polygons { polygons, kind })
 }
 

@@ -81,6 +81,65 @@ enum LoginOutcome {
     TotpInvalid,
 }
 
+/// The login limits of `auth.*`, in one place for [`reserve_login`].
+#[derive(Debug, Clone, Copy)]
+struct LoginLimits {
+    per_address: i64,
+    per_account_address: i64,
+    slow_after: i64,
+    slow_interval_ms: i64,
+    window_ms: i64,
+}
+
+/// Counts a login attempt before its password is checked, or refuses it (`Err(retry ms)`):
+///
+/// - failures per client address (`addr:`), so one address cannot spray many accounts;
+/// - failures per account and address (`acct:`), so one address cannot guess one account,
+///   while the right password from any other address still works;
+/// - failures per account from anywhere (`email:`): past `login_slow_after_failures` the
+///   account takes at most one attempt per `login_slow_interval_ms` from anywhere, which
+///   bounds a distributed guesser without locking out its owner (they wait a second).
+///
+/// Returns the ids of the counts taken, to forget them if the password is right.
+fn reserve_login(
+    conn: &mut store::DbConn,
+    email: &str,
+    address: &str,
+    limits: &LoginLimits,
+    now_ms: i64,
+) -> Result<Result<Vec<String>, i64>, AppError> {
+    let by_address = format!("addr:{address}");
+    let by_pair = format!("acct:{email}|{address}");
+    let by_account = format!("email:{email}");
+    store::auth::lock_buckets(conn, &[&by_address, &by_pair, &by_account])?;
+    let since = now_ms - limits.window_ms;
+    let retry = |oldest: Option<i64>| oldest.unwrap_or(now_ms) + limits.window_ms - now_ms;
+    let (failures, oldest) = store::auth::recent_attempts(conn, &by_address, since)?;
+    if failures >= limits.per_address {
+        return Ok(Err(retry(oldest)));
+    }
+    let (failures, oldest) = store::auth::recent_attempts(conn, &by_pair, since)?;
+    if failures >= limits.per_account_address {
+        return Ok(Err(retry(oldest)));
+    }
+    let (failures, _) = store::auth::recent_attempts(conn, &by_account, since)?;
+    if failures >= limits.slow_after {
+        let slow = format!("slow:{email}");
+        if let Err(retry_ms) =
+            store::auth::take_slot(conn, &slow, now_ms, limits.slow_interval_ms, 1)?
+        {
+            return Ok(Err(retry_ms));
+        }
+    }
+    let mut taken = Vec::with_capacity(3);
+    for bucket in [&by_address, &by_pair, &by_account] {
+        taken.push(store::auth::record_attempt(
+            conn, bucket, now_ms, false, since,
+        )?);
+    }
+    Ok(Ok(taken))
+}
+
 /// The client address used for rate limiting. `X-Forwarded-For` is believed only when the
 /// operator says a proxy sets it; otherwise anyone could pick a fresh address per attempt.
 fn client_address(req: &HttpRequest, state: &AppState) -> String {
@@ -130,42 +189,35 @@ pub async fn login(
         ));
     }
     let email = body.email.trim().to_lowercase();
-    let address_bucket = format!("addr:{}", client_address(&req, &state));
-    let email_bucket = format!("email:{email}");
+    let address = client_address(&req, &state);
     let auth = &state.settings.auth;
     let window_ms = auth.login_window_s * 1000;
     let now_ms = state.clock.now_ms();
+    let limits = LoginLimits {
+        per_address: i64::from(auth.login_max_per_address),
+        per_account_address: i64::from(auth.login_max_failures_per_email),
+        slow_after: i64::from(auth.login_slow_after_failures),
+        slow_interval_ms: i64::try_from(auth.login_slow_interval_ms).unwrap_or(1000),
+        window_ms,
+    };
 
-    // 1. Rate limits and the account, read without holding the write lock.
-    let (limits, user) = {
-        let (address_bucket, email_bucket, email) =
-            (address_bucket.clone(), email_bucket.clone(), email.clone());
+    // 1. The attempt is counted before the password is checked (in one transaction, with its
+    //    buckets locked), so concurrent guesses cannot all be checked; a right password takes
+    //    its counts back afterwards.
+    let (reserved, user) = {
+        let email = email.clone();
         state
             .store
-            .read(move |conn| {
-                let since = now_ms - window_ms;
-                let by_address = store::auth::recent_attempts(conn, &address_bucket, since)?;
-                let by_email = store::auth::recent_attempts(conn, &email_bucket, since)?;
+            .write(move |conn| {
+                let reserved = reserve_login(conn, &email, &address, &limits, now_ms)?;
                 let user = store::accounts::find_by_email(conn, &email)?;
-                Ok(((by_address, by_email), user))
+                Ok((reserved, user))
             })
             .await?
     };
-    let ((address_count, address_oldest), (email_failures, email_oldest)) = limits;
-    let retry_after = |oldest: Option<i64>| {
-        let until = oldest.unwrap_or(now_ms) + window_ms;
-        (((until - now_ms).max(1000) + 999) / 1000) as u64
-    };
-    if address_count >= i64::from(auth.login_max_per_address) {
-        return Err(AppError::RateLimited {
-            retry_after_s: retry_after(address_oldest),
-        });
-    }
-    if email_failures >= i64::from(auth.login_max_failures_per_email) {
-        return Err(AppError::RateLimited {
-            retry_after_s: retry_after(email_oldest),
-        });
-    }
+    let reserved = reserved.map_err(|retry_after_ms| AppError::RateLimited {
+        retry_after_s: u64::try_from((retry_after_ms.max(1000) + 999) / 1000).unwrap_or(1),
+    })?;
 
     // 2. Argon2 off the async threads; an unknown email costs the same as a wrong password.
     let password = body.password;
@@ -202,16 +254,14 @@ pub async fn login(
         _ => SecondFactor::NotNeeded,
     };
 
-    // 4. Record the attempt and, on success, spend the second factor and start the login.
+    // 4. Settle the attempt and, on success, spend the second factor and start the login.
     let refresh_ttl_ms = auth.refresh_ttl_s * 1000;
-    let forget_before = now_ms - window_ms;
     let user_id = account.as_ref().map(|a| a.id);
     let outcome = state
         .store
         .write(move |conn| {
             let Some(id) = user_id else {
-                store::auth::record_attempt(conn, &address_bucket, now_ms, false, forget_before)?;
-                store::auth::record_attempt(conn, &email_bucket, now_ms, false, forget_before)?;
+                // A failure: the reserved counts stand.
                 return Ok(LoginOutcome::BadCredentials);
             };
             let outcome = match &second {
@@ -222,25 +272,24 @@ pub async fn login(
                 SecondFactor::Proved(proof) => (!store::totp::spend(conn, id, proof, now_ms)?)
                     .then_some(LoginOutcome::TotpInvalid),
             };
-            store::auth::record_attempt(
-                conn,
-                &address_bucket,
-                now_ms,
-                outcome.is_none(),
-                forget_before,
-            )?;
             match outcome {
-                None => {
-                    let (session, refresh) =
-                        store::auth::create_session(conn, id, now_ms, refresh_ttl_ms)?;
-                    Ok(LoginOutcome::Session(session, refresh))
+                // A wrong code counts like a wrong password: the reserved counts stand.
+                Some(LoginOutcome::TotpInvalid) => Ok(LoginOutcome::TotpInvalid),
+                // The right password (asked for a code, or done): not a failure, and logins
+                // that succeed are not limited by address (a campaign office shares one).
+                other => {
+                    for attempt in &reserved {
+                        store::auth::forget_attempt(conn, attempt)?;
+                    }
+                    match other {
+                        None => {
+                            let (session, refresh) =
+                                store::auth::create_session(conn, id, now_ms, refresh_ttl_ms)?;
+                            Ok(LoginOutcome::Session(session, refresh))
+                        }
+                        Some(other) => Ok(other),
+                    }
                 }
-                Some(LoginOutcome::TotpInvalid) => {
-                    // A wrong code counts against the email like a wrong password.
-                    store::auth::record_attempt(conn, &email_bucket, now_ms, false, forget_before)?;
-                    Ok(LoginOutcome::TotpInvalid)
-                }
-                Some(other) => Ok(other),
             }
         })
         .await?;

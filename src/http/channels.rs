@@ -22,8 +22,19 @@ const MAX_URL_CHARS: usize = 2048;
 pub struct Channels {
     /// Alerts also by email, to the account's address.
     pub email: bool,
-    /// Alerts also POSTed here (signed with the server's webhook secret); null for none.
+    /// Alerts also POSTed here, signed with this webhook's own secret (given once, in the
+    /// answer to the `PUT` that set the URL); null for none.
     pub webhook_url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChannelsSet {
+    pub email: bool,
+    pub webhook_url: Option<String>,
+    /// The new webhook's signing secret (HMAC-SHA256, see webhooks.md): only in the answer
+    /// to the `PUT` that set a new or changed URL, and never shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -73,7 +84,7 @@ pub async fn get_channels(
 
 #[utoipa::path(put, path = "/api/v1/me/channels", tag = "channels", security(("bearer" = [])),
     request_body = Channels,
-    responses((status = 200, body = Channels),
+    responses((status = 200, body = ChannelsSet),
               (status = 422, description = "a webhook URL that is not https or points inside", body = Problem)))]
 pub async fn put_channels(
     state: web::Data<AppState>,
@@ -85,11 +96,21 @@ pub async fn put_channels(
     }
     let user = caller.id;
     let (email, webhook_url) = (body.email, body.webhook_url.clone());
-    state
-        .store
-        .write(move |conn| store::accounts::set_channels(conn, user, email, webhook_url.as_deref()))
-        .await?;
-    Ok(HttpResponse::Ok().json(body))
+    let secret = crate::auth::tokens::new_refresh_token();
+    let fresh = {
+        let secret = secret.clone();
+        state
+            .store
+            .write(move |conn| {
+                store::accounts::set_channels(conn, user, email, webhook_url.as_deref(), &secret)
+            })
+            .await?
+    };
+    Ok(HttpResponse::Ok().json(ChannelsSet {
+        email: body.email,
+        webhook_url: body.webhook_url,
+        webhook_secret: fresh.then_some(secret),
+    }))
 }
 
 /// Admins and the organisation's organisers; 403 for others who can see it, 404 otherwise.

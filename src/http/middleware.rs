@@ -36,12 +36,24 @@ pub const APP_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'sel
      frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
 /// Headers every response carries. API responses are never cached and never framed.
+/// The API docs page (Swagger UI, served from the binary): its own files only, no inline
+/// script; inline styles because the page sets them.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let is_docs = req.path().starts_with("/api/v1/docs");
     let is_app = req.path().starts_with("/app/");
+    // Browsers that reached us over https once keep to it (only when the operator says the
+    // public address is https: HSTS over a plain-http deployment would lock users out).
+    let hsts = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .and_then(|state| state.settings.server.public_url.as_deref())
+        .is_some_and(|url| url.starts_with("https://"));
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
     headers.insert(
@@ -62,12 +74,23 @@ pub async fn security_headers(
         if !headers.contains_key(header::CACHE_CONTROL) {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
-    } else if !is_docs {
+    } else if is_docs {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CSP),
+        );
+    } else {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
     Ok(response)
 }

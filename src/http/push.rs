@@ -201,8 +201,12 @@ pub async fn unsubscribe(
     }
 }
 
+/// `POST /push/test` per user per minute.
+const TESTS_PER_MINUTE: i64 = 6;
+
 #[utoipa::path(post, path = "/api/v1/push/test", tag = "push", security(("bearer" = [])),
-    responses((status = 202, description = "a `test` push is on its way to the caller's subscriptions")))]
+    responses((status = 202, description = "a `test` push is on its way to the caller's subscriptions"),
+              (status = 429, description = "more than 6 tests a minute; see Retry-After", body = Problem)))]
 pub async fn test_push(
     state: web::Data<AppState>,
     caller: Caller,
@@ -223,6 +227,16 @@ pub async fn test_push(
     state
         .store
         .write(move |conn| {
+            // Each test is a request to every push service the caller registered: a few a
+            // minute is all a person needs.
+            let bucket = format!("push_test:{recipient}");
+            if let Err(retry_ms) =
+                store::auth::take_slot(conn, &bucket, now_ms, 60_000, TESTS_PER_MINUTE)?
+            {
+                return Err(AppError::RateLimited {
+                    retry_after_s: u64::try_from((retry_ms + 999) / 1000).unwrap_or(60),
+                });
+            }
             let id = new_id();
             store::notifications::insert_if_new(
                 conn,

@@ -125,10 +125,15 @@ fn authorise_and_parse(caller: &Caller, body: CreateUserRequest) -> Result<NewAc
     }
 }
 
+/// Accounts an organiser may create per hour.
+const CREATIONS_PER_HOUR: i64 = 100;
+
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
     request_body = CreateUserRequest,
     responses((status = 201, body = UserResponse), (status = 403, body = Problem),
-              (status = 409, description = "email taken", body = Problem), (status = 422, body = Problem)))]
+              (status = 409, description = "email taken (admins; organisers get 422 on `email`, as for any unusable address)", body = Problem),
+              (status = 422, body = Problem),
+              (status = 429, description = "an organiser's 100 creations an hour are spent", body = Problem)))]
 pub async fn create_user(
     state: web::Data<AppState>,
     caller: Caller,
@@ -140,9 +145,23 @@ pub async fn create_user(
         .await
         .map_err(|e| AppError::internal(format!("password hashing: {e}")))??;
     let now_ms = state.clock.now_ms();
+    let creator = caller.clone();
     let account = state
         .store
         .write(move |conn| {
+            // An organiser may not learn which addresses have accounts elsewhere: a taken email
+            // gets the same answer as any unusable one, and creations are counted so that the
+            // answer cannot be used to sweep a list of addresses.
+            if creator.role != Role::Admin {
+                let bucket = format!("create_user:{}", creator.id);
+                if let Err(retry_ms) =
+                    store::auth::take_slot(conn, &bucket, now_ms, 3_600_000, CREATIONS_PER_HOUR)?
+                {
+                    return Err(AppError::RateLimited {
+                        retry_after_s: u64::try_from((retry_ms + 999) / 1000).unwrap_or(3600),
+                    });
+                }
+            }
             if let Some(org) = new.org_id {
                 if store::orgs::find(conn, org)?.is_none() {
                     return Err(AppError::field("org_id", "no such organisation"));
@@ -160,6 +179,13 @@ pub async fn create_user(
                     now_ms,
                 },
             )
+            .map_err(|e| match e {
+                AppError::Conflict(_) if creator.role != Role::Admin => AppError::field(
+                    "email",
+                    "cannot be used for a new account: use another address, or ask an administrator",
+                ),
+                other => other,
+            })
         })
         .await?;
     Ok(HttpResponse::Created().json(UserResponse {

@@ -11,7 +11,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::Value;
 
 use super::worker::Attempt;
-use crate::config::Settings;
+use crate::config::{Settings, SmtpTls};
 
 /// What `smtp.url` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,10 +83,11 @@ impl Mailer {
             .timeout(Some(Duration::from_millis(
                 settings.push.request_timeout_ms,
             )))
-            .tls(if smtp.implicit_tls {
-                Tls::Wrapper(tls_parameters)
-            } else {
-                Tls::Opportunistic(tls_parameters)
+            .tls(match (smtp.implicit_tls, settings.smtp.tls) {
+                (true, _) => Tls::Wrapper(tls_parameters),
+                (false, SmtpTls::Required) => Tls::Required(tls_parameters),
+                (false, SmtpTls::Opportunistic) => Tls::Opportunistic(tls_parameters),
+                (false, SmtpTls::None) => Tls::None,
             });
         if let Some((user, pass)) = smtp.credentials {
             builder = builder.credentials(Credentials::new(user, pass));

@@ -3,6 +3,7 @@
 
 pub mod email;
 pub mod encryption;
+pub mod outbound;
 pub mod payload;
 pub mod retry;
 pub mod sender;

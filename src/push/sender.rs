@@ -8,7 +8,7 @@ use base64::Engine;
 
 use super::encryption::Encryptor;
 use super::retry::parse_retry_after;
-use super::ssrf::{self, GuardedResolver};
+use super::ssrf;
 use super::vapid::{origin_of, Vapid};
 use crate::config::PushSettings;
 use crate::store::push::SubscriptionRow;
@@ -55,19 +55,11 @@ pub struct ClientError(String);
 
 impl PushClient {
     pub fn new(settings: &PushSettings, vapid: Arc<Vapid>) -> Result<PushClient, ClientError> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.request_timeout_ms))
-            .connect_timeout(Duration::from_millis(
-                settings.request_timeout_ms.min(5_000),
-            ))
-            // A redirect could lead anywhere, including inside: push services do not redirect.
-            .redirect(reqwest::redirect::Policy::none())
+        let builder = super::outbound::client_builder(settings)
+            .map_err(|e| ClientError(e.to_string()))?
             // Every delivery in flight may hold a connection to the same push service: keep
             // them all, or each burst past the idle limit opens (and closes) new ones.
             .pool_max_idle_per_host(settings.concurrency);
-        if !settings.allow_private_endpoints {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
-        }
         Ok(PushClient {
             http: builder.build().map_err(|e| ClientError(e.to_string()))?,
             timeout: Duration::from_millis(settings.request_timeout_ms),
@@ -159,7 +151,7 @@ impl PushClient {
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, now_s)),
-                response.text().await.unwrap_or_default(),
+                super::outbound::read_bounded(response).await,
             ),
             Err(e) => SendResult::Retry {
                 status: None,

@@ -34,7 +34,7 @@ pub fn is_internal(ip: IpAddr) -> bool {
 }
 
 fn is_internal_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, _, _] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     ip.is_unspecified()
         || ip.is_loopback()            // 127.0.0.0/8
         || ip.is_private()             // 10/8, 172.16/12, 192.168/16
@@ -43,36 +43,56 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
         || ip.is_broadcast()
         || a == 0                      // 0.0.0.0/8 "this network"
         || (a == 100 && (64..128).contains(&b)) // 100.64/10 carrier-grade NAT
-        || (a == 192 && b == 0 && ip.octets()[2] == 0) // 192.0.0.0/24 IETF protocol assignments
+        || (a == 192 && b == 0 && c == 0) // 192.0.0.0/24 IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2) // 192.0.2.0/24 documentation (TEST-NET-1)
+        || (a == 192 && b == 31 && c == 196) // 192.31.196.0/24 AS112-v4
+        || (a == 192 && b == 52 && c == 193) // 192.52.193.0/24 AMT
+        || (a == 192 && b == 88 && c == 99) // 192.88.99.0/24 6to4 relay anycast
+        || (a == 192 && b == 175 && c == 48) // 192.175.48.0/24 AS112 direct delegation
         || (a == 198 && (b == 18 || b == 19)) // 198.18/15 benchmarking
+        || (a == 198 && b == 51 && c == 100) // 198.51.100.0/24 documentation (TEST-NET-2)
+        || (a == 203 && b == 0 && c == 113) // 203.0.113.0/24 documentation (TEST-NET-3)
         || a >= 240 // 240/4 reserved
 }
 
+/// The IPv4 address in the last 32 bits of an IPv6 address.
+fn embedded_v4(segments: [u16; 8]) -> Ipv4Addr {
+    Ipv4Addr::from(((segments[6] as u32) << 16) | segments[7] as u32)
+}
+
+/// IPv6 addresses a user-supplied URL must never reach: the IANA IPv6 special-purpose
+/// registry, and every form that embeds an IPv4 address, judged by that address.
 fn is_internal_v6(ip: Ipv6Addr) -> bool {
-    let segments = ip.segments();
-    // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::/96)
-    // addresses reach IPv4 hosts: judge the embedded address.
+    let s = ip.segments();
+    // IPv4-mapped ::ffff:a.b.c.d (::ffff:0:0/96).
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_internal_v4(v4);
     }
-    if segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_unspecified() && !ip.is_loopback() {
-        return is_internal_v4(Ipv4Addr::from(
-            ((segments[6] as u32) << 16) | segments[7] as u32,
-        ));
+    // IPv4-translated ::ffff:0:a.b.c.d (::ffff:0:0:0/96, RFC 2765).
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        return is_internal_v4(embedded_v4(s));
     }
-    if segments[0] == 0x64 && segments[1] == 0xff9b && segments[2..6] == [0, 0, 0, 0] {
-        return is_internal_v4(Ipv4Addr::from(
-            ((segments[6] as u32) << 16) | segments[7] as u32,
-        ));
+    // IPv4-compatible ::a.b.c.d (deprecated).
+    if s[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_unspecified() && !ip.is_loopback() {
+        return is_internal_v4(embedded_v4(s));
+    }
+    // Well-known NAT64 prefix 64:ff9b::/96: the embedded address decides.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        return is_internal_v4(embedded_v4(s));
     }
     ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()                    // ff00::/8
-        || (segments[0] & 0xfe00) == 0xfc00     // fc00::/7 unique local
-        || (segments[0] & 0xffc0) == 0xfe80     // fe80::/10 link-local
-        || (segments[0] & 0xffc0) == 0xfec0     // fec0::/10 site-local (deprecated)
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
-        || segments[0] == 0x2002 // 6to4 can embed any IPv4 address
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // 64:ff9b:1::/48 local-use NAT64
+        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // 100::/64 discard-only
+        || (s[0] == 0x2001 && s[1] < 0x0200)    // 2001::/23 IETF protocol assignments (Teredo, ORCHID, ...)
+        || (s[0] == 0x2001 && s[1] == 0x0db8)   // 2001:db8::/32 documentation
+        || s[0] == 0x2002                       // 6to4 can embed any IPv4 address
+        || (s[0] == 0x3fff && s[1] < 0x1000)    // 3fff::/20 documentation
+        || s[0] == 0x5f00                       // 5f00::/16 SRv6 SIDs
+        || (s[0] & 0xfe00) == 0xfc00            // fc00::/7 unique local
+        || (s[0] & 0xffc0) == 0xfe80            // fe80::/10 link-local
+        || (s[0] & 0xffc0) == 0xfec0 // fec0::/10 site-local (deprecated)
 }
 
 /// Parses and checks an endpoint's form: scheme, no credentials, and an IP literal host
@@ -192,6 +212,22 @@ mod tests {
             "https://[::ffff:10.1.2.3]/x",
             "https://[::ffff:169.254.169.254]/x",
             "https://[64:ff9b::a00:1]/x",
+            // The forms found open before: IPv4-translated loopback, local-use NAT64.
+            "https://[::ffff:0:7f00:1]/x",
+            "https://[::ffff:0:a00:1]/x",
+            "https://[64:ff9b:1::a00:1]/x",
+            "https://[64:ff9b:1::808:808]/x",
+            "https://[100::1]/x",
+            "https://[2001::1]/x",
+            "https://[2001:20::1]/x",
+            "https://[2001:db8::1]/x",
+            "https://[3fff::1]/x",
+            "https://[5f00::1]/x",
+            "https://0.1.2.3/x",
+            "https://192.0.2.1/x",
+            "https://198.51.100.7/x",
+            "https://203.0.113.9/x",
+            "https://192.88.99.1/x",
             "https://localhost/x",
             "https://push.localhost/x",
             "https://printer.local/x",
@@ -205,6 +241,19 @@ mod tests {
                 Some(EndpointError::Internal),
                 "{url}"
             );
+        }
+    }
+
+    #[test]
+    fn public_addresses_stay_allowed() {
+        for url in [
+            "https://8.8.8.8/x",
+            "https://[2606:4700::1111]/x",
+            "https://[64:ff9b::808:808]/x", // NAT64 of a public address
+            "https://[::ffff:8.8.8.8]/x",
+            "https://fcm.googleapis.com/fcm/send/abc",
+        ] {
+            assert!(check_url(url, false).is_ok(), "{url}");
         }
     }
 

@@ -132,7 +132,7 @@ fn load_or_create(data_dir: &Path) -> Result<p256::SecretKey, VapidError> {
     match std::fs::read_to_string(&path) {
         Ok(text) => secret_from_raw(&text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir).map_err(io)?;
+            crate::files::create_private_dir(data_dir).map_err(io)?;
             let pair = crate::vapid::generate();
             match crate::auth::tokens::write_private_file(&path, &pair.private_key) {
                 Ok(()) => secret_from_raw(&pair.private_key),

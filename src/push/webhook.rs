@@ -1,22 +1,14 @@
 //! The webhook channel: the Alert as JSON, POSTed to an organisation's or a user's URL and
 //! signed so the receiver can tell it came from us (see docs/webhooks.md).
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 
 use super::retry::parse_retry_after;
-use super::ssrf::{self, GuardedResolver};
+use super::ssrf;
 use super::worker::Attempt;
 use crate::config::Settings;
 
-const KEY_FILE: &str = "webhook-signing.key";
 pub const SIGNATURE_HEADER: &str = "Doorstep-Signature";
 pub const EVENT_ID_HEADER: &str = "Doorstep-Event-Id";
 /// Shortest and longest organisation webhook secret.
@@ -38,8 +30,6 @@ pub fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
 pub struct WebhookClient {
     http: reqwest::Client,
     allow_private: bool,
-    /// Signs personal webhooks.
-    server_secret: Arc<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,63 +43,17 @@ pub enum WebhookError {
     },
 }
 
-/// `webhooks.signing_secret`, or one generated once into `data_dir` (mode 0600).
-fn load_server_secret(settings: &Settings) -> Result<String, WebhookError> {
-    if let Some(secret) = &settings.webhooks.signing_secret {
-        return Ok(secret.clone());
-    }
-    let dir: &Path = &settings.server.data_dir;
-    let path = dir.join(KEY_FILE);
-    let err = |source| WebhookError::Key {
-        path: path.display().to_string(),
-        source,
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(err)?;
-            let mut bytes = [0u8; 32];
-            rand::rng().fill_bytes(&mut bytes);
-            let secret = URL_SAFE_NO_PAD.encode(bytes);
-            match crate::auth::tokens::write_private_file(&path, &secret) {
-                Ok(()) => Ok(secret),
-                // Another replica wrote it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    Ok(std::fs::read_to_string(&path)
-                        .map_err(err)?
-                        .trim()
-                        .to_owned())
-                }
-                Err(e) => Err(err(e)),
-            }
-        }
-        Err(e) => Err(err(e)),
-    }
-}
-
 impl WebhookClient {
     pub fn new(settings: &Settings) -> Result<WebhookClient, WebhookError> {
         let push = &settings.push;
-        let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_millis(push.request_timeout_ms))
-            .connect_timeout(Duration::from_millis(push.request_timeout_ms.min(5_000)))
-            // A redirect could lead anywhere, including inside.
-            .redirect(reqwest::redirect::Policy::none());
-        if !push.allow_private_endpoints {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
-        }
+        let builder = super::outbound::client_builder(push)
+            .map_err(|e| WebhookError::Client(e.to_string()))?;
         Ok(WebhookClient {
             http: builder
                 .build()
                 .map_err(|e| WebhookError::Client(e.to_string()))?,
             allow_private: push.allow_private_endpoints,
-            server_secret: Arc::new(load_server_secret(settings)?),
         })
-    }
-
-    /// The secret that signs users' personal webhooks.
-    pub fn server_secret(&self) -> &str {
-        &self.server_secret
     }
 
     /// One attempt: 2xx is delivered; any other answer, a timeout or a refused connection is
@@ -155,7 +99,7 @@ impl WebhookClient {
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, now_s));
-                let mut detail = response.text().await.unwrap_or_default();
+                let mut detail = super::outbound::read_bounded(response).await;
                 detail.truncate(200);
                 Attempt::Retry {
                     retry_after_s,

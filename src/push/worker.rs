@@ -503,7 +503,6 @@ async fn webhook_attempt(
         row.alert_id.clone(),
         row.outing_id.clone(),
     );
-    let server_secret = state.webhooks.server_secret().to_owned();
     let found = state
         .store
         .read(move |conn| {
@@ -519,11 +518,10 @@ async fn webhook_attempt(
                 None => None,
             };
             let target = match &recipient {
-                Some(user) => store::accounts::webhook_of(conn, user)?.map(|url| {
-                    (url, server_secret.clone())
-                }),
+                Some(user) => store::accounts::webhook_of(conn, user)?,
                 None => match &alert {
-                    Some(alert) => store::orgs::webhook_of(conn, &alert.org_id)?,
+                    Some(alert) => store::orgs::webhook_of(conn, &alert.org_id)?
+                        .map(|(url, secret)| (url, Some(secret))),
                     None => None,
                 },
             };
@@ -547,11 +545,20 @@ async fn webhook_attempt(
         })
         .await?;
     let (view, target, person, outing_id) = found;
-    let Some((url, secret)) = target else {
-        return Ok(Attempt::Failed {
-            status: "failed",
-            error: "the webhook was removed before delivery".into(),
-        });
+    let (url, secret) = match target {
+        Some((url, Some(secret))) => (url, secret),
+        Some((_, None)) => {
+            return Ok(Attempt::Failed {
+                status: "failed",
+                error: "this webhook has no signing secret of its own yet: save it again in the channel settings".into(),
+            })
+        }
+        None => {
+            return Ok(Attempt::Failed {
+                status: "failed",
+                error: "the webhook was removed before delivery".into(),
+            })
+        }
     };
     let body = serde_json::json!({
         "event_id": row.id,

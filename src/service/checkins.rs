@@ -164,7 +164,6 @@ fn plain_checkin(
         live.pin,
         live.caller.id,
         "live",
-        rules,
         live.now_ms,
     );
     if !plan.is_plain() {

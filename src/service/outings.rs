@@ -45,14 +45,12 @@ pub struct NewCheckin {
 #[derive(Debug, Clone, Copy)]
 pub struct OutingRules {
     pub default_policy: EscalationPolicy,
-    pub max_area_vertices: usize,
 }
 
 impl From<&crate::config::Settings> for OutingRules {
     fn from(settings: &crate::config::Settings) -> Self {
         OutingRules {
             default_policy: settings.escalation,
-            max_area_vertices: settings.limits.max_area_vertices,
         }
     }
 }
@@ -84,11 +82,12 @@ pub fn reschedule(row: &mut OutingRow, policy: &EscalationPolicy) -> Result<(), 
     Ok(())
 }
 
-fn parse_area(row: &OutingRow, max_vertices: usize) -> Option<Area> {
-    // Stored areas were validated on the way in; an unreadable one means "no geofence", not a
-    // failed check-in.
+fn parse_area(row: &OutingRow) -> Option<Area> {
+    // Stored areas were validated on the way in: read back, not checked again (a large
+    // polygon's check costs tens of milliseconds inside the write transaction). An
+    // unreadable one means "no geofence", not a failed check-in.
     let value: serde_json::Value = serde_json::from_str(row.area.as_deref()?).ok()?;
-    area::parse_area(&value, max_vertices.max(100_000)).ok()
+    area::parse_stored_area(&value)
 }
 
 /// Starts an outing for `caller`. Companions must be canvassers or organisers of the same
@@ -508,7 +507,6 @@ pub fn record_checkins(
         pin,
         caller.id,
         source,
-        rules,
         now_ms,
     );
     apply_plan(conn, &before, plan, &policy, now_ms)
@@ -551,11 +549,10 @@ pub fn plan_checkins(
     pin: PinCheck,
     user: UserId,
     source: &str,
-    rules: &OutingRules,
     now_ms: i64,
 ) -> CheckinPlan {
     items.sort_by_key(|i| i.recorded_at.map(to_millis).unwrap_or(now_ms));
-    let area = parse_area(&outing, rules.max_area_vertices);
+    let area = parse_area(&outing);
     let latest = match (
         outing.last_checkin_recorded_at,
         outing.last_checkin_received_at,
@@ -818,7 +815,7 @@ pub fn end(
     let policy = org_policy(conn, outing.org()?, default_policy)?;
     let mut location = None;
     if let Some(position) = position {
-        let inside = parse_area(&outing, 0).map(|a| {
+        let inside = parse_area(&outing).map(|a| {
             area::contains(
                 &a,
                 position.lat.get(),

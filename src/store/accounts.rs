@@ -221,19 +221,38 @@ pub fn channels(
         .optional()?)
 }
 
+/// Sets the channels. A new or changed webhook URL gets `new_secret` (the caller shows it
+/// once); the same URL keeps its secret; no URL clears both. Returns whether the secret was
+/// set.
 pub fn set_channels(
     conn: &mut DbConn,
     user: UserId,
     email_alerts: bool,
     webhook_url: Option<&str>,
-) -> Result<(), AppError> {
+    new_secret: &str,
+) -> Result<bool, AppError> {
+    let current: Option<(Option<String>, Option<String>)> = users::table
+        .find(user.to_string())
+        .select((users::webhook_url, users::webhook_secret))
+        .get_result(conn)
+        .optional()?;
+    let keep = matches!(
+        (&current, webhook_url),
+        (Some((Some(old), Some(_))), Some(new)) if old == new
+    );
+    let secret = match webhook_url {
+        None => None,
+        Some(_) if keep => current.and_then(|(_, s)| s),
+        Some(_) => Some(new_secret.to_owned()),
+    };
     diesel::update(users::table.find(user.to_string()))
         .set((
             users::email_alerts.eq(email_alerts),
             users::webhook_url.eq(webhook_url),
+            users::webhook_secret.eq(&secret),
         ))
         .execute(conn)?;
-    Ok(())
+    Ok(webhook_url.is_some() && !keep)
 }
 
 /// Where to email a user, and their name: `(email, display name)`.
@@ -246,13 +265,17 @@ pub fn email_of(conn: &mut DbConn, user: &str) -> Result<Option<(String, String)
         .optional()?)
 }
 
-/// A user's personal webhook.
-pub fn webhook_of(conn: &mut DbConn, user: &str) -> Result<Option<String>, AppError> {
+/// A user's personal webhook and the secret it is signed with (`None` for one set before
+/// webhooks had their own secrets).
+pub fn webhook_of(
+    conn: &mut DbConn,
+    user: &str,
+) -> Result<Option<(String, Option<String>)>, AppError> {
     Ok(users::table
         .find(user)
         .filter(users::disabled_at.is_null())
-        .select(users::webhook_url)
-        .get_result::<Option<String>>(conn)
+        .select((users::webhook_url, users::webhook_secret))
+        .get_result::<(Option<String>, Option<String>)>(conn)
         .optional()?
-        .flatten())
+        .and_then(|(url, secret)| url.map(|u| (u, secret))))
 }

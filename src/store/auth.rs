@@ -206,20 +206,64 @@ pub fn record_attempt(
     now_ms: i64,
     succeeded: bool,
     forget_before_ms: i64,
-) -> Result<(), AppError> {
+) -> Result<String, AppError> {
     diesel::delete(
         login_attempts::table
             .filter(login_attempts::bucket.eq(bucket))
             .filter(login_attempts::attempted_at.lt(forget_before_ms)),
     )
     .execute(conn)?;
+    let id = new_id();
     diesel::insert_into(login_attempts::table)
         .values((
-            login_attempts::id.eq(new_id()),
+            login_attempts::id.eq(&id),
             login_attempts::bucket.eq(bucket),
             login_attempts::attempted_at.eq(now_ms),
             login_attempts::succeeded.eq(succeeded),
         ))
         .execute(conn)?;
+    Ok(id)
+}
+
+/// Serialises, until the end of the transaction, every writer that counts in one of `buckets`,
+/// so that counting and recording an attempt is atomic under concurrent requests. SQLite has
+/// one writer already; PostgreSQL takes a transaction-scoped advisory lock per bucket (in a
+/// fixed order, so two writers never wait on each other crosswise).
+pub fn lock_buckets(conn: &mut DbConn, buckets: &[&str]) -> Result<(), AppError> {
+    if let DbConn::Pg(pg) = conn {
+        let mut sorted: Vec<&str> = buckets.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for bucket in sorted {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind::<diesel::sql_types::Text, _>(bucket)
+                .execute(pg)?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes one of `max` slots in `bucket` per `window_ms`, atomically (see [`lock_buckets`]).
+/// `Err(retry_after_ms)` when the bucket is full.
+pub fn take_slot(
+    conn: &mut DbConn,
+    bucket: &str,
+    now_ms: i64,
+    window_ms: i64,
+    max: i64,
+) -> Result<Result<(), i64>, AppError> {
+    lock_buckets(conn, &[bucket])?;
+    let (count, oldest) = recent_attempts(conn, bucket, now_ms - window_ms)?;
+    if count >= max {
+        let until = oldest.unwrap_or(now_ms) + window_ms;
+        return Ok(Err((until - now_ms).max(1)));
+    }
+    record_attempt(conn, bucket, now_ms, false, now_ms - window_ms)?;
+    Ok(Ok(()))
+}
+
+/// Forgets one attempt (by id): a login that turned out right is not counted by address.
+pub fn forget_attempt(conn: &mut DbConn, id: &str) -> Result<(), AppError> {
+    diesel::delete(login_attempts::table.find(id)).execute(conn)?;
     Ok(())
 }

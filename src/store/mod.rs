@@ -358,12 +358,10 @@ impl Store {
         };
         match kind.clone() {
             DatabaseKind::Sqlite(path) => {
-                if let Some(dir) = Path::new(&path).parent() {
-                    if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            StoreError::Open(format!("cannot create {}: {e}", dir.display()))
-                        })?;
-                    }
+                if path.as_os_str() != ":memory:" {
+                    crate::files::prepare_private_database(Path::new(&path)).map_err(|e| {
+                        StoreError::Open(format!("cannot create {}: {e}", path.display()))
+                    })?;
                 }
                 let writer = build(1, manager(SQLITE_WRITER_PRAGMAS))?;
                 let reader = build(settings.pool_size, manager(SQLITE_READER_PRAGMAS))?;

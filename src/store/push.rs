@@ -41,12 +41,22 @@ pub fn save_subscription(
     expiration_time: Option<i64>,
     now_ms: i64,
 ) -> Result<Saved, AppError> {
-    let existing: Option<String> = push_subscriptions::table
+    let existing: Option<(String, String)> = push_subscriptions::table
         .filter(push_subscriptions::endpoint.eq(endpoint))
-        .select(push_subscriptions::id)
+        .select((push_subscriptions::id, push_subscriptions::user_id))
         .get_result(conn)
         .optional()?;
-    if let Some(id) = existing {
+    if let Some((_, owner)) = &existing {
+        // An endpoint is one browser's: moving it to another account would silently stop the
+        // first account's alerts on that device. On a shared device the browser must drop its
+        // subscription (sign-out does) and make a new one.
+        if *owner != user.to_string() {
+            return Err(AppError::Conflict(
+                "this browser's push subscription belongs to another account: sign that account out on this device, or subscribe afresh".into(),
+            ));
+        }
+    }
+    if let Some((id, _)) = existing {
         diesel::update(push_subscriptions::table.find(&id))
             .set((
                 push_subscriptions::user_id.eq(user.to_string()),

@@ -31,6 +31,8 @@ diesel::table! {
         webhook_url -> Nullable<Text>,
         created_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
+        webhook_secret -> Nullable<Text>,
+        language -> Text,
     }
 }
 

@@ -35,6 +35,8 @@ async fn channels_app(backend: Backend, smtp: &SmtpSink) -> TestApp {
         s.push.request_timeout_ms = 2_000;
         s.smtp.url = Some(url);
         s.smtp.from = Some("Doorstep <alerts@doorstep.test>".into());
+        // The sink speaks plain SMTP on loopback.
+        s.smtp.tls = doorstep::config::SmtpTls::None;
     })
     .await
 }
@@ -111,7 +113,7 @@ async fn a_missed_checkin_reaches_an_organiser_by_push_email_and_the_org_webhook
     let push = PushReceiver::start().await;
     let hook = WebhookReceiver::start(ORG_SECRET).await;
     let app = channels_app(backend, &smtp).await;
-    let personal = WebhookReceiver::start(app.state.webhooks.server_secret()).await;
+    let personal = WebhookReceiver::start("not yet known").await;
     let admin = app.admin().await;
     let org = org(&app, &admin, "Party").await;
     fast_policy(&app, &org, 60).await;
@@ -131,6 +133,11 @@ async fn a_missed_checkin_reaches_an_organiser_by_push_email_and_the_org_webhook
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    personal.set_secret(
+        body["webhook_secret"]
+            .as_str()
+            .expect("the new webhook's secret"),
+    );
     let (_, channels) = app.get("/api/v1/me/channels", &org.organiser.token).await;
     assert_eq!(
         channels,

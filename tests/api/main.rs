@@ -9,12 +9,16 @@ mod channels;
 mod checkin_batch;
 mod errors;
 mod escalation;
+mod limits;
 mod ops;
 mod outings;
 mod push;
 mod secrecy;
 mod totp;
 mod watch;
+
+#[path = "../support/flood_endpoint.rs"]
+mod flood_endpoint;
 
 #[path = "../support/push_receiver.rs"]
 mod push_receiver;

@@ -65,7 +65,20 @@ export async function enable() {
       'The browser’s push service did not answer.',
     );
   }
-  await api('POST', '/push/subscriptions', sub.toJSON());
+  try {
+    await api('POST', '/push/subscriptions', sub.toJSON());
+  } catch (err) {
+    // 409: this browser's subscription is another account's (a shared phone whose last user
+    // did not sign out). Make a new one for this account; the old one stops working.
+    if (err.status !== 409) throw err;
+    await sub.unsubscribe();
+    sub = await withTimeout(
+      reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }),
+      20_000,
+      'The browser’s push service did not answer.',
+    );
+    await api('POST', '/push/subscriptions', sub.toJSON());
+  }
 }
 
 /** Re-registers an existing subscription (after a login on a phone that already allowed push). */
