@@ -145,6 +145,9 @@ pub struct LimitSettings {
     pub min_checkin_interval_s: i64,
     /// Most vertices accepted in an outing's area.
     pub max_area_vertices: usize,
+    /// Check-in requests (live or batch) per user per minute, per replica: a ceiling no phone
+    /// reaches (429 beyond it). 0 turns it off.
+    pub checkins_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +251,7 @@ impl Default for LimitSettings {
         Self {
             min_checkin_interval_s: 60,
             max_area_vertices: 2_000,
+            checkins_per_minute: 120,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The `doorstep` command: serve, migrate, bootstrap an admin, generate VAPID keys.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -133,6 +133,12 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let password = match (password, password_stdin) {
                 (Some(p), _) => p,
+                // At a terminal: a prompt, without echo, ended by Enter.
+                (None, _) if std::io::stdin().is_terminal() => {
+                    rpassword::prompt_password("Password for the new admin: ")
+                        .map_err(|e| format!("reading the password: {e}"))?
+                }
+                // A pipe or a file: all of it, less the final newline.
                 (None, _) => {
                     let mut input = String::new();
                     std::io::stdin()

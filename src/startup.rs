@@ -114,7 +114,10 @@ impl Application {
             store.clone(),
             crate::service::outings::OutingRules::from(&settings),
         );
+        let checkin_ceiling =
+            crate::http::ceiling::CheckinCeiling::new(settings.limits.checkins_per_minute);
         let state = web::Data::new(AppState {
+            checkin_ceiling,
             checkins,
             sessions,
             settings: Arc::new(settings),

@@ -49,6 +49,8 @@ pub struct AppState {
     pub sessions: crate::auth::session_cache::SessionCache,
     /// Live check-ins wait here to be written many to a transaction.
     pub checkins: crate::service::checkins::CheckinBatcher,
+    /// `limits.checkins_per_minute` per user.
+    pub checkin_ceiling: crate::http::ceiling::CheckinCeiling,
 }
 
 impl AppState {

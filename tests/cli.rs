@@ -206,3 +206,47 @@ async fn admin_create_then_login_refresh_logout_over_http() {
         );
     }
 }
+
+/// At a terminal (a pseudo-terminal made by util-linux's `script`), `--password-stdin` prompts
+/// and reads one line without echo; from a pipe it reads the whole input (the other tests).
+#[test]
+fn admin_create_prompts_for_the_password_at_a_terminal() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let command = format!("{BIN} admin create --email tty@example.org --password-stdin");
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    // Typed once the prompt shows (echo is off by then).
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("Password for the new admin:") {
+        use std::io::Read;
+        let n = stdout.read(&mut byte).expect("reading the prompt");
+        assert!(n == 1, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.push(byte[0]);
+    }
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"typed at the terminal\n")
+        .expect("typing");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("the rest");
+    let status = child.wait().expect("script ends");
+    let text = format!("{}{rest}", String::from_utf8_lossy(&seen));
+    assert!(status.success(), "{text}");
+    assert!(text.contains("created"), "{text}");
+    assert!(
+        !text.contains("typed at the terminal"),
+        "the password was echoed: {text}"
+    );
+}

@@ -110,6 +110,7 @@ mod tests {
                 org_id: None,
                 display_name: "A".into(),
                 email: "a@example.org".into(),
+                session_id: uuid::Uuid::new_v4().into(),
             },
             org_requires_totp: false,
             totp_enabled: false,

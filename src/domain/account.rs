@@ -180,3 +180,54 @@ mod tests {
         assert_eq!(Role::parse("root"), None);
     }
 }
+
+/// A phone number in E.164 form (`+447700900123`): `+`, a non-zero digit, 6 to 14 more.
+pub fn parse_e164(field: &str, raw: &str) -> Result<String, FieldError> {
+    let digits = raw.strip_prefix('+').unwrap_or("");
+    let ok = (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(FieldError::new(
+            field,
+            "must be an international number in E.164 form, e.g. +447700900123",
+        ))
+    }
+}
+
+/// The languages texts exist in: English and Welsh.
+pub const LANGUAGES: [&str; 2] = ["en", "cy"];
+
+pub fn parse_language(field: &str, raw: &str) -> Result<String, FieldError> {
+    if LANGUAGES.contains(&raw) {
+        Ok(raw.to_owned())
+    } else {
+        Err(FieldError::new(field, "must be en (English) or cy (Welsh)"))
+    }
+}
+
+#[cfg(test)]
+mod contact_tests {
+    use super::*;
+
+    #[test]
+    fn e164_and_languages() {
+        for good in ["+447700900123", "+12025550123", "+3531234567"] {
+            assert!(parse_e164("phone", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "07700900123",
+            "+0447700900",
+            "+44 7700 900123",
+            "+44",
+            "",
+            "+4477009001234567",
+        ] {
+            assert!(parse_e164("phone", bad).is_err(), "{bad}");
+        }
+        assert!(parse_language("language", "cy").is_ok());
+        assert!(parse_language("language", "fr").is_err());
+    }
+}

@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod escalation;
 pub mod field_error;
 pub mod ids;
+pub mod management;
 pub mod outing;
 pub mod pins;
 pub mod policy;

@@ -81,13 +81,18 @@ pub struct AuditEntry {
     pub id: String,
     pub at: chrono::DateTime<chrono::Utc>,
     pub actor: AuditActor,
-    /// What was read: `outing`, `outing.list`, `outing.checkins`, `alert`, `watch.overdue`, `watch.stream`.
+    /// What was read: `outing`, `outing.list`, `outing.checkins`, `alert`, `watch.overdue`,
+    /// `watch.stream`; or what was done: `policy`, `account.update`, `account.password`,
+    /// `account.disable`, `account.enable`.
     pub action: String,
     pub subject_id: Option<String>,
     pub subject_name: Option<String>,
     pub org_id: Option<String>,
     pub outing_id: Option<String>,
     pub alert_id: Option<String>,
+    /// For actions (`policy`, `account.*`): what changed.
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])),
@@ -150,6 +155,10 @@ pub async fn list(
                     org_id: row.org_id.clone(),
                     outing_id: row.outing_id.clone(),
                     alert_id: row.alert_id.clone(),
+                    detail: row
+                        .detail
+                        .as_deref()
+                        .and_then(|d| serde_json::from_str(d).ok()),
                 });
             }
             let keys: Vec<(i64, String)> = rows.iter().map(|r| (r.at, r.id.clone())).collect();

@@ -188,6 +188,8 @@ pub struct Caller {
     pub org_id: Option<OrgId>,
     pub display_name: String,
     pub email: String,
+    /// The login this request belongs to.
+    pub session_id: crate::domain::ids::SessionId,
 }
 
 impl Caller {
@@ -281,6 +283,7 @@ pub async fn caller_from_token(
                     org_id: account.org_id,
                     display_name: account.display_name,
                     email: account.email,
+                    session_id: claims.sid,
                 },
                 org_requires_totp,
                 totp_enabled: row.totp_enabled,

@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod ceiling;
 pub mod channels;
 pub mod extract;
 pub mod middleware;
@@ -50,6 +51,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/me/channels", web::get().to(channels::get_channels))
                 .route("/me/channels", web::put().to(channels::put_channels))
                 .route("/users", web::post().to(users::create_user))
+                .route("/users", web::get().to(users::list_users))
+                .route("/users/{id}", web::patch().to(users::patch_user))
+                .route(
+                    "/users/{id}/password",
+                    web::post().to(users::reset_password),
+                )
+                .route("/users/{id}/disable", web::post().to(users::disable_user))
+                .route("/users/{id}/enable", web::post().to(users::enable_user))
+                .route("/me/password", web::post().to(users::change_own_password))
                 .route("/orgs", web::post().to(orgs::create_org))
                 .route("/orgs/{id}", web::get().to(orgs::get_org))
                 .route(

@@ -14,7 +14,8 @@ use super::{alerts, audit, auth, channels, ops, orgs, outings, push, totp, users
     paths(
         auth::login, auth::refresh, auth::logout, auth::me,
         totp::enroll, totp::confirm, totp::disable,
-        users::create_user,
+        users::create_user, users::list_users, users::patch_user, users::change_own_password,
+        users::reset_password, users::disable_user, users::enable_user,
         orgs::create_org, orgs::get_org, orgs::put_policy,
         orgs::get_security, orgs::put_security,
         orgs::add_police_contact, orgs::remove_police_contact,

@@ -110,15 +110,34 @@ pub async fn put_policy(
 ) -> Result<HttpResponse, AppError> {
     let org_id: OrgId = path_id(&id, "organisation")?;
     let min = state.settings.limits.min_checkin_interval_s;
+    let default_policy = state.settings.escalation;
+    let now_ms = state.clock.now_ms();
     state
         .store
         .write(move |conn| {
-            if !can_see_org(conn, &caller, org_id)? || store::orgs::find(conn, org_id)?.is_none() {
+            if !can_see_org(conn, &caller, org_id)? {
                 return Err(AppError::NotFound("organisation"));
             }
+            let Some(org) = store::orgs::find(conn, org_id)? else {
+                return Err(AppError::NotFound("organisation"));
+            };
             caller.require_role(&[Role::Admin, Role::Organiser])?;
             policy.validate(min).map_err(AppError::Validation)?;
-            store::orgs::set_policy(conn, org_id, &policy)
+            let old = org.policy(&default_policy);
+            store::orgs::set_policy(conn, org_id, &policy)?;
+            // Who changed how fast the police are called, from what to what.
+            store::audit::record_action(
+                conn,
+                &store::audit::Action {
+                    actor_id: caller.id.to_string(),
+                    actor_role: caller.role.as_str(),
+                    action: "policy",
+                    subject_id: None,
+                    org_id: Some(org_id.to_string()),
+                    detail: serde_json::json!({"old": old, "new": policy}),
+                },
+                now_ms,
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(policy))

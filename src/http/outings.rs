@@ -586,6 +586,7 @@ pub async fn check_in(
     id: web::Path<String>,
     RawJson(raw): RawJson,
 ) -> Result<HttpResponse, AppError> {
+    state.checkin_ceiling.check(caller.id)?;
     let outing_id: OutingId = path_id(&id, "outing")?;
     let key = idempotency_key(&req)?;
     let body: CheckinRequest = super::extract::parse_json(&raw)?;
@@ -649,6 +650,7 @@ pub async fn check_in_batch(
     id: web::Path<String>,
     ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<HttpResponse, AppError> {
+    state.checkin_ceiling.check(caller.id)?;
     let outing_id: OutingId = path_id(&id, "outing")?;
     if body.checkins.is_empty() || body.checkins.len() > MAX_BATCH {
         return Err(AppError::field(

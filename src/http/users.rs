@@ -2,14 +2,17 @@
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiJson, Caller};
+use super::extract::{path_id, ApiJson, Caller};
+use super::pagination::{self, Page};
 use crate::auth::password;
-use crate::domain::account::{DisplayName, Email, NewPassword, Role};
+use crate::domain::account::{parse_e164, parse_language, DisplayName, Email, NewPassword, Role};
 use crate::domain::field_error::FieldErrors;
 use crate::domain::ids::{OrgId, UserId};
+use crate::domain::management::Change;
 use crate::error::{AppError, Problem};
+use crate::service::accounts as account_service;
 use crate::state::AppState;
 use crate::store;
 
@@ -195,4 +198,311 @@ pub async fn create_user(
         role: account.role,
         org_id: account.org_id,
     }))
+}
+
+/// A user as the account screens see them.
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub org_id: Option<OrgId>,
+    pub phone: Option<String>,
+    pub disabled: bool,
+    /// `en` or `cy`.
+    pub language: String,
+}
+
+fn user_view(row: &store::accounts::UserRow) -> Result<UserView, AppError> {
+    let account = store::accounts::Account::try_from(row)?;
+    Ok(UserView {
+        id: account.id,
+        email: account.email,
+        display_name: account.display_name,
+        role: account.role,
+        org_id: account.org_id,
+        phone: account.phone,
+        disabled: account.disabled,
+        language: row.language.clone(),
+    })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    pub org_id: Option<String>,
+    /// `admin`, `organiser`, `canvasser` or `police`.
+    pub role: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    params(UserQuery),
+    responses((status = 200, body = Page<UserView>),
+              (status = 403, description = "not an admin or organiser", body = Problem),
+              (status = 404, description = "another organisation (organisers)", body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<UserQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
+    let org = query
+        .org_id
+        .as_deref()
+        .map(|raw| {
+            raw.parse::<OrgId>()
+                .map_err(|_| AppError::field("org_id", "must be an organisation id"))
+        })
+        .transpose()?;
+    let role = query
+        .role
+        .as_deref()
+        .map(|raw| {
+            Role::parse(raw).ok_or_else(|| {
+                AppError::field("role", "must be admin, organiser, canvasser or police")
+            })
+        })
+        .transpose()?;
+    let limit = pagination::limit(query.limit)?;
+    let after = pagination::decode_cursor(query.cursor.as_deref())?;
+    let (items, next_cursor) = state
+        .store
+        .read(move |conn| {
+            let rows = account_service::list(conn, &caller, org, role, after, limit)?;
+            let keys: Vec<(i64, String)> =
+                rows.iter().map(|r| (r.created_at, r.id.clone())).collect();
+            let items = rows.iter().map(user_view).collect::<Result<Vec<_>, _>>()?;
+            Ok((
+                items,
+                pagination::next_cursor(&keys, limit, |(at, id)| (*at, id.as_str())),
+            ))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// E.164 (`+447700900123`); null removes it.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    /// `en` or `cy`.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// `null` (clear) told apart from an absent field (leave as it is).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Ok(Some(Option::<String>::deserialize(d)?))
+    }
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = UserPatch,
+    responses((status = 200, body = UserView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    ApiJson(body): ApiJson<UserPatch>,
+) -> Result<HttpResponse, AppError> {
+    let target: UserId = path_id(&id, "user")?;
+    let mut errors = FieldErrors::new();
+    let display_name = body
+        .display_name
+        .as_deref()
+        .map(|n| DisplayName::parse("display_name", n))
+        .transpose()
+        .map_err(|e| errors.0.push(e))
+        .ok()
+        .flatten();
+    let phone = match &body.phone {
+        Some(Some(p)) => match parse_e164("phone", p) {
+            Ok(p) => Some(Some(p)),
+            Err(e) => {
+                errors.0.push(e);
+                None
+            }
+        },
+        Some(None) => Some(None),
+        None => None,
+    };
+    let language = body
+        .language
+        .as_deref()
+        .map(|l| parse_language("language", l))
+        .transpose()
+        .map_err(|e| errors.0.push(e))
+        .ok()
+        .flatten();
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors.0));
+    }
+    let now_ms = state.clock.now_ms();
+    let view = state
+        .store
+        .write(move |conn| {
+            let row = account_service::authorised_target(conn, &caller, target, Change::Profile)?;
+            store::accounts::update_profile(
+                conn,
+                target,
+                display_name.as_ref().map(|n| n.as_str()),
+                phone.as_ref().map(|p| p.as_deref()),
+                language.as_deref(),
+            )?;
+            account_service::audit(
+                conn,
+                &caller,
+                "account.update",
+                &row,
+                serde_json::json!({
+                    "display_name": display_name.is_some(),
+                    "phone": phone.is_some(),
+                    "language": language,
+                }),
+                now_ms,
+            )?;
+            let row = store::accounts::find(conn, target)?.ok_or(AppError::NotFound("user"))?;
+            user_view(&row)
+        })
+        .await?;
+    state.sessions.clear();
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnPasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    pub new_password: String,
+}
+
+async fn hash_new_password(raw: &str) -> Result<String, AppError> {
+    let password =
+        NewPassword::parse("new_password", raw).map_err(|e| AppError::Validation(vec![e]))?;
+    web::block(move || password::hash(password.expose()))
+        .await
+        .map_err(|e| AppError::internal(format!("password hashing: {e}")))?
+}
+
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "users", security(("bearer" = [])),
+    request_body = OwnPasswordChange,
+    responses((status = 204, description = "changed; every other login of the account has ended"),
+              (status = 403, description = "wrong current password", body = Problem),
+              (status = 422, body = Problem),
+              (status = 429, description = "too many wrong passwords; see Retry-After", body = Problem)))]
+pub async fn change_own_password(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<OwnPasswordChange>,
+) -> Result<HttpResponse, AppError> {
+    NewPassword::parse("new_password", &body.new_password)
+        .map_err(|e| AppError::Validation(vec![e]))?;
+    super::totp::confirm_password(&state, caller.id, body.current_password).await?;
+    let hash = hash_new_password(&body.new_password).await?;
+    let now_ms = state.clock.now_ms();
+    state
+        .store
+        .write(move |conn| {
+            let row = store::accounts::find(conn, caller.id)?.ok_or(AppError::NotFound("user"))?;
+            account_service::set_password(conn, &caller, &row, &hash, now_ms)
+        })
+        .await?;
+    state.sessions.clear();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = PasswordReset,
+    responses((status = 204, description = "set; the member's logins have ended"),
+              (status = 403, description = "not yours to reset (an organiser's: an admin's job)", body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    ApiJson(body): ApiJson<PasswordReset>,
+) -> Result<HttpResponse, AppError> {
+    let target: UserId = path_id(&id, "user")?;
+    let checker = caller.clone();
+    state
+        .store
+        .read(move |conn| {
+            account_service::authorised_target(conn, &checker, target, Change::ResetPassword)
+        })
+        .await?;
+    let hash = hash_new_password(&body.new_password).await?;
+    let now_ms = state.clock.now_ms();
+    state
+        .store
+        .write(move |conn| {
+            let row =
+                account_service::authorised_target(conn, &caller, target, Change::ResetPassword)?;
+            account_service::set_password(conn, &caller, &row, &hash, now_ms)
+        })
+        .await?;
+    state.sessions.clear();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn set_disabled(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    disabled: bool,
+) -> Result<HttpResponse, AppError> {
+    let target: UserId = path_id(&id, "user")?;
+    let now_ms = state.clock.now_ms();
+    state
+        .store
+        .write(move |conn| {
+            let row = account_service::authorised_target(conn, &caller, target, Change::Disable)?;
+            account_service::set_disabled(conn, &caller, &row, disabled, now_ms)
+        })
+        .await?;
+    state.sessions.clear();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204, description = "disabled: its logins and streams end at once; an open outing still escalates"),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn disable_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    set_disabled(state, caller, id, true).await
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204, description = "enabled: the account can log in again"),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn enable_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    set_disabled(state, caller, id, false).await
 }

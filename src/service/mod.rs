@@ -1,6 +1,7 @@
 //! Use cases: each composes domain rules and storage inside one transaction. Handlers parse and
 //! render; services decide and persist.
 
+pub mod accounts;
 pub mod alerts;
 pub mod checkins;
 pub mod notify;

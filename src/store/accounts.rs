@@ -27,6 +27,7 @@ pub struct UserRow {
     pub webhook_url: Option<String>,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
+    pub language: String,
 }
 
 /// A user as the rest of the service sees it: typed ids and role.
@@ -128,6 +129,7 @@ pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> Result<Account, AppError> 
         webhook_url: None,
         created_at: new.now_ms,
         disabled_at: None,
+        language: "en".to_owned(),
     };
     diesel::insert_into(users::table)
         .values(&row)
@@ -278,4 +280,80 @@ pub fn webhook_of(
         .get_result::<(Option<String>, Option<String>)>(conn)
         .optional()?
         .and_then(|(url, secret)| url.map(|u| (u, secret))))
+}
+
+/// Users of `org` (any organisation when `None`) with `role` (any when `None`), newest first,
+/// after the cursor `(created_at, id)`.
+pub fn list(
+    conn: &mut DbConn,
+    org: Option<OrgId>,
+    role: Option<Role>,
+    after: Option<(i64, String)>,
+    limit: i64,
+) -> Result<Vec<UserRow>, AppError> {
+    let mut query = users::table
+        .select(UserRow::as_select())
+        .order((users::created_at.desc(), users::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(org) = org {
+        query = query.filter(users::org_id.eq(org.to_string()));
+    }
+    if let Some(role) = role {
+        query = query.filter(users::role.eq(role.as_str()));
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(
+            users::created_at
+                .lt(at)
+                .or(users::created_at.eq(at).and(users::id.lt(id))),
+        );
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Changes what is given of a user's profile (`phone: Some(None)` clears the phone).
+pub fn update_profile(
+    conn: &mut DbConn,
+    user: UserId,
+    display_name: Option<&str>,
+    phone: Option<Option<&str>>,
+    language: Option<&str>,
+) -> Result<(), AppError> {
+    let id = user.to_string();
+    if let Some(name) = display_name {
+        diesel::update(users::table.find(&id))
+            .set(users::display_name.eq(name))
+            .execute(conn)?;
+    }
+    if let Some(phone) = phone {
+        diesel::update(users::table.find(&id))
+            .set(users::phone.eq(phone))
+            .execute(conn)?;
+    }
+    if let Some(language) = language {
+        diesel::update(users::table.find(&id))
+            .set(users::language.eq(language))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn set_password_hash(conn: &mut DbConn, user: UserId, hash: &str) -> Result<(), AppError> {
+    diesel::update(users::table.find(user.to_string()))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Disables (`Some(now)`) or enables (`None`) an account.
+pub fn set_disabled(
+    conn: &mut DbConn,
+    user: UserId,
+    disabled_at: Option<i64>,
+) -> Result<(), AppError> {
+    diesel::update(users::table.find(user.to_string()))
+        .set(users::disabled_at.eq(disabled_at))
+        .execute(conn)?;
+    Ok(())
 }

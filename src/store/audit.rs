@@ -35,6 +35,33 @@ pub fn record(conn: &mut DbConn, read: &LocationRead<'_>, at: i64) -> Result<(),
     Ok(())
 }
 
+/// An action on an account or an organisation's settings (`policy`, `account.disable`, ...),
+/// with what changed.
+pub struct Action<'a> {
+    pub actor_id: String,
+    pub actor_role: &'static str,
+    pub action: &'a str,
+    pub subject_id: Option<String>,
+    pub org_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+pub fn record_action(conn: &mut DbConn, action: &Action<'_>, at: i64) -> Result<(), AppError> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::id.eq(new_id()),
+            audit_log::at.eq(at),
+            audit_log::actor_id.eq(&action.actor_id),
+            audit_log::actor_role.eq(action.actor_role),
+            audit_log::action.eq(action.action),
+            audit_log::subject_id.eq(action.subject_id.as_ref()),
+            audit_log::org_id.eq(action.org_id.as_ref()),
+            audit_log::detail.eq(Some(action.detail.to_string())),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Queryable)]
 pub struct AuditRow {
     pub id: String,
@@ -46,6 +73,7 @@ pub struct AuditRow {
     pub org_id: Option<String>,
     pub outing_id: Option<String>,
     pub alert_id: Option<String>,
+    pub detail: Option<String>,
 }
 
 /// Audit rows newest first, optionally of one organisation and/or one subject.
@@ -79,6 +107,7 @@ pub fn list(
             audit_log::org_id,
             audit_log::outing_id,
             audit_log::alert_id,
+            audit_log::detail,
         ))
         .filter(diesel::dsl::not(
             audit_log::subject_id

@@ -267,3 +267,27 @@ pub fn forget_attempt(conn: &mut DbConn, id: &str) -> Result<(), AppError> {
     diesel::delete(login_attempts::table.find(id)).execute(conn)?;
     Ok(())
 }
+
+/// Ends every live login of `user` but `except` (the caller's own, after changing their own
+/// password). Returns how many ended.
+pub fn revoke_sessions_of(
+    conn: &mut DbConn,
+    user: &str,
+    except: Option<&str>,
+    reason: &str,
+    now_ms: i64,
+) -> Result<usize, AppError> {
+    let mut query = diesel::update(sessions::table)
+        .filter(sessions::user_id.eq(user))
+        .filter(sessions::revoked_at.is_null())
+        .into_boxed();
+    if let Some(keep) = except {
+        query = query.filter(sessions::id.ne(keep));
+    }
+    Ok(query
+        .set((
+            sessions::revoked_at.eq(now_ms),
+            sessions::revoked_reason.eq(reason),
+        ))
+        .execute(conn)?)
+}

@@ -46,6 +46,7 @@ fn caller(user: &TestUser, org: &str, role: Role) -> Caller {
         org_id: Some(org.parse().expect("org id")),
         display_name: "Someone".into(),
         email: user.email.clone(),
+        session_id: uuid::Uuid::new_v4().into(),
     }
 }
 

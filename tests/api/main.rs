@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod account_admin;
 mod accounts;
 mod app;
 mod auth;
