@@ -41,6 +41,8 @@ enum Command {
         #[command(subcommand)]
         command: VapidCommand,
     },
+    /// Print the OpenAPI 3.1 document (the one served at /api/v1/openapi.json).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -103,6 +105,14 @@ fn run(cli: Cli) -> Result<(), String> {
         println!("public_key  = \"{}\"", pair.public_key);
         return Ok(());
     }
+    if let Command::Openapi = cli.command {
+        use utoipa::OpenApi;
+        let doc = doorstep::http::openapi::ApiDoc::openapi()
+            .to_pretty_json()
+            .map_err(|e| format!("rendering the OpenAPI document: {e}"))?;
+        println!("{doc}");
+        return Ok(());
+    }
     if let Command::Bench(options) = cli.command {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -152,7 +162,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("admin {id} created");
             Ok(())
         }
-        Command::Vapid { .. } | Command::Bench(_) => Ok(()),
+        Command::Vapid { .. } | Command::Bench(_) | Command::Openapi => Ok(()),
     }
 }
 

@@ -31,7 +31,7 @@ use super::{alerts, audit, auth, channels, ops, orgs, outings, push, totp, users
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
     components(schemas(crate::error::Problem, crate::domain::field_error::FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &DescribedResponses),
     tags(
         (name = "auth", description = "Login, token refresh, logout, the caller, two-factor authentication"),
         (name = "users", description = "Accounts"),
@@ -61,5 +61,52 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// OpenAPI requires every response to be described. Where a handler's annotation gives only a
+/// status and a body, the description is what that status means in this API (see the
+/// Conventions of docs/api.md).
+struct DescribedResponses;
+
+fn meaning(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "202" => "Accepted: the work is queued",
+        "204" => "Done; no body",
+        "400" => "Malformed JSON or wrong content type",
+        "401" => "No, invalid or expired token",
+        "403" => "Authenticated, but not allowed",
+        "404" => "Unknown, or not visible to the caller",
+        "409" => "Conflicts with the current state",
+        "413" => "Request body too large",
+        "422" => "Invalid input: `errors` names each field",
+        "429" => "Rate limited: see Retry-After",
+        "503" => "Storage unavailable",
+        _ => "See the problem details",
+    }
+}
+
+impl Modify for DescribedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(response) = response {
+                        if response.description.is_empty() {
+                            response.description = meaning(status).to_owned();
+                        }
+                    }
+                }
+            }
+        }
     }
 }

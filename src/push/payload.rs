@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::domain::time::{from_millis, rfc3339};
 
 /// The largest decrypted payload we send (the contract's limit).
-pub const MAX_PAYLOAD_BYTES: usize = 3 * 1024;
+pub const MAX_PAYLOAD_BYTES: usize = 3000;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CanvasserRef {

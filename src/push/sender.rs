@@ -3,10 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-
-use super::encryption::Encryptor;
 use super::retry::parse_retry_after;
 use super::ssrf;
 use super::vapid::{origin_of, Vapid};
@@ -44,7 +40,6 @@ pub struct PushClient {
     http: reqwest::Client,
     /// One attempt's time (`push.request_timeout_ms`).
     timeout: Duration,
-    encryptor: Encryptor,
     vapid: Arc<Vapid>,
     allow_private: bool,
 }
@@ -63,7 +58,6 @@ impl PushClient {
         Ok(PushClient {
             http: builder.build().map_err(|e| ClientError(e.to_string()))?,
             timeout: Duration::from_millis(settings.request_timeout_ms),
-            encryptor: Encryptor::new().map_err(|e| ClientError(e.to_string()))?,
             vapid,
             allow_private: settings.allow_private_endpoints,
         })
@@ -171,15 +165,13 @@ impl PushClient {
 impl PushClient {
     /// The encrypted body of `payload` for `subscription` (keys as registered: base64url).
     fn encrypt(&self, subscription: &SubscriptionRow, payload: &[u8]) -> Result<Vec<u8>, String> {
-        let decode = |key: &str| {
-            URL_SAFE_NO_PAD
-                .decode(key.trim_end_matches('='))
-                .map_err(|_| "its keys are not base64url".to_owned())
-        };
-        let (p256dh, auth) = (decode(&subscription.p256dh)?, decode(&subscription.auth)?);
-        self.encryptor
-            .encrypt(&p256dh, &auth, payload)
-            .map_err(|e| e.to_string())
+        super::encryption::encrypt(
+            &subscription.endpoint,
+            &subscription.p256dh,
+            &subscription.auth,
+            payload,
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -208,6 +200,8 @@ fn classify(status: u16, retry_after_s: Option<u64>, body: String) -> SendResult
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Reads one HTTP/1.1 request (headers and a `content-length` body); false at end of stream.
