@@ -34,7 +34,8 @@ enum Command {
         command: AdminCommand,
     },
     /// Measure ingest, detection lag, push fan-out and memory against a server started as a
-    /// child process (see docs/benchmarks.md).
+    /// child process (see docs/benchmarks.md). Built with `--features bench`.
+    #[cfg(feature = "bench")]
     Bench(doorstep::bench::BenchOptions),
     /// VAPID keys for Web Push.
     Vapid {
@@ -113,6 +114,7 @@ fn run(cli: Cli) -> Result<(), String> {
         println!("{doc}");
         return Ok(());
     }
+    #[cfg(feature = "bench")]
     if let Command::Bench(options) = cli.command {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -162,7 +164,9 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("admin {id} created");
             Ok(())
         }
-        Command::Vapid { .. } | Command::Bench(_) | Command::Openapi => Ok(()),
+        Command::Vapid { .. } | Command::Openapi => Ok(()),
+        #[cfg(feature = "bench")]
+        Command::Bench(_) => Ok(()),
     }
 }
 
