@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::domain::caller::Caller;
 use crate::domain::ids::SessionId;
-use crate::http::extract::Caller;
 
 /// Bounds the memory: past this many logins the memo starts again empty.
 const MAX_ENTRIES: usize = 100_000;

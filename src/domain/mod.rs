@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod area;
+pub mod caller;
 pub mod checkin;
 pub mod deadline;
 pub mod escalation;

@@ -11,7 +11,6 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::domain::account::Role;
-use crate::domain::ids::{OrgId, UserId};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store;
@@ -180,18 +179,10 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// The authenticated caller, from a valid access token of a live login.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub id: UserId,
-    pub role: Role,
-    pub org_id: Option<OrgId>,
-    pub display_name: String,
-    pub email: String,
-    /// The login this request belongs to.
-    pub session_id: crate::domain::ids::SessionId,
-}
+pub use crate::domain::caller::Caller;
 
+/// The HTTP answer to a caller in the wrong role (an inherent impl beside the extractor:
+/// the domain type knows nothing of HTTP errors).
 impl Caller {
     pub fn require_role(&self, allowed: &[Role]) -> Result<(), AppError> {
         if allowed.contains(&self.role) {

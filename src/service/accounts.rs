@@ -5,10 +5,10 @@
 use serde_json::json;
 
 use crate::domain::account::Role;
+use crate::domain::caller::Caller;
 use crate::domain::ids::{OrgId, UserId};
 use crate::domain::management::{may_change, sees_account, Change, Decision, Person};
 use crate::error::AppError;
-use crate::http::extract::Caller;
 use crate::store::accounts::UserRow;
 use crate::store::audit::Action;
 use crate::store::{self, DbConn};

@@ -233,7 +233,7 @@ pub struct AlertAccess {
 
 pub fn access(
     conn: &mut DbConn,
-    caller: &crate::http::extract::Caller,
+    caller: &crate::domain::caller::Caller,
     row: &AlertRow,
 ) -> Result<AlertAccess, AppError> {
     use crate::domain::visibility::{alert_visible, may_handle_alert, AlertFacts, Viewer};
@@ -270,7 +270,7 @@ pub fn access(
 /// alert) for a contact who may handle it.
 fn handled_alert(
     conn: &mut DbConn,
-    caller: &crate::http::extract::Caller,
+    caller: &crate::domain::caller::Caller,
     alert_id: AlertId,
 ) -> Result<(OutingRow, AlertRow), AppError> {
     let peek =
@@ -299,7 +299,7 @@ fn handled_alert(
 /// First acknowledgement wins; later ones are a 409.
 pub fn acknowledge_by_contact(
     conn: &mut DbConn,
-    caller: &crate::http::extract::Caller,
+    caller: &crate::domain::caller::Caller,
     alert_id: AlertId,
     note: Option<String>,
     now_ms: i64,
@@ -323,7 +323,7 @@ pub fn acknowledge_by_contact(
 /// becomes active again with a fresh deadline (the contact has vouched for the canvasser).
 pub fn resolve_by_contact(
     conn: &mut DbConn,
-    caller: &crate::http::extract::Caller,
+    caller: &crate::domain::caller::Caller,
     alert_id: AlertId,
     outcome: &str,
     note: Option<String>,

@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use diesel::Connection;
 
+use crate::domain::caller::Caller;
 use crate::domain::checkin::PinCheck;
 use crate::domain::escalation::OutingStatus;
 use crate::domain::ids::OutingId;
 use crate::error::AppError;
-use crate::http::extract::Caller;
 use crate::http::outings::CheckinResponse;
 use crate::http::views::CheckinView;
 use crate::service::outings::{self as service, NewCheckin, OutingRules, Submission};

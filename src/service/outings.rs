@@ -2,6 +2,7 @@
 
 use crate::domain::account::Role;
 use crate::domain::area::{self, Area};
+use crate::domain::caller::Caller;
 use crate::domain::checkin::{
     BatteryPct, CheckinInterval, CheckinKind, DisplayOrder, PinCheck, Position,
 };
@@ -14,7 +15,6 @@ use crate::domain::visibility::{
     hidden_from, outing_visibility, OutingFacts, OutingVisibility, Viewer,
 };
 use crate::error::AppError;
-use crate::http::extract::Caller;
 use crate::http::views::{self, OutingParts, OutingView, PersonRef};
 use crate::service::alerts::{self, LastLocation, Raised};
 use crate::service::notify::{self, Lookups};
