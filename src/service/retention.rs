@@ -80,6 +80,8 @@ pub fn purge(conn: &mut DbConn, now_ms: i64, retention_days: i64) -> Result<Purg
         login_attempts::table.filter(login_attempts::attempted_at.lt(now_ms - 86_400_000)),
     )
     .execute(conn)?;
+    // Wrong-PIN counters outlive their 15-minute lockout by a day at most.
+    crate::store::pins::purge_older_than(conn, now_ms - 86_400_000)?;
     Ok(Purged {
         checkins,
         alerts,
