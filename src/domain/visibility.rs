@@ -244,6 +244,13 @@ pub fn alert_visible(viewer: &Viewer<'_>, alert: &AlertFacts<'_>) -> bool {
     }
 }
 
+/// Who sees an alert's whole delivery record (who else was told, by what, when): the
+/// contacts who handle alerts. Anyone else told of it (the canvasser, a companion) sees only
+/// their own rows: who else was alerted is not theirs to know.
+pub fn sees_every_delivery(role: Role) -> bool {
+    matches!(role, Role::Organiser | Role::Police)
+}
+
 /// Acknowledging and resolving are for the contacts who see the alert: organisers and police.
 /// Never the canvasser (only a check-in or the safe PIN clears their own alert).
 pub fn may_handle_alert(viewer: &Viewer<'_>, alert: &AlertFacts<'_>) -> bool {
@@ -371,6 +378,14 @@ mod alert_tests {
         assert!(hidden_from(owner, owner, AlertKind::WrongPins));
         assert!(!hidden_from(UserId::new(), owner, AlertKind::Duress));
         assert!(!hidden_from(owner, owner, AlertKind::Panic));
+    }
+
+    #[test]
+    fn only_contacts_see_every_delivery() {
+        assert!(sees_every_delivery(Role::Organiser));
+        assert!(sees_every_delivery(Role::Police));
+        assert!(!sees_every_delivery(Role::Canvasser));
+        assert!(!sees_every_delivery(Role::Admin));
     }
 
     #[test]

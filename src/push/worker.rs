@@ -525,21 +525,22 @@ async fn webhook_attempt(
                     None => None,
                 },
             };
-            let person = match &recipient {
+            let account = match &recipient {
                 Some(user) => {
                     let id = store::accounts::parse_id(user, "user")?;
-                    store::accounts::find(conn, id)?.map(|u| {
-                        serde_json::json!({"id": u.id, "display_name": u.display_name, "role": u.role})
-                    })
+                    store::accounts::find(conn, id)?
+                        .map(|u| store::accounts::Account::try_from(&u))
+                        .transpose()?
                 }
                 None => None,
             };
-            // A canvasser (a companion) gets their own delivery rows only, not other people's.
-            if let (Some(view), Some(person), Some(user)) = (view.as_mut(), &person, &recipient) {
-                if person["role"] == "canvasser" {
-                    view.notifications
-                        .retain(|n| n.recipient.as_ref().is_some_and(|r| r.id.to_string() == *user));
-                }
+            let person = account.as_ref().map(
+                |a| serde_json::json!({"id": a.id, "display_name": a.display_name, "role": a.role}),
+            );
+            // The person's webhook gets the delivery record as they would in the API.
+            if let Some(account) = &account {
+                view = view
+                    .map(|v| crate::service::outings::deliveries_for(v, account.id, account.role));
             }
             Ok((view, target, person, outing_id))
         })

@@ -25,7 +25,7 @@ pub fn clock_of(row: &AlertRow) -> Result<AlertClock, AppError> {
     Ok(AlertClock {
         kind: AlertKind::parse(&row.kind)
             .ok_or_else(|| AppError::internal(format!("stored alert kind {:?}", row.kind)))?,
-        level: u8::try_from(row.level).unwrap_or(2).clamp(1, 2),
+        level: row.level(),
         status: AlertStatus::parse(&row.status)
             .ok_or_else(|| AppError::internal(format!("stored alert status {:?}", row.status)))?,
         opened_at: from_millis(row.opened_at),
@@ -144,16 +144,8 @@ pub fn raise(
             Raised::Opened(row)
         }
         (Opening::Upgrade { kind, to_level, .. }, Some(mut row)) => {
-            let mut clock = clock_of(&row)?;
-            if to_level > clock.level {
-                clock.escalated_at = Some(now);
-            }
-            clock.kind = kind;
-            clock.level = to_level;
             // New danger re-opens an acknowledged alert and restarts its repeat clock.
-            clock.status = AlertStatus::Open;
-            clock.acknowledged_at = None;
-            clock.last_pushed_at = now;
+            let clock = escalation::upgraded(&clock_of(&row)?, kind, to_level, now);
             row.acknowledged_by = None;
             apply_clock(&mut row, &clock, now_ms);
             if location.is_some() {
@@ -256,7 +248,7 @@ pub fn access(
         canvasser: row.canvasser()?,
         org_id: row.org()?,
         companions: &companions,
-        level: u8::try_from(row.level).unwrap_or(2),
+        level: row.level(),
         kind: AlertKind::parse(&row.kind)
             .ok_or_else(|| AppError::internal(format!("stored alert kind {:?}", row.kind)))?,
     };

@@ -516,7 +516,7 @@ pub fn alert_raised(
         Raised::Unchanged(_) => return Ok(()),
     };
     let kind = AlertKind::parse(&alert.kind);
-    let level = u8::try_from(alert.level).unwrap_or(2);
+    let level = alert.level();
     let mut lookups = Lookups::default();
     let people = OutingPeople::load(conn, &mut lookups, outing)?;
     let recipients = people.recipients(kind, level);
@@ -560,7 +560,7 @@ pub fn all_clear(
             alert: Some(alert),
             step_key: "all_clear",
             message_type: "all_clear",
-            level: u8::try_from(alert.level).unwrap_or(2),
+            level: alert.level(),
             recipients: &recipients,
             due_at_ms: Some(now_ms),
             expires_at_ms: None,

@@ -295,9 +295,7 @@ pub fn visibility(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result
         canvasser: row.canvasser()?,
         org_id: row.org()?,
         companions: &companion_ids,
-        open_alert_level: open_alert
-            .as_ref()
-            .map(|a| u8::try_from(a.level).unwrap_or(2)),
+        open_alert_level: open_alert.as_ref().map(store::alerts::AlertRow::level),
         open_alert_is_panic_or_duress: open_alert
             .as_ref()
             .is_some_and(|a| a.kind == "panic" || a.kind == "duress"),
@@ -409,10 +407,17 @@ pub fn view_with(
 
 /// Contacts (organisers, police) see the whole delivery record; anyone else (the canvasser, a
 /// companion) sees only their own rows: who else was alerted is not theirs to know.
-pub fn for_viewer(mut view: views::AlertView, caller: &Caller) -> views::AlertView {
-    if !matches!(caller.role, Role::Organiser | Role::Police) {
+pub fn for_viewer(view: views::AlertView, caller: &Caller) -> views::AlertView {
+    deliveries_for(view, caller.id, caller.role)
+}
+
+/// The alert's delivery record as `viewer` in `role` may see it
+/// ([`crate::domain::visibility::sees_every_delivery`]): the API's answers and the webhook
+/// posted to a person both ask this.
+pub fn deliveries_for(mut view: views::AlertView, viewer: UserId, role: Role) -> views::AlertView {
+    if !crate::domain::visibility::sees_every_delivery(role) {
         view.notifications
-            .retain(|n| n.recipient.as_ref().is_some_and(|r| r.id == caller.id));
+            .retain(|n| n.recipient.as_ref().is_some_and(|r| r.id == viewer));
     }
     view
 }

@@ -43,6 +43,14 @@ pub struct AlertRow {
 }
 
 impl AlertRow {
+    /// The alert's level, 1 or 2: a stored value outside that range (never written) reads as
+    /// the nearer of the two, and an unreadable one as 2, the safer.
+    pub fn level(&self) -> u8 {
+        u8::try_from(self.level).map_or(2, |level| level.clamp(1, 2))
+    }
+}
+
+impl AlertRow {
     pub fn alert_id(&self) -> Result<AlertId, AppError> {
         parse_id(&self.id, "alert")
     }
