@@ -468,6 +468,22 @@ pub fn fire_alert(
 }
 
 /// Starts the loop on the current runtime.
+/// Fires every step that is due at the state's clock now, batch after batch, and says how
+/// many were fired: the scheduler's own pass, called directly. Tests that move the clock
+/// (`Clock::advance`) with `scheduler.enabled = false` use it to escalate without waiting for
+/// real deadlines.
+pub async fn run_due_now(state: &AppState) -> Result<usize, AppError> {
+    let batch = state.settings.scheduler.batch_size;
+    let mut fired = 0;
+    loop {
+        let done = run_batch(state, batch).await?;
+        fired += done;
+        if done == 0 {
+            return Ok(fired);
+        }
+    }
+}
+
 pub fn spawn(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(run(state))
 }

@@ -10,6 +10,7 @@ use crate::outings::{org, Org};
 
 on_both_backends!(
     full_timeline_reminder_missed_level2_checkin_all_clear,
+    escalation_on_a_moved_clock_without_waiting,
     acknowledge_repeat_ack_timeout_and_resolve,
     panic_upgrades_an_open_alert,
     a_step_due_while_the_server_was_down_fires_once_on_restart,
@@ -682,4 +683,43 @@ async fn the_next_deadline_is_read_from_the_front_of_the_index(backend: Backend)
             "a MIN here reads the whole index:\n{min}"
         );
     }
+}
+
+/// The clock moved instead of waited for: with the scheduler loop off, `run_due_now` fires
+/// what is due at the moved clock, the same pass the loop makes.
+async fn escalation_on_a_moved_clock_without_waiting(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.scheduler.enabled = false).await;
+    let admin = app.admin().await;
+    let org = crate::outings::org(&app, &admin, "Party").await;
+    let (status, outing) = app
+        .post(
+            "/api/v1/outings",
+            Some(&org.canvasser.token),
+            json!({"checkin_interval_s": 900}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = outing["id"].as_str().unwrap().to_owned();
+    // Nothing is due yet.
+    let fired = doorstep::scheduler::run_due_now(&app.state).await.unwrap();
+    assert_eq!(fired, 0);
+    // Past the deadline and the default 300 s grace: the missed check-in opens at level 1.
+    app.state
+        .clock
+        .advance(chrono::Duration::seconds(900 + 300 + 1));
+    let fired = doorstep::scheduler::run_due_now(&app.state).await.unwrap();
+    assert!(fired >= 1, "{fired}");
+    let (_, seen) = app
+        .get(&format!("/api/v1/outings/{id}"), &org.organiser.token)
+        .await;
+    assert_eq!(seen["status"], "overdue", "{seen}");
+    assert_eq!(seen["open_alert"]["kind"], "missed_checkin");
+    assert_eq!(seen["open_alert"]["level"], 1);
+    // And past police_after_s (600 s): level 2, at once.
+    app.state.clock.advance(chrono::Duration::seconds(601));
+    doorstep::scheduler::run_due_now(&app.state).await.unwrap();
+    let (_, seen) = app
+        .get(&format!("/api/v1/outings/{id}"), &org.organiser.token)
+        .await;
+    assert_eq!(seen["open_alert"]["level"], 2, "{seen}");
 }
