@@ -309,10 +309,16 @@ fn pending_reminder_at(
     due: Instant,
 ) -> Option<Instant> {
     (policy.reminder_before_s > 0 && outing.reminder_sent_for != Some(due))
-        .then(|| add_secs(due, policy.reminder_before_s.saturating_neg()))
+        .then(|| reminder_at(policy, due))
 }
 
-fn missed_at(policy: &EscalationPolicy, due: Instant) -> Instant {
+/// When the reminder for the deadline `due` falls due: `reminder_before_s` before it.
+pub fn reminder_at(policy: &EscalationPolicy, due: Instant) -> Instant {
+    add_secs(due, policy.reminder_before_s.saturating_neg())
+}
+
+/// When the deadline `due` counts as missed: `grace_s` after it (a negative grace as 0).
+pub fn missed_at(policy: &EscalationPolicy, due: Instant) -> Instant {
     add_secs(due, policy.grace_s.max(0))
 }
 
@@ -1089,6 +1095,21 @@ mod tests {
             // The first repeat (300) comes before a level-1 escalation (600).
             assert_eq!(next_alert_action_at(&a), Some(t(300)));
         }
+    }
+
+    #[test]
+    fn step_times_come_from_the_policy() {
+        let mut p = policy();
+        p.reminder_before_s = 120;
+        p.grace_s = 300;
+        assert_eq!(reminder_at(&p, t(600)), t(480));
+        assert_eq!(missed_at(&p, t(600)), t(900));
+        p.grace_s = -5;
+        assert_eq!(
+            missed_at(&p, t(600)),
+            t(600),
+            "a negative grace counts as 0"
+        );
     }
 
     #[test]

@@ -348,7 +348,7 @@ pub fn fire_outing(
         };
         match &step {
             Step::Reminder { due_at } => {
-                let scheduled = to_millis(*due_at) - policy.reminder_before_s * 1000;
+                let scheduled = to_millis(escalation::reminder_at(&policy, *due_at));
                 let recipients = [outing.canvasser()?];
                 notify::record(
                     conn,
@@ -370,7 +370,7 @@ pub fn fire_outing(
                 record_lag(scheduled, now_ms, &step);
             }
             Step::Missed { due_at } => {
-                let scheduled = to_millis(*due_at) + policy.grace_s.max(0) * 1000;
+                let scheduled = to_millis(escalation::missed_at(&policy, *due_at));
                 let raised = alerts::raise(
                     conn,
                     lookups,
