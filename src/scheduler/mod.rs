@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix_web::web;
 use tokio::sync::Notify;
 
-use crate::domain::escalation::{self, AlertKind, OutingStatus, Step};
+use crate::domain::escalation::{self, AlertKind, Step};
 use crate::domain::time::{from_millis, to_millis};
 use crate::error::AppError;
 use crate::service::alerts::{self, Raised};
@@ -335,11 +335,7 @@ pub fn fire_outing(
     let now = from_millis(now_ms);
     // At most a skipped reminder and a missed check-in can be due together.
     for _ in 0..3 {
-        let clock = crate::domain::escalation::OutingClock {
-            status: OutingStatus::parse(&outing.status).unwrap_or(OutingStatus::Active),
-            next_checkin_due_at: outing.next_checkin_due_at.map(from_millis),
-            reminder_sent_for: outing.reminder_sent_for.map(from_millis),
-        };
+        let clock = crate::service::outings::outing_clock(&outing)?;
         let decision = escalation::decide_outing(&policy, &clock, now);
         outing.reminder_sent_for = decision.reminder_sent_for.map(to_millis);
         outing.status = decision.status.as_str().to_owned();

@@ -165,7 +165,8 @@ fn plain_checkin(
         live.caller.id,
         "live",
         live.now_ms,
-    );
+    )
+    .ok()?;
     if !plan.is_plain() {
         return None;
     }

@@ -66,7 +66,9 @@ pub fn org_policy(
         .unwrap_or(*default))
 }
 
-fn outing_clock(row: &OutingRow) -> Result<OutingClock, AppError> {
+/// The outing's scheduling state as the domain sees it; a stored status that is not one of
+/// the three is an error (the column's CHECK makes it impossible), never silently `active`.
+pub fn outing_clock(row: &OutingRow) -> Result<OutingClock, AppError> {
     Ok(OutingClock {
         status: OutingStatus::parse(&row.status)
             .ok_or_else(|| AppError::internal(format!("stored outing status {:?}", row.status)))?,
@@ -513,7 +515,7 @@ pub fn record_checkins(
         caller.id,
         source,
         now_ms,
-    );
+    )?;
     apply_plan(conn, &before, plan, &policy, now_ms)
 }
 
@@ -555,7 +557,7 @@ pub fn plan_checkins(
     user: UserId,
     source: &str,
     now_ms: i64,
-) -> CheckinPlan {
+) -> Result<CheckinPlan, AppError> {
     items.sort_by_key(|i| i.recorded_at.map(to_millis).unwrap_or(now_ms));
     let area = parse_area(&outing);
     let latest = match (
@@ -569,7 +571,7 @@ pub fn plan_checkins(
         _ => None,
     };
     let mut state = OutingState {
-        status: OutingStatus::parse(&outing.status).unwrap_or(OutingStatus::Active),
+        status: outing_clock(&outing)?.status,
         started_at: from_millis(outing.started_at),
         checkin_interval_s: outing.checkin_interval_s,
         planned_end_at: outing.planned_end_at.map(from_millis),
@@ -636,28 +638,28 @@ pub fn plan_checkins(
     }
     if stored.is_empty() {
         // Every item was a duplicate: nothing happened, nothing changes.
-        return CheckinPlan {
+        return Ok(CheckinPlan {
             outing,
             stored,
             left_area_events,
             raise,
             resolve,
             notices: Vec::new(),
-        };
+        });
     }
     outing.status = state.status.as_str().to_owned();
     outing.next_checkin_due_at = state.next_checkin_due_at.map(to_millis);
     outing.last_received_at = now_ms;
     outing.updated_at = now_ms;
     let notices = notices(&mut outing, left_area_events > 0, latest_battery.flatten());
-    CheckinPlan {
+    Ok(CheckinPlan {
         outing,
         stored,
         left_area_events,
         raise,
         resolve,
         notices,
-    }
+    })
 }
 
 /// Writes what [`plan_checkins`] worked out, one statement at a time: the check-ins, events,
