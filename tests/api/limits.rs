@@ -199,6 +199,12 @@ async fn a_huge_error_body_is_read_to_a_bound(backend: Backend) {
         flood.most_written()
     );
     let grown = rss_bytes().saturating_sub(before);
+    eprintln!(
+        "flood: {} bytes taken of {} declared; RSS grew by {} KiB",
+        flood.most_written(),
+        crate::flood_endpoint::DECLARED_BYTES,
+        grown / 1024
+    );
     assert!(grown < 150 * 1024 * 1024, "RSS grew by {grown} bytes");
 }
 
