@@ -375,11 +375,10 @@ impl Settings {
             return Err(bad("auth.login_window_s", "must be positive"));
         }
         if let Some(secret) = &self.auth.jwt_secret {
-            crate::auth::tokens::decode_secret(secret).map_err(|m| bad("auth.jwt_secret", m))?;
+            decode_secret(secret).map_err(|m| bad("auth.jwt_secret", m))?;
         }
         for secret in &self.auth.jwt_previous_secrets {
-            crate::auth::tokens::decode_secret(secret)
-                .map_err(|m| bad("auth.jwt_previous_secrets", m))?;
+            decode_secret(secret).map_err(|m| bad("auth.jwt_previous_secrets", m))?;
         }
         if !(self.push.subject.starts_with("mailto:") || self.push.subject.starts_with("https://"))
         {
@@ -436,7 +435,7 @@ impl Settings {
             return Err(bad("smtp.from", "is required when smtp.url is set"));
         }
         if let Some(url) = &self.smtp.url {
-            crate::push::email::parse_smtp_url(url).map_err(|m| bad("smtp.url", m))?;
+            parse_smtp_url(url).map_err(|m| bad("smtp.url", m))?;
         }
         if let Some(from) = &self.smtp.from {
             from.parse::<lettre::message::Mailbox>()
@@ -453,9 +452,86 @@ impl Settings {
     }
 }
 
+/// Decodes a configured secret; at least 32 bytes so HS256 keeps its strength.
+pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(secret.trim().trim_end_matches('='))
+        .map_err(|e| format!("not base64url: {e}"))?;
+    if bytes.len() < 32 {
+        return Err("must decode to at least 32 bytes".into());
+    }
+    Ok(bytes)
+}
+
+/// What `smtp.url` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpUrl {
+    pub host: String,
+    pub port: u16,
+    /// `smtps://`: TLS from the first byte. Otherwise STARTTLS when the server offers it.
+    pub implicit_tls: bool,
+    pub credentials: Option<(String, String)>,
+}
+
+pub fn parse_smtp_url(raw: &str) -> Result<SmtpUrl, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    let (implicit_tls, default_port) = match url.scheme() {
+        "smtp" => (false, 587),
+        "smtps" => (true, 465),
+        other => {
+            return Err(format!(
+                "scheme must be smtp:// or smtps://, not {other}://"
+            ))
+        }
+    };
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or("needs a host, e.g. smtp://mail.example.org:587")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let credentials = match (url.username(), url.password()) {
+        ("", None) => None,
+        (user, pass) => Some((decode(user), decode(pass.unwrap_or("")))),
+    };
+    Ok(SmtpUrl {
+        host,
+        port: url.port().unwrap_or(default_port),
+        implicit_tls,
+        credentials,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_urls() {
+        assert_eq!(
+            parse_smtp_url("smtp://127.0.0.1:2525").unwrap(),
+            SmtpUrl {
+                host: "127.0.0.1".into(),
+                port: 2525,
+                implicit_tls: false,
+                credentials: None
+            }
+        );
+        let u = parse_smtp_url("smtps://al%40x:p%3Ass@mail.example.org").unwrap();
+        assert!(u.implicit_tls);
+        assert_eq!(u.port, 465);
+        assert_eq!(u.credentials, Some(("al@x".into(), "p:ss".into())));
+        assert!(parse_smtp_url("http://mail.example.org").is_err());
+        assert!(parse_smtp_url("nonsense").is_err());
+    }
 
     #[test]
     fn defaults_are_valid() {

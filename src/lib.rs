@@ -13,6 +13,8 @@ pub mod auth;
 /// `doorstep bench` (the `bench` feature): a child server measured over loopback.
 #[cfg(feature = "bench")]
 pub mod bench;
+/// The per-user check-in ceiling (a flood guard held per replica).
+pub mod ceiling;
 /// One typed `Settings` from defaults, TOML and `DOORSTEP_*` variables, validated at start.
 pub mod config;
 /// Pure rules and types, no I/O: ids, roles, visibility, escalation, PINs, areas, deadlines.
@@ -41,3 +43,6 @@ pub mod telemetry;
 pub mod vapid;
 /// The alert event hub behind `/watch/stream`: follows `alert_events` and fans out to streams.
 pub mod watch;
+/// The JSON documents Doorstep sends (API answers, webhook bodies, stream events), built from
+/// stored rows under the viewer's visibility.
+pub mod wire;

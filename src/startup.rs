@@ -115,7 +115,7 @@ impl Application {
             crate::service::outings::OutingRules::from(&settings),
         );
         let checkin_ceiling =
-            crate::http::ceiling::CheckinCeiling::new(settings.limits.checkins_per_minute);
+            crate::ceiling::CheckinCeiling::new(settings.limits.checkins_per_minute);
         let state = web::Data::new(AppState {
             checkin_ceiling,
             checkins,
@@ -230,7 +230,7 @@ impl Application {
             ))
         });
         let events = Some(tokio::spawn(crate::watch::run(self.state.clone())));
-        let retention = Some(tokio::spawn(crate::service::retention::run(
+        let retention = Some(tokio::spawn(crate::scheduler::retention::run(
             self.state.clone(),
         )));
         let metrics = self.metrics_server.map(|server| {

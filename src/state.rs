@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::tokens::JwtKeys;
 use crate::config::Settings;
+use crate::service::Changes;
 use crate::store::Store;
 
 /// The service's clock. Real time plus an offset that tests can move forward, so time-based
@@ -38,19 +39,19 @@ pub struct AppState {
     pub store: Store,
     pub keys: JwtKeys,
     pub clock: Clock,
-    pub scheduler: crate::scheduler::SchedulerSignals,
-    pub push: crate::push::worker::PushSignals,
+    pub scheduler: crate::scheduler::signals::SchedulerSignals,
+    pub push: crate::push::signals::PushSignals,
     pub push_client: std::sync::Arc<crate::push::sender::PushClient>,
     /// `None` when `smtp.url` is unset: the email channel is off.
     pub mailer: Option<std::sync::Arc<crate::push::email::Mailer>>,
     pub webhooks: std::sync::Arc<crate::push::webhook::WebhookClient>,
-    pub watch: crate::watch::EventHub,
+    pub watch: crate::watch::hub::EventHub,
     /// Logins confirmed live in the last `auth.session_cache_ms`.
     pub sessions: crate::auth::session_cache::SessionCache,
     /// Live check-ins wait here to be written many to a transaction.
     pub checkins: crate::service::checkins::CheckinBatcher,
     /// `limits.checkins_per_minute` per user.
-    pub checkin_ceiling: crate::http::ceiling::CheckinCeiling,
+    pub checkin_ceiling: crate::ceiling::CheckinCeiling,
 }
 
 impl AppState {
@@ -77,15 +78,4 @@ impl AppState {
             self.watch.wake();
         }
     }
-}
-
-/// What a committed write may have brought forward.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Changes {
-    /// The earliest scheduler action the write set (epoch ms), if any.
-    pub next_action_at: Option<i64>,
-    /// It queued messages in the outbox.
-    pub outbox: bool,
-    /// It recorded alert events (the live board's feed).
-    pub alert_events: bool,
 }

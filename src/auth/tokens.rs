@@ -10,7 +10,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::AuthSettings;
+use crate::config::{decode_secret, AuthSettings};
 use crate::domain::account::Role;
 use crate::domain::ids::{OrgId, SessionId, UserId};
 
@@ -38,17 +38,6 @@ pub enum KeyError {
         path: String,
         source: std::io::Error,
     },
-}
-
-/// Decodes a configured secret; at least 32 bytes so HS256 keeps its strength.
-pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(secret.trim().trim_end_matches('='))
-        .map_err(|e| format!("not base64url: {e}"))?;
-    if bytes.len() < 32 {
-        return Err("must decode to at least 32 bytes".into());
-    }
-    Ok(bytes)
 }
 
 /// A key's id: the first 8 bytes of its SHA-256, so the id reveals nothing about the key.

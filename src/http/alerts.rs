@@ -6,13 +6,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{path_id, ApiJson, Caller, OptionalJson};
 use super::pagination::{self, Page};
-use super::views::AlertView;
 use crate::domain::account::Role;
 use crate::domain::ids::AlertId;
 use crate::error::{AppError, Problem};
 use crate::service::{alerts as service, outings as outing_service};
 use crate::state::AppState;
 use crate::store::{self, DbConn};
+use crate::wire::AlertView;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -18,7 +18,7 @@ pub fn outing_read(
     conn: &mut DbConn,
     caller: &Caller,
     action: &str,
-    outing: &super::views::OutingView,
+    outing: &crate::wire::OutingView,
     now_ms: i64,
 ) -> Result<(), AppError> {
     store::audit::record(
@@ -41,7 +41,7 @@ pub fn alert_read(
     conn: &mut DbConn,
     caller: &Caller,
     action: &str,
-    alert: &super::views::AlertView,
+    alert: &crate::wire::AlertView,
     org_id: &str,
     now_ms: i64,
 ) -> Result<(), AppError> {

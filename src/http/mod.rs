@@ -4,7 +4,6 @@ pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;
-pub mod ceiling;
 pub mod channels;
 pub mod extract;
 pub mod middleware;
@@ -16,7 +15,6 @@ pub mod pagination;
 pub mod push;
 pub mod totp;
 pub mod users;
-pub mod views;
 pub mod watch;
 
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -9,7 +9,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{path_id, ApiJson, Caller, OptionalJson, RawJson};
 use super::pagination::{self, Page};
-use super::views::{AlertView, CheckinView, OutingView};
 use crate::auth::password;
 use crate::domain::account::Role;
 use crate::domain::area;
@@ -28,6 +27,7 @@ use crate::service::pins as pin_service;
 use crate::state::AppState;
 use crate::store::outings::OutingScope;
 use crate::store::{self, DbConn};
+use crate::wire::{AlertView, CheckinResponse, CheckinView, OutingView};
 
 pub const MAX_BATCH: usize = 500;
 const MAX_NOTE_CHARS: usize = 500;
@@ -131,12 +131,6 @@ pub struct PinsRequest {
     /// The safe PIN now set: required once PINs are set (403 when wrong).
     #[serde(default)]
     pub current_pin: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CheckinResponse {
-    pub checkin: CheckinView,
-    pub outing: OutingView,
 }
 
 #[derive(Serialize, ToSchema)]

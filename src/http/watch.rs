@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::Caller;
-use super::views::{AlertView, OutingView, PersonRef};
 use crate::domain::account::Role;
 use crate::domain::time::from_millis;
 use crate::error::{AppError, Problem};
 use crate::service::{alerts as alert_service, outings as outing_service};
 use crate::state::AppState;
 use crate::store::{self, DbConn};
+use crate::wire::{AlertView, OutingView, PersonRef};
 
 /// Heartbeat comment interval: well under the 30 s the contract promises, so proxies with a
 /// 30 s idle timeout keep the stream open.

@@ -10,54 +10,8 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::Value;
 
-use super::worker::Attempt;
-use crate::config::{Settings, SmtpTls};
-
-/// What `smtp.url` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpUrl {
-    pub host: String,
-    pub port: u16,
-    /// `smtps://`: TLS from the first byte. Otherwise STARTTLS when the server offers it.
-    pub implicit_tls: bool,
-    pub credentials: Option<(String, String)>,
-}
-
-pub fn parse_smtp_url(raw: &str) -> Result<SmtpUrl, String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
-    let (implicit_tls, default_port) = match url.scheme() {
-        "smtp" => (false, 587),
-        "smtps" => (true, 465),
-        other => {
-            return Err(format!(
-                "scheme must be smtp:// or smtps://, not {other}://"
-            ))
-        }
-    };
-    let host = url
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or("needs a host, e.g. smtp://mail.example.org:587")?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    let credentials = match (url.username(), url.password()) {
-        ("", None) => None,
-        (user, pass) => Some((decode(user), decode(pass.unwrap_or("")))),
-    };
-    Ok(SmtpUrl {
-        host,
-        port: url.port().unwrap_or(default_port),
-        implicit_tls,
-        credentials,
-    })
-}
+use super::attempt::Attempt;
+use crate::config::{parse_smtp_url, Settings, SmtpTls};
 
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -199,25 +153,6 @@ pub fn render(payload: &Value, public_url: Option<&str>) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn smtp_urls() {
-        assert_eq!(
-            parse_smtp_url("smtp://127.0.0.1:2525").unwrap(),
-            SmtpUrl {
-                host: "127.0.0.1".into(),
-                port: 2525,
-                implicit_tls: false,
-                credentials: None
-            }
-        );
-        let u = parse_smtp_url("smtps://al%40x:p%3Ass@mail.example.org").unwrap();
-        assert!(u.implicit_tls);
-        assert_eq!(u.port, 465);
-        assert_eq!(u.credentials, Some(("al@x".into(), "p:ss".into())));
-        assert!(parse_smtp_url("http://mail.example.org").is_err());
-        assert!(parse_smtp_url("nonsense").is_err());
-    }
 
     #[test]
     fn the_text_has_the_facts_of_the_push() {

@@ -4,9 +4,9 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::attempt::Attempt;
 use super::retry::parse_retry_after;
 use super::ssrf;
-use super::worker::Attempt;
 use crate::config::Settings;
 
 pub const SIGNATURE_HEADER: &str = "Doorstep-Signature";

@@ -12,6 +12,7 @@ use actix_web::web;
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore};
 
+use super::attempt::{count, Attempt};
 use super::payload::stamp_sent_at;
 use super::retry::backoff_ms;
 use super::sender::{Message, PushClient, SendResult};
@@ -21,18 +22,6 @@ use crate::state::AppState;
 use crate::store;
 use crate::store::notifications::NotificationRow;
 use crate::store::push::{self, Outcome};
-
-/// Wakes the worker when new outbox rows are committed.
-#[derive(Default)]
-pub struct PushSignals {
-    wake: Notify,
-}
-
-impl PushSignals {
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-}
 
 /// Runs the worker until the task is dropped.
 pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
@@ -164,30 +153,6 @@ fn topic_of(row: &NotificationRow) -> Option<String> {
     uuid::Uuid::parse_str(subject)
         .ok()
         .map(|u| u.simple().to_string())
-}
-
-/// `doorstep_deliveries_total{channel, status}`: one count per attempt to one target (a push
-/// subscription, a mailbox, a webhook).
-pub fn count(channel: &str, status: &str) {
-    metrics::counter!("doorstep_deliveries_total", "channel" => channel.to_owned(), "status" => status.to_owned())
-        .increment(1);
-}
-
-/// How one attempt of one channel ended. The shared part of the worker turns it into the
-/// row's next state: delivered, retried later with backoff, or given up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    Delivered,
-    /// Try again (not before `retry_after_s` when the receiver said so).
-    Retry {
-        retry_after_s: Option<u64>,
-        error: String,
-    },
-    /// Final: `status` is `failed` or `no_subscription`.
-    Failed {
-        status: &'static str,
-        error: String,
-    },
 }
 
 /// One attempt at one notification, whatever its channel: expiry, supersession, the channel's

@@ -3,82 +3,25 @@
 //! Deadlines live in the database (`outings.next_action_at`, `alerts.next_action_at`, both
 //! indexed). The loop sleeps until the earliest one, is woken early when a request writes new
 //! work, and polls at a short bounded interval so it also sees work written by other replicas.
-//! Each pass claims due rows in batches, decides with the pure policy functions, and writes the
-//! new state and the outbox rows in one transaction.
+//! Each pass claims due rows in batches and hands each to its use case
+//! (`service::escalation::fire_outing`, `fire_alert`) inside one transaction, then commits.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix_web::web;
-use tokio::sync::Notify;
 
-use crate::domain::escalation::{self, AlertKind, Step};
-use crate::domain::time::{from_millis, to_millis};
 use crate::error::AppError;
-use crate::service::alerts::{self, Raised};
-use crate::service::notify::{self, Lookups, OutingPeople, StepRecord};
-use crate::service::outings::reschedule;
+use crate::service::escalation;
+use crate::service::notify::Lookups;
 use crate::state::AppState;
-use crate::store::alerts::AlertRow;
-use crate::store::outings::OutingRow;
 use crate::store::{self, DbConn};
 
-/// Most lanes the scheduler runs (their plans are kept in a fixed array).
-const MAX_LANES: usize = 16;
+pub use signals::SchedulerSignals;
+use signals::{COALESCE_MS, MAX_LANES};
 
-/// A lane sleeping until a deadline sleeps this much longer, so that the deadlines falling due
-/// meanwhile are taken in the same pass. At 1,000 deadlines a second a pass per deadline was a
-/// transaction, a claim and the per-batch lookups (policy, organisers, police...) for every
-/// step; 25 ms more lag (against the promise of a second) makes that one pass per ~25 steps.
-pub const COALESCE_MS: i64 = 25;
-
-/// Shared between the loop and the request handlers.
-pub struct SchedulerSignals {
-    wake: Notify,
-    /// When the loop last completed a pass (epoch ms; 0 = never).
-    heartbeat_ms: AtomicI64,
-    /// Per lane, when it will next look (epoch ms): `i64::MAX` while it is working, has not
-    /// started, or is reading its next deadline (which may miss a write committing meanwhile).
-    planned: [AtomicI64; MAX_LANES],
-}
-
-impl Default for SchedulerSignals {
-    fn default() -> Self {
-        SchedulerSignals {
-            wake: Notify::new(),
-            heartbeat_ms: AtomicI64::new(0),
-            planned: std::array::from_fn(|_| AtomicI64::new(i64::MAX)),
-        }
-    }
-}
-
-impl SchedulerSignals {
-    /// Asks the loop to look again now (a request wrote work that may be due soon).
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Asks the loop to look again unless a lane already plans to look by `at_ms` plus the
-    /// coalescing window ([`COALESCE_MS`]: what a lane would wait for anyway).
-    /// Call it after the write that set `at_ms` has committed. A lane publishes its plan only
-    /// after reading the deadlines, so a lane that plans to look by `at_ms` will either have
-    /// seen this write or will read the deadlines again by then.
-    pub fn wake_unless_planned(&self, at_ms: i64) {
-        if !self
-            .planned
-            .iter()
-            .map(|p| p.load(Ordering::SeqCst))
-            // i64::MAX: busy, no plan.
-            .any(|plan| plan != i64::MAX && plan <= at_ms.saturating_add(COALESCE_MS))
-        {
-            self.wake.notify_one();
-        }
-    }
-
-    pub fn last_pass_ms(&self) -> i64 {
-        self.heartbeat_ms.load(Ordering::Relaxed)
-    }
-}
+pub mod retention;
+pub mod signals;
 
 /// Runs the scheduler until the task is dropped: one lane on SQLite (one writer), several on
 /// PostgreSQL, each claiming its own rows (`FOR UPDATE SKIP LOCKED` keeps them apart, as it
@@ -229,14 +172,14 @@ fn process_batch(
         outings.iter().filter_map(|o| o.last_checkin_id.as_deref()),
     )?;
     for outing in outings {
-        fire_outing(conn, &mut lookups, outing, now_ms, default_policy)?;
+        escalation::fire_outing(conn, &mut lookups, outing, now_ms, default_policy)?;
     }
     lookups.flush(conn)?;
     let alerts = store::schedule::claim_due_alerts(conn, now_ms, limit)?;
     done = done.max(alerts.len());
     lookups.prefetch_people(conn, alerts.iter().map(|a| a.canvasser_id.as_str()))?;
     for alert in alerts {
-        fire_alert(conn, &mut lookups, alert, now_ms)?;
+        escalation::fire_alert(conn, &mut lookups, alert, now_ms)?;
     }
     lookups.flush(conn)?;
     Ok(done)
@@ -271,7 +214,7 @@ async fn process_one_by_one(
                 let id: crate::domain::ids::OutingId = store::accounts::parse_id(&key, "outing")?;
                 match store::outings::find_for_update(conn, id)? {
                     Some(row) if row.next_action_at.is_some_and(|at| at <= now_ms) => {
-                        fire_outing(conn, &mut Lookups::default(), row, now_ms, &policy)
+                        escalation::fire_outing(conn, &mut Lookups::default(), row, now_ms, &policy)
                     }
                     _ => Ok(()),
                 }
@@ -292,7 +235,7 @@ async fn process_one_by_one(
             .write(
                 move |conn| match store::alerts::find_for_update(conn, &key)? {
                     Some(row) if row.next_action_at.is_some_and(|at| at <= now_ms) => {
-                        fire_alert(conn, &mut Lookups::default(), row, now_ms)
+                        escalation::fire_alert(conn, &mut Lookups::default(), row, now_ms)
                     }
                     _ => Ok(()),
                 },
@@ -309,161 +252,6 @@ async fn process_one_by_one(
     Ok(count)
 }
 
-fn record_lag(scheduled_ms: i64, now_ms: i64, step: &Step) {
-    let lag_s = (now_ms - scheduled_ms).max(0) as f64 / 1000.0;
-    let name = match step {
-        Step::Reminder { .. } => "reminder",
-        Step::Missed { .. } => "missed",
-        Step::Repeat { .. } => "repeat",
-        Step::Escalate { .. } => "escalate",
-        Step::AckTimeout { .. } => "ack_timeout",
-    };
-    metrics::histogram!("doorstep_detection_lag_seconds", "step" => name).record(lag_s);
-    metrics::counter!("doorstep_escalation_steps_total", "step" => name).increment(1);
-}
-
-/// Applies every outing step due at `now_ms` (a reminder, a missed check-in), then reschedules.
-pub fn fire_outing(
-    conn: &mut DbConn,
-    lookups: &mut Lookups,
-    mut outing: OutingRow,
-    now_ms: i64,
-    default_policy: &crate::domain::policy::EscalationPolicy,
-) -> Result<(), AppError> {
-    let policy = lookups.policy(conn, outing.org()?, default_policy)?;
-    let before = outing.clone();
-    let now = from_millis(now_ms);
-    // At most a skipped reminder and a missed check-in can be due together.
-    for _ in 0..3 {
-        let clock = crate::service::outings::outing_clock(&outing)?;
-        let decision = escalation::decide_outing(&policy, &clock, now);
-        outing.reminder_sent_for = decision.reminder_sent_for.map(to_millis);
-        outing.status = decision.status.as_str().to_owned();
-        let Some(step) = decision.fire else {
-            break;
-        };
-        match &step {
-            Step::Reminder { due_at } => {
-                let scheduled = to_millis(escalation::reminder_at(&policy, *due_at));
-                let recipients = [outing.canvasser()?];
-                notify::record(
-                    conn,
-                    lookups,
-                    &StepRecord {
-                        outing: &outing,
-                        alert: None,
-                        step_key: &step.key(),
-                        message_type: step.message_type(None),
-                        level: 0,
-                        recipients: &recipients,
-                        due_at_ms: Some(scheduled),
-                        // A reminder after its deadline is noise.
-                        expires_at_ms: Some(to_millis(*due_at)),
-                        resolution: None,
-                    },
-                    now_ms,
-                )?;
-                record_lag(scheduled, now_ms, &step);
-            }
-            Step::Missed { due_at } => {
-                let scheduled = to_millis(escalation::missed_at(&policy, *due_at));
-                let raised = alerts::raise(
-                    conn,
-                    lookups,
-                    &mut outing,
-                    AlertKind::MissedCheckin,
-                    None,
-                    &policy,
-                    now_ms,
-                )?;
-                if let Raised::Opened(alert) = &raised {
-                    let people = OutingPeople::load(conn, lookups, &outing)?;
-                    let recipients = people.recipients(Some(AlertKind::MissedCheckin), 1);
-                    notify::record(
-                        conn,
-                        lookups,
-                        &StepRecord {
-                            outing: &outing,
-                            alert: Some(alert),
-                            step_key: &step.key(),
-                            message_type: step.message_type(None),
-                            level: 1,
-                            recipients: &recipients,
-                            due_at_ms: Some(scheduled),
-                            expires_at_ms: None,
-                            resolution: None,
-                        },
-                        now_ms,
-                    )?;
-                }
-                record_lag(scheduled, now_ms, &step);
-            }
-            // Alert steps are the alert's own (see fire_alert).
-            _ => break,
-        }
-    }
-    reschedule(&mut outing, &policy)?;
-    outing.updated_at = now_ms;
-    lookups.save_outing(conn, &before, outing)
-}
-
-/// Applies every step of an alert due at `now_ms` (repeat, escalation, ack timeout).
-pub fn fire_alert(
-    conn: &mut DbConn,
-    lookups: &mut Lookups,
-    mut alert: AlertRow,
-    now_ms: i64,
-) -> Result<(), AppError> {
-    let outing_id: crate::domain::ids::OutingId =
-        store::accounts::parse_id(&alert.outing_id, "outing")?;
-    let outing = store::outings::find(conn, outing_id)?
-        .ok_or_else(|| AppError::internal(format!("alert {} has no outing", alert.id)))?;
-    let now = from_millis(now_ms);
-    let mut people: Option<OutingPeople> = None;
-    for _ in 0..3 {
-        let clock = alerts::clock_of(&alert)?;
-        let scheduled = alert.next_action_at.unwrap_or(now_ms);
-        let decision = escalation::decide_alert(&clock, now);
-        let Some(step) = decision.fire else {
-            break;
-        };
-        alerts::apply_clock(&mut alert, &decision.next, now_ms);
-        let kind = decision.next.kind;
-        let level = step.level();
-        if people.is_none() {
-            people = Some(OutingPeople::load(conn, lookups, &outing)?);
-        }
-        let recipients = people
-            .as_ref()
-            .map(|p| p.recipients(Some(kind), level))
-            .unwrap_or_default();
-        notify::record(
-            conn,
-            lookups,
-            &StepRecord {
-                outing: &outing,
-                alert: Some(&alert),
-                step_key: &step.key(),
-                message_type: step.message_type(Some(kind)),
-                level,
-                recipients: &recipients,
-                due_at_ms: Some(scheduled),
-                expires_at_ms: None,
-                resolution: None,
-            },
-            now_ms,
-        )?;
-        if matches!(step, Step::Escalate { .. } | Step::AckTimeout { .. }) {
-            lookups.record_event(conn, &alert, "alert.escalated", now_ms)?;
-        }
-        record_lag(scheduled, now_ms, &step);
-    }
-    let clock = alerts::clock_of(&alert)?;
-    alerts::apply_clock(&mut alert, &clock, now_ms);
-    store::alerts::update(conn, &alert)
-}
-
-/// Starts the loop on the current runtime.
 /// Fires every step that is due at the state's clock now, batch after batch, and says how
 /// many were fired: the scheduler's own pass, called directly. Tests that move the clock
 /// (`Clock::advance`) with `scheduler.enabled = false` use it to escalate without waiting for
@@ -487,41 +275,6 @@ pub fn spawn(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::FutureExt;
-
-    fn woken(signals: &SchedulerSignals) -> bool {
-        signals.wake.notified().now_or_never().is_some()
-    }
-
-    /// A check-in that moves a deadline later must not wake the scheduler when a lane already
-    /// plans to look before that deadline; anything sooner, or a lane without a plan, wakes it.
-    #[test]
-    fn a_wake_is_skipped_only_when_a_lane_already_plans_to_look_in_time() {
-        let signals = SchedulerSignals::default();
-        signals.wake_unless_planned(5_000);
-        assert!(woken(&signals), "no lane has a plan yet");
-        assert!(!woken(&signals), "one wake-up, consumed");
-
-        signals.planned[0].store(4_000, Ordering::SeqCst);
-        signals.wake_unless_planned(5_000);
-        assert!(!woken(&signals), "lane 0 looks at 4,000, before 5,000");
-        signals.wake_unless_planned(4_000 - COALESCE_MS);
-        assert!(
-            !woken(&signals),
-            "lane 0 looks within the coalescing window of it"
-        );
-        signals.wake_unless_planned(4_000 - COALESCE_MS - 1);
-        assert!(woken(&signals), "sooner than any plan allows");
-
-        signals.planned[0].store(i64::MAX, Ordering::SeqCst);
-        signals.planned[3].store(4_000, Ordering::SeqCst);
-        signals.wake_unless_planned(5_000);
-        assert!(!woken(&signals), "any lane's plan will do");
-        signals.planned[3].store(i64::MAX, Ordering::SeqCst);
-        signals.wake_unless_planned(i64::MAX - 1);
-        assert!(woken(&signals), "every lane busy: always wake");
-    }
-
     #[test]
     fn a_lane_sleeps_to_the_deadline_plus_the_coalescing_window_at_most_the_poll() {
         let poll = Duration::from_millis(500);

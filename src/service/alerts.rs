@@ -5,19 +5,11 @@ use crate::domain::ids::{AlertId, UserId};
 use crate::domain::policy::EscalationPolicy;
 use crate::domain::time::{from_millis, to_millis};
 use crate::error::AppError;
+use crate::service::facts::{self, LastLocation, Raised};
 use crate::service::notify::Lookups;
 use crate::store::alerts::AlertRow;
 use crate::store::outings::OutingRow;
 use crate::store::{self, DbConn};
-
-/// Where the canvasser was last seen, copied onto the alert so it survives location retention.
-#[derive(Debug, Clone, Copy)]
-pub struct LastLocation {
-    pub lat: f64,
-    pub lon: f64,
-    pub accuracy_m: Option<f64>,
-    pub recorded_at_ms: i64,
-}
 
 pub fn clock_of(row: &AlertRow) -> Result<AlertClock, AppError> {
     let policy: EscalationPolicy = serde_json::from_str(&row.policy)
@@ -50,21 +42,6 @@ pub fn apply_clock(row: &mut AlertRow, clock: &AlertClock, now_ms: i64) {
     row.ack_timeouts = i32::try_from(clock.ack_timeouts).unwrap_or(i32::MAX);
     row.next_action_at = escalation::next_alert_action_at(clock).map(to_millis);
     row.updated_at = now_ms;
-}
-
-/// What `raise` did.
-pub enum Raised {
-    Opened(AlertRow),
-    Upgraded(AlertRow),
-    Unchanged(AlertRow),
-}
-
-impl Raised {
-    pub fn alert(&self) -> &AlertRow {
-        match self {
-            Raised::Opened(a) | Raised::Upgraded(a) | Raised::Unchanged(a) => a,
-        }
-    }
 }
 
 /// Opens an alert of `kind` on the outing, or upgrades its unresolved one (an outing has at
@@ -168,29 +145,6 @@ fn set_location(row: &mut AlertRow, location: Option<LastLocation>) {
         row.last_accuracy_m = l.accuracy_m;
         row.last_recorded_at = Some(l.recorded_at_ms);
     }
-}
-
-impl LastLocation {
-    /// Where a check-in was, if it carried a position.
-    pub fn of(checkin: &crate::store::outings::CheckinRow) -> Option<LastLocation> {
-        Some(LastLocation {
-            lat: checkin.lat?,
-            lon: checkin.lon?,
-            accuracy_m: checkin.accuracy_m,
-            recorded_at_ms: checkin.recorded_at,
-        })
-    }
-}
-
-/// The outing's latest known position, if it has one that has not been purged.
-pub fn last_location_of(
-    conn: &mut DbConn,
-    outing: &OutingRow,
-) -> Result<Option<LastLocation>, AppError> {
-    let Some(id) = outing.last_checkin_id.as_deref() else {
-        return Ok(None);
-    };
-    Ok(store::outings::find_checkin(conn, id)?.and_then(|c| LastLocation::of(&c)))
 }
 
 /// Resolves the alert with `resolution` (`checked_in`, `ended_safe`, or a contact's outcome).
@@ -329,7 +283,7 @@ pub fn resolve_by_contact(
         outing.open_alert_id = None;
     }
     if outing.status == escalation::OutingStatus::Overdue.as_str() {
-        let policy = crate::service::outings::org_policy(conn, outing.org()?, default_policy)?;
+        let policy = facts::org_policy(conn, outing.org()?, default_policy)?;
         let due = crate::domain::deadline::next_checkin_due_at(
             from_millis(now_ms),
             outing.checkin_interval_s,
@@ -338,7 +292,7 @@ pub fn resolve_by_contact(
         outing.status = escalation::OutingStatus::Active.as_str().to_owned();
         outing.next_checkin_due_at = Some(to_millis(due));
         outing.last_received_at = now_ms;
-        crate::service::outings::reschedule(&mut outing, &policy)?;
+        facts::reschedule(&mut outing, &policy)?;
     }
     outing.updated_at = now_ms;
     store::outings::update(conn, &outing)?;

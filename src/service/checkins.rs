@@ -24,12 +24,11 @@ use crate::domain::checkin::PinCheck;
 use crate::domain::escalation::OutingStatus;
 use crate::domain::ids::OutingId;
 use crate::error::AppError;
-use crate::http::outings::CheckinResponse;
-use crate::http::views::CheckinView;
 use crate::service::outings::{self as service, NewCheckin, OutingRules, Submission};
-use crate::state::Changes;
+use crate::service::Changes;
 use crate::store::outings::{CheckinRow, NewStoredResponse, OutingRow, StoredResponse};
 use crate::store::{self, DbConn, Store};
+use crate::wire::{CheckinResponse, CheckinView};
 
 /// A validated live check-in, as the handler hands it over.
 #[derive(Debug, Clone)]
@@ -170,7 +169,7 @@ fn plain_checkin(
     if !plan.is_plain() {
         return None;
     }
-    service::reschedule(&mut plan.outing, &policy).ok()?;
+    crate::service::facts::reschedule(&mut plan.outing, &policy).ok()?;
     // The batch writes only the columns a check-in moves; anything else changing means the
     // full path.
     if !store::outings::only_checkin_columns_differ(outing, &plan.outing) {

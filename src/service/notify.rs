@@ -7,7 +7,7 @@ use crate::domain::ids::{OrgId, UserId};
 use crate::domain::policy::EscalationPolicy;
 use crate::error::AppError;
 use crate::push::payload::{self, CanvasserRef, Location, Message};
-use crate::service::alerts::{last_location_of, LastLocation, Raised};
+use crate::service::facts::{self, last_location_of, LastLocation, Raised};
 use crate::store::alerts::AlertRow;
 use crate::store::events::NewEvent;
 use crate::store::notifications::NotificationRow;
@@ -230,7 +230,7 @@ impl Lookups {
         default: &EscalationPolicy,
     ) -> Result<EscalationPolicy, AppError> {
         memo(&mut self.policies, org, || {
-            crate::service::outings::org_policy(conn, org, default)
+            facts::org_policy(conn, org, default)
         })
     }
 
@@ -349,7 +349,7 @@ impl OutingPeople {
         Ok(OutingPeople {
             canvasser: outing.canvasser()?,
             organisers: lookups.organisers(conn, org)?,
-            companions: crate::service::outings::companions_of(conn, outing)?
+            companions: facts::companions_of(conn, outing)?
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect(),
@@ -495,7 +495,7 @@ pub fn record(
         if new {
             inserted += 1;
             if unreachable {
-                crate::push::worker::count(CHANNEL_WEBPUSH, "no_subscription");
+                crate::push::attempt::count(CHANNEL_WEBPUSH, "no_subscription");
             }
         }
     }

@@ -6,8 +6,8 @@ use crate::domain::caller::Caller;
 use crate::domain::checkin::{
     BatteryPct, CheckinInterval, CheckinKind, DisplayOrder, PinCheck, Position,
 };
-use crate::domain::escalation::{self, AlertKind, AlertStatus, OutingClock, OutingStatus};
-use crate::domain::ids::{CheckinId, OrgId, OutingId, UserId};
+use crate::domain::escalation::{AlertKind, AlertStatus, OutingStatus};
+use crate::domain::ids::{CheckinId, OutingId, UserId};
 use crate::domain::outing::{checkin_effect, IncomingCheckin, OutingState};
 use crate::domain::policy::EscalationPolicy;
 use crate::domain::time::{from_millis, to_millis, Instant};
@@ -15,11 +15,14 @@ use crate::domain::visibility::{
     hidden_from, outing_visibility, OutingFacts, OutingVisibility, Viewer,
 };
 use crate::error::AppError;
-use crate::http::views::{self, OutingParts, OutingView, PersonRef};
-use crate::service::alerts::{self, LastLocation, Raised};
+use crate::service::alerts;
+use crate::service::facts::{
+    companions_of, org_policy, outing_clock, reschedule, LastLocation, Raised,
+};
 use crate::service::notify::{self, Lookups};
 use crate::store::outings::{CheckinRow, OutingRow};
 use crate::store::{self, DbConn};
+use crate::wire::{self as views, OutingParts, OutingView, PersonRef};
 
 /// A validated request to start an outing.
 pub struct StartOuting {
@@ -53,35 +56,6 @@ impl From<&crate::config::Settings> for OutingRules {
             default_policy: settings.escalation,
         }
     }
-}
-
-/// The policy in force for an organisation (its own, or the server default).
-pub fn org_policy(
-    conn: &mut DbConn,
-    org: OrgId,
-    default: &EscalationPolicy,
-) -> Result<EscalationPolicy, AppError> {
-    Ok(store::orgs::find(conn, org)?
-        .map(|o| o.policy(default))
-        .unwrap_or(*default))
-}
-
-/// The outing's scheduling state as the domain sees it; a stored status that is not one of
-/// the three is an error (the column's CHECK makes it impossible), never silently `active`.
-pub fn outing_clock(row: &OutingRow) -> Result<OutingClock, AppError> {
-    Ok(OutingClock {
-        status: OutingStatus::parse(&row.status)
-            .ok_or_else(|| AppError::internal(format!("stored outing status {:?}", row.status)))?,
-        next_checkin_due_at: row.next_checkin_due_at.map(from_millis),
-        reminder_sent_for: row.reminder_sent_for.map(from_millis),
-    })
-}
-
-/// Recomputes when the scheduler next has to look at this outing.
-pub fn reschedule(row: &mut OutingRow, policy: &EscalationPolicy) -> Result<(), AppError> {
-    row.next_action_at =
-        escalation::next_outing_action_at(policy, &outing_clock(row)?).map(to_millis);
-    Ok(())
 }
 
 fn parse_area(row: &OutingRow) -> Option<Area> {
@@ -258,19 +232,6 @@ pub struct Seen {
     pub visibility: OutingVisibility,
     pub companions: Vec<(UserId, String)>,
     pub open_alert: Option<store::alerts::AlertRow>,
-}
-
-/// The outing's companions with their names. They are fixed when the outing starts, and
-/// `solo` records that there are none: a solo outing (the common case, and every check-in's
-/// response) needs no query.
-pub fn companions_of(
-    conn: &mut DbConn,
-    row: &OutingRow,
-) -> Result<Vec<(UserId, String)>, AppError> {
-    if row.solo {
-        return Ok(Vec::new());
-    }
-    store::outings::companions(conn, &row.id)
 }
 
 pub fn visibility(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result<Seen, AppError> {
@@ -454,7 +415,7 @@ pub struct Recorded {
     pub stored: Vec<CheckinRow>,
     pub outing: OutingRow,
     /// What the background loops need to look at once this commits.
-    pub changes: crate::state::Changes,
+    pub changes: crate::service::Changes,
 }
 
 /// Records one live check-in or an offline batch. Batch items whose `client_id` is already
@@ -692,7 +653,7 @@ fn apply_plan(
     for _ in 0..left_area_events {
         store::outings::record_event(conn, &outing.id, "left_area", now_ms, None)?;
     }
-    let mut changes = crate::state::Changes::default();
+    let mut changes = crate::service::Changes::default();
     for notice in notices {
         notify::notice(conn, &outing, notice, now_ms)?;
         changes.outbox = true;

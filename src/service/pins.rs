@@ -9,9 +9,10 @@ use crate::domain::pins::{self, Gate, PinAttempts};
 use crate::domain::policy::EscalationPolicy;
 use crate::domain::time::{from_millis, to_millis};
 use crate::error::AppError;
-use crate::service::alerts::{self, Raised};
+use crate::service::alerts;
+use crate::service::facts::org_policy;
+use crate::service::facts::{self, Raised};
 use crate::service::notify::{self, Lookups};
-use crate::service::outings::org_policy;
 use crate::store::{self, DbConn};
 
 /// Where the counter of a prompt lives: the outing the PIN is typed on (the user's open one
@@ -160,7 +161,7 @@ pub fn raise_on(
         return Ok(());
     }
     let policy = org_policy(conn, outing.org()?, default_policy)?;
-    let location = alerts::last_location_of(conn, &outing)?;
+    let location = facts::last_location_of(conn, &outing)?;
     let raised = alerts::raise(
         conn,
         &mut Lookups::default(),
@@ -176,7 +177,7 @@ pub fn raise_on(
         notify::alert_raised(conn, &outing, &raised, now_ms)?;
     }
     outing.updated_at = now_ms;
-    crate::service::outings::reschedule(&mut outing, &policy)?;
+    facts::reschedule(&mut outing, &policy)?;
     store::outings::update(conn, &outing)?;
     Ok(())
 }

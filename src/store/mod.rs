@@ -12,6 +12,7 @@ pub mod orgs;
 pub mod outings;
 pub mod pins;
 pub mod push;
+pub mod retention;
 pub mod schedule;
 pub mod schema;
 pub mod stats;

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::web;
-use tokio::sync::{broadcast, Notify};
 
 use crate::state::AppState;
 use crate::store;
@@ -15,39 +14,9 @@ use crate::store;
 /// How far back each poll looks, so events that commit late are still seen once.
 const WINDOW_MS: i64 = 10_000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertEvent {
-    pub event: String,
-    pub alert_id: String,
-    pub org_id: String,
-}
+pub use hub::{AlertEvent, EventHub};
 
-pub struct EventHub {
-    sender: broadcast::Sender<AlertEvent>,
-    wake: Notify,
-}
-
-impl Default for EventHub {
-    fn default() -> Self {
-        // Room for a storm's worth of events per client before it is considered too slow.
-        let (sender, _) = broadcast::channel(4096);
-        EventHub {
-            sender,
-            wake: Notify::new(),
-        }
-    }
-}
-
-impl EventHub {
-    pub fn subscribe(&self) -> broadcast::Receiver<AlertEvent> {
-        self.sender.subscribe()
-    }
-
-    /// A local write recorded events: publish without waiting for the next poll.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-}
+pub mod hub;
 
 /// Follows the event log until the task is dropped.
 pub async fn run(state: web::Data<AppState>) {

@@ -551,7 +551,13 @@ async fn a_batch_of_missed_checkins_writes_every_outing_alert_and_event(backend:
             for id in &ids {
                 let id: OutingId = id.parse().expect("an outing id");
                 let row = doorstep::store::outings::find_for_update(conn, id)?.expect("stored");
-                doorstep::scheduler::fire_outing(conn, &mut lookups, row, fired_at, &policy)?;
+                doorstep::service::escalation::fire_outing(
+                    conn,
+                    &mut lookups,
+                    row,
+                    fired_at,
+                    &policy,
+                )?;
             }
             lookups.flush(conn)?;
             Ok(())

@@ -1,5 +1,7 @@
-//! Response bodies of the contract (`Outing`, `Checkin`, `Alert`), built from stored rows under
-//! the viewer's visibility.
+//! The JSON documents of the contract (`Outing`, `Checkin`, `Alert`), built from stored rows
+//! under the viewer's visibility. Three edges send them: the API's answers, the webhook body
+//! (an alert as its recipient may see it) and the stored answer an idempotent check-in replays,
+//! so they live beside `http/` rather than in it; they import only the domain and stored rows.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -215,4 +217,11 @@ pub fn outing_view(row: &OutingRow, parts: OutingParts) -> Result<OutingView, Ap
         inside_area: if sees_location { row.inside_area } else { None },
         open_alert: parts.open_alert,
     })
+}
+
+/// The 201 body of a check-in: the stored check-in and the outing as its canvasser now sees it.
+#[derive(Serialize, ToSchema)]
+pub struct CheckinResponse {
+    pub checkin: CheckinView,
+    pub outing: OutingView,
 }
