@@ -44,7 +44,7 @@ pub fn create_admin(
         password::hash(password_text.expose()).map_err(|e| AdminError::Other(e.to_string()))?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let result = store.write_blocking(|conn| {
-        store::accounts::insert(
+        Ok(store::accounts::insert(
             conn,
             store::accounts::NewUser {
                 email: email.as_str(),
@@ -55,7 +55,7 @@ pub fn create_admin(
                 phone: None,
                 now_ms,
             },
-        )
+        )?)
     });
     match result {
         Ok(account) => Ok(account.id),

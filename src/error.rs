@@ -172,29 +172,3 @@ impl ResponseError for AppError {
         response.json(body)
     }
 }
-
-impl From<diesel::result::Error> for AppError {
-    fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match &e {
-            Error::NotFound => AppError::NotFound("resource"),
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
-                AppError::Unavailable(e.to_string())
-            }
-            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
-                if info.message().contains("database is locked")
-                    || info.message().contains("busy") =>
-            {
-                AppError::Unavailable(e.to_string())
-            }
-            _ => AppError::Internal(format!("database: {e}")),
-        }
-    }
-}
-
-impl From<r2d2::Error> for AppError {
-    fn from(e: r2d2::Error) -> Self {
-        AppError::Unavailable(e.to_string())
-    }
-}

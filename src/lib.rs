@@ -27,7 +27,8 @@ pub mod files;
 pub mod http;
 /// Outbound channels: payloads, Web Push (web-push, VAPID), email, webhooks, the outbox worker.
 pub mod push;
-/// The loop that claims due outings and alerts and fires their escalation steps.
+/// The background loops: scheduler lanes (claim due rows, call `service::escalation`, commit)
+/// and the hourly retention job.
 pub mod scheduler;
 /// Use cases: each composes domain rules and storage inside one transaction.
 pub mod service;

@@ -164,7 +164,7 @@ fn insert_user(
 ) -> Result<store::accounts::Account, crate::error::AppError> {
     let email = format!("{local}@bench.invalid");
     let name = format!("Bench {local}");
-    store::accounts::insert(
+    Ok(store::accounts::insert(
         conn,
         store::accounts::NewUser {
             email: &email,
@@ -175,7 +175,7 @@ fn insert_user(
             phone: None,
             now_ms: now,
         },
-    )
+    )?)
 }
 
 fn parked(i: usize, canvasser: crate::domain::ids::UserId, org: OrgId, base: i64) -> OutingRow {

@@ -21,7 +21,7 @@ pub fn outing_read(
     outing: &crate::wire::OutingView,
     now_ms: i64,
 ) -> Result<(), AppError> {
-    store::audit::record(
+    Ok(store::audit::record(
         conn,
         &LocationRead {
             actor_id: caller.id.to_string(),
@@ -33,7 +33,7 @@ pub fn outing_read(
             alert_id: outing.open_alert.as_ref().map(|a| a.id.clone()),
         },
         now_ms,
-    )
+    )?)
 }
 
 /// Records that `caller` read the location in an alert view of organisation `org_id`.
@@ -45,7 +45,7 @@ pub fn alert_read(
     org_id: &str,
     now_ms: i64,
 ) -> Result<(), AppError> {
-    store::audit::record(
+    Ok(store::audit::record(
         conn,
         &LocationRead {
             actor_id: caller.id.to_string(),
@@ -57,7 +57,7 @@ pub fn alert_read(
             alert_id: Some(alert.id.clone()),
         },
         now_ms,
-    )
+    )?)
 }
 
 #[derive(Deserialize, IntoParams)]

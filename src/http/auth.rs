@@ -319,7 +319,12 @@ pub async fn refresh(
     let outcome = state
         .store
         .write(move |conn| {
-            store::auth::rotate_refresh_token(conn, &body.refresh_token, now_ms, ttl_ms)
+            Ok(store::auth::rotate_refresh_token(
+                conn,
+                &body.refresh_token,
+                now_ms,
+                ttl_ms,
+            )?)
         })
         .await?;
     match outcome {
@@ -351,7 +356,7 @@ pub async fn logout(
     let now_ms = state.clock.now_ms();
     state
         .store
-        .write(move |conn| store::auth::logout(conn, &body.refresh_token, now_ms))
+        .write(move |conn| Ok(store::auth::logout(conn, &body.refresh_token, now_ms)?))
         .await?;
     state.sessions.clear();
     Ok(HttpResponse::NoContent().finish())
@@ -363,7 +368,7 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
     let id = caller.id;
     let row = state
         .store
-        .read(move |conn| store::accounts::find(conn, id))
+        .read(move |conn| Ok(store::accounts::find(conn, id)?))
         .await?
         .ok_or(AppError::NotFound("user"))?;
     let account = Account::try_from(&row)?;

@@ -76,7 +76,7 @@ pub async fn get_channels(
     let user = caller.id;
     let (email, webhook_url) = state
         .store
-        .read(move |conn| store::accounts::channels(conn, user))
+        .read(move |conn| Ok(store::accounts::channels(conn, user)?))
         .await?
         .ok_or(AppError::NotFound("user"))?;
     Ok(HttpResponse::Ok().json(Channels { email, webhook_url }))
@@ -102,7 +102,13 @@ pub async fn put_channels(
         state
             .store
             .write(move |conn| {
-                store::accounts::set_channels(conn, user, email, webhook_url.as_deref(), &secret)
+                Ok(store::accounts::set_channels(
+                    conn,
+                    user,
+                    email,
+                    webhook_url.as_deref(),
+                    &secret,
+                )?)
             })
             .await?
     };
@@ -153,7 +159,7 @@ pub async fn put_org_webhook(
     let (url, secret) = (body.url.clone(), body.secret);
     state
         .store
-        .write(move |conn| store::orgs::set_webhook(conn, org, Some((&url, &secret))))
+        .write(move |conn| Ok(store::orgs::set_webhook(conn, org, Some((&url, &secret)))?))
         .await?;
     Ok(HttpResponse::Ok().json(WebhookResponse { url: body.url }))
 }
@@ -170,7 +176,7 @@ pub async fn delete_org_webhook(
     authorise_org(&state, caller, org).await?;
     state
         .store
-        .write(move |conn| store::orgs::set_webhook(conn, org, None))
+        .write(move |conn| Ok(store::orgs::set_webhook(conn, org, None)?))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

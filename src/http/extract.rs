@@ -263,7 +263,7 @@ pub async fn caller_from_token(
             let session = claims.sid.to_string();
             let (row, org_requires_totp, expires_at_ms) = state
                 .store
-                .read(move |conn| store::auth::active_session(conn, &session, now_ms))
+                .read(move |conn| Ok(store::auth::active_session(conn, &session, now_ms)?))
                 .await?
                 .ok_or_else(|| AppError::Unauthorized("login has ended".into()))?;
             let account = store::accounts::Account::try_from(&row)?;

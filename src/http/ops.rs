@@ -81,7 +81,10 @@ pub async fn metrics_on_private_bind(state: web::Data<AppState>) -> Result<HttpR
 }
 
 async fn render_metrics(state: &AppState) -> Result<HttpResponse, AppError> {
-    let gauges = state.store.read(crate::store::stats::gauges).await?;
+    let gauges = state
+        .store
+        .read(|conn| Ok(crate::store::stats::gauges(conn)?))
+        .await?;
     metrics::gauge!("doorstep_active_outings").set(gauges.active_outings as f64);
     metrics::gauge!("doorstep_open_alerts", "level" => "1").set(gauges.open_alerts_level1 as f64);
     metrics::gauge!("doorstep_open_alerts", "level" => "2").set(gauges.open_alerts_level2 as f64);

@@ -71,7 +71,7 @@ pub async fn create_org(
     let now_ms = state.clock.now_ms();
     let org = state
         .store
-        .write(move |conn| store::orgs::insert(conn, name.as_str(), now_ms))
+        .write(move |conn| Ok(store::orgs::insert(conn, name.as_str(), now_ms)?))
         .await?;
     Ok(HttpResponse::Created().json(org_response(org, &state.settings.escalation)))
 }
@@ -91,7 +91,7 @@ pub async fn get_org(
             if !can_see_org(conn, &caller, org_id)? {
                 return Ok(None);
             }
-            store::orgs::find(conn, org_id)
+            Ok(store::orgs::find(conn, org_id)?)
         })
         .await?
         .ok_or(AppError::NotFound("organisation"))?;
@@ -126,7 +126,7 @@ pub async fn put_policy(
             let old = org.policy(&default_policy);
             store::orgs::set_policy(conn, org_id, &policy)?;
             // Who changed how fast the police are called, from what to what.
-            store::audit::record_action(
+            Ok(store::audit::record_action(
                 conn,
                 &store::audit::Action {
                     actor_id: caller.id.to_string(),
@@ -137,7 +137,7 @@ pub async fn put_policy(
                     detail: serde_json::json!({"old": old, "new": policy}),
                 },
                 now_ms,
-            )
+            )?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(policy))
@@ -167,7 +167,9 @@ pub async fn add_police_contact(
             if user.role != Role::Police.as_str() {
                 return Err(not_police());
             }
-            store::accounts::assign_police(conn, org_id, user_id, now_ms)
+            Ok(store::accounts::assign_police(
+                conn, org_id, user_id, now_ms,
+            )?)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -245,7 +247,7 @@ pub async fn put_security(
                 return Err(AppError::NotFound("organisation"));
             }
             caller.require_role(&[Role::Admin, Role::Organiser])?;
-            store::orgs::set_require_totp(conn, org_id, require_totp)
+            Ok(store::orgs::set_require_totp(conn, org_id, require_totp)?)
         })
         .await?;
     // Organisers without a second factor must be stopped at once, not after the memo expires.

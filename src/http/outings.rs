@@ -256,7 +256,7 @@ async fn check_pin(
 ) -> Result<PinCheck, AppError> {
     let row = state
         .store
-        .read(move |conn| store::accounts::find(conn, user))
+        .read(move |conn| Ok(store::accounts::find(conn, user)?))
         .await?
         .ok_or_else(|| AppError::Unauthorized("account not found".into()))?;
     let has_pins = row.safe_pin_hash.is_some() && row.duress_pin_hash.is_some();
@@ -835,7 +835,7 @@ pub async fn put_pins(
     .map_err(|e| AppError::internal(format!("PIN hashing: {e}")))??;
     state
         .store
-        .write(move |conn| store::accounts::set_pins(conn, user, &safe, &duress))
+        .write(move |conn| Ok(store::accounts::set_pins(conn, user, &safe, &duress)?))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

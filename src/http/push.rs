@@ -139,7 +139,7 @@ pub async fn subscribe(
     let saved = state
         .store
         .write(move |conn| {
-            store::push::save_subscription(
+            Ok(store::push::save_subscription(
                 conn,
                 user,
                 &body.endpoint,
@@ -147,7 +147,7 @@ pub async fn subscribe(
                 &body.keys.auth,
                 expiration_time,
                 now_ms,
-            )
+            )?)
         })
         .await?;
     Ok(match saved {
@@ -165,7 +165,7 @@ pub async fn list_subscriptions(
     let user = caller.id.to_string();
     let rows = state
         .store
-        .read(move |conn| store::push::subscriptions_of(conn, &user))
+        .read(move |conn| Ok(store::push::subscriptions_of(conn, &user)?))
         .await?;
     Ok(HttpResponse::Ok().json(SubscriptionList {
         items: rows
@@ -192,7 +192,13 @@ pub async fn unsubscribe(
     let user = caller.id;
     let deleted = state
         .store
-        .write(move |conn| store::push::delete_subscription(conn, user, &id.to_string()))
+        .write(move |conn| {
+            Ok(store::push::delete_subscription(
+                conn,
+                user,
+                &id.to_string(),
+            )?)
+        })
         .await?;
     if deleted {
         Ok(HttpResponse::NoContent().finish())
@@ -238,7 +244,7 @@ pub async fn test_push(
                 });
             }
             let id = new_id();
-            store::notifications::insert_if_new(
+            Ok(store::notifications::insert_if_new(
                 conn,
                 &NotificationRow {
                     dedupe_key: format!("test:{id}:{recipient}:webpush"),
@@ -263,7 +269,7 @@ pub async fn test_push(
                     claimed_by: None,
                     claimed_until: None,
                 },
-            )
+            )?)
         })
         .await?;
     state.changed();

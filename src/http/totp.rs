@@ -97,7 +97,13 @@ pub(super) async fn confirm_password(
     state
         .store
         .write(move |conn| {
-            store::auth::record_attempt(conn, &bucket, now_ms, false, now_ms - window_ms)
+            Ok(store::auth::record_attempt(
+                conn,
+                &bucket,
+                now_ms,
+                false,
+                now_ms - window_ms,
+            )?)
         })
         .await?;
     Err(AppError::Forbidden("wrong password".into()))
@@ -137,7 +143,7 @@ pub(super) async fn verify_second_factor(
     };
     let unused = state
         .store
-        .read(move |conn| store::totp::unused_recovery_codes(conn, user))
+        .read(move |conn| Ok(store::totp::unused_recovery_codes(conn, user)?))
         .await?;
     let found = web::block(move || {
         unused
@@ -172,7 +178,7 @@ pub async fn enroll(
         let secret = secret.clone();
         state
             .store
-            .write(move |conn| store::totp::set_pending_secret(conn, id, &secret))
+            .write(move |conn| Ok(store::totp::set_pending_secret(conn, id, &secret)?))
             .await?
     };
     if !stored {
@@ -201,7 +207,7 @@ pub async fn confirm(
     let id = caller.id;
     let row = state
         .store
-        .read(move |conn| store::accounts::find(conn, id))
+        .read(move |conn| Ok(store::accounts::find(conn, id)?))
         .await?
         .ok_or(AppError::NotFound("user"))?;
     if row.totp_enabled {
@@ -238,7 +244,7 @@ pub async fn confirm(
     };
     let enabled = state
         .store
-        .write(move |conn| store::totp::enable(conn, id, &secret, step, &hashes))
+        .write(move |conn| Ok(store::totp::enable(conn, id, &secret, step, &hashes)?))
         .await?;
     if !enabled {
         return Err(AppError::Conflict(

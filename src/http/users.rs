@@ -183,11 +183,11 @@ pub async fn create_user(
                 },
             )
             .map_err(|e| match e {
-                AppError::Conflict(_) if creator.role != Role::Admin => AppError::field(
+                store::DbError::Conflict(_) if creator.role != Role::Admin => AppError::field(
                     "email",
                     "cannot be used for a new account: use another address, or ask an administrator",
                 ),
-                other => other,
+                other => other.into(),
             })
         })
         .await?;

@@ -91,7 +91,7 @@ fn watched_orgs(
 ) -> Result<Vec<crate::domain::ids::OrgId>, AppError> {
     match caller.role {
         Role::Organiser => Ok(caller.org_id.into_iter().collect()),
-        Role::Police => store::accounts::police_orgs(conn, caller.id),
+        Role::Police => Ok(store::accounts::police_orgs(conn, caller.id)?),
         _ => Err(AppError::Forbidden(
             "the board is for organisers and police".into(),
         )),

@@ -114,7 +114,7 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
         } else {
             state
                 .store
-                .read(push::earliest_pending)
+                .read(|conn| Ok(push::earliest_pending(conn)?))
                 .await
                 .ok()
                 .flatten()
@@ -137,6 +137,33 @@ pub async fn run(state: web::Data<AppState>, client: Arc<PushClient>) {
             _ = freed.notified(), if backlog => {}
         }
     }
+}
+
+/// Delivers every message due at the state's clock now, one after another, and says how many
+/// it attempted: one pass of the worker, called directly. Tests that move the clock
+/// (`Clock::advance`) with `push.worker_enabled = false` use it, after
+/// `scheduler::run_due_now`, to see a step reach its receivers without waiting for the loop.
+pub async fn deliver_due_now(state: web::Data<AppState>) -> Result<usize, AppError> {
+    let worker = format!("now-{}", uuid::Uuid::new_v4().simple());
+    let lease_ms = i64::try_from(state.settings.push.request_timeout_ms).unwrap_or(10_000) * 3;
+    let now_ms = state.clock.now_ms();
+    let claimer = worker.clone();
+    let rows = state
+        .store
+        .write(move |conn| {
+            let rows = push::claim_pending(conn, &claimer, now_ms, now_ms + lease_ms, 1_000)?;
+            let contexts = push::delivery_contexts(conn, &rows)?;
+            Ok(rows.into_iter().zip(contexts).collect::<Vec<_>>())
+        })
+        .await?;
+    let client = state.push_client.clone();
+    let finisher = Finisher::start(state.clone(), worker);
+    let sends = Semaphore::new(1);
+    let attempted = rows.len();
+    for (row, context) in rows {
+        deliver(&state, &client, &finisher, row, context, &sends).await?;
+    }
+    Ok(attempted)
 }
 
 /// How a delivery attempt ended, for the worker's next wake-up.
@@ -442,7 +469,7 @@ async fn email_attempt(
     };
     let Some((address, name)) = state
         .store
-        .read(move |conn| store::accounts::email_of(conn, &recipient))
+        .read(move |conn| Ok(store::accounts::email_of(conn, &recipient)?))
         .await?
     else {
         return Ok(Attempt::Failed {

@@ -86,7 +86,7 @@ async fn lane(state: &AppState, claim: i64, slot: usize) {
         }
         let earliest = state
             .store
-            .read(move |conn| store::schedule::earliest_action(conn, pass_at))
+            .read(move |conn| Ok(store::schedule::earliest_action(conn, pass_at)?))
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "scheduler cannot read its next deadline");
@@ -224,7 +224,14 @@ async fn process_one_by_one(
             tracing::error!(outing = %id, error = %e, "scheduler cannot process outing; postponed 5 s");
             state
                 .store
-                .write(move |conn| store::schedule::postpone(conn, Some(&id), None, now_ms + 5_000))
+                .write(move |conn| {
+                    Ok(store::schedule::postpone(
+                        conn,
+                        Some(&id),
+                        None,
+                        now_ms + 5_000,
+                    )?)
+                })
                 .await?;
         }
     }
@@ -245,7 +252,14 @@ async fn process_one_by_one(
             tracing::error!(alert = %id, error = %e, "scheduler cannot process alert; postponed 5 s");
             state
                 .store
-                .write(move |conn| store::schedule::postpone(conn, None, Some(&id), now_ms + 5_000))
+                .write(move |conn| {
+                    Ok(store::schedule::postpone(
+                        conn,
+                        None,
+                        Some(&id),
+                        now_ms + 5_000,
+                    )?)
+                })
                 .await?;
         }
     }

@@ -91,7 +91,7 @@ pub fn audit(
     detail: serde_json::Value,
     now_ms: i64,
 ) -> Result<(), AppError> {
-    store::audit::record_action(
+    Ok(store::audit::record_action(
         conn,
         &Action {
             actor_id: caller.id.to_string(),
@@ -102,7 +102,7 @@ pub fn audit(
             detail,
         },
         now_ms,
-    )
+    )?)
 }
 
 /// Sets a new password for `target` and ends their logins (all of them, or all but the

@@ -168,7 +168,13 @@ pub fn resolve(
         row.note = note;
     }
     store::alerts::update(conn, row)?;
-    store::events::record(conn, &row.id, &row.org_id, "alert.resolved", now_ms)
+    Ok(store::events::record(
+        conn,
+        &row.id,
+        &row.org_id,
+        "alert.resolved",
+        now_ms,
+    )?)
 }
 
 /// The viewer's relation to an alert.

@@ -166,5 +166,5 @@ pub fn fire_alert(
     }
     let clock = alerts::clock_of(&alert)?;
     alerts::apply_clock(&mut alert, &clock, now_ms);
-    store::alerts::update(conn, &alert)
+    Ok(store::alerts::update(conn, &alert)?)
 }

@@ -135,7 +135,10 @@ impl Lookups {
         if notifications.is_empty() {
             return Ok(0);
         }
-        store::notifications::insert_all_if_new(conn, &notifications)
+        Ok(store::notifications::insert_all_if_new(
+            conn,
+            &notifications,
+        )?)
     }
 
     /// Inserts a new alert, now or at the flush.
@@ -236,13 +239,13 @@ impl Lookups {
 
     fn organisers(&mut self, conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
         memo(&mut self.organisers, org, || {
-            store::notifications::organisers_of(conn, org)
+            Ok(store::notifications::organisers_of(conn, org)?)
         })
     }
 
     fn police(&mut self, conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
         memo(&mut self.police, org, || {
-            store::notifications::police_of(conn, org)
+            Ok(store::notifications::police_of(conn, org)?)
         })
     }
 
@@ -300,7 +303,7 @@ impl Lookups {
 
     fn display_name(&mut self, conn: &mut DbConn, id: &str) -> Result<String, AppError> {
         memo(&mut self.names, id.to_owned(), || {
-            store::outings::display_name(conn, id)
+            Ok(store::outings::display_name(conn, id)?)
         })
     }
 

@@ -97,14 +97,14 @@ fn save(
     now_ms: i64,
 ) -> Result<(), AppError> {
     match attempts {
-        Some(a) => store::pins::save(
+        Some(a) => Ok(store::pins::save(
             conn,
             &scope.key,
             i32::try_from(a.failures).unwrap_or(i32::MAX),
             a.locked_until.map(to_millis),
             now_ms,
-        ),
-        None => store::pins::clear(conn, &scope.key),
+        )?),
+        None => Ok(store::pins::clear(conn, &scope.key)?),
     }
 }
 

@@ -4,9 +4,9 @@ use diesel::prelude::*;
 
 use super::schema::{police_assignments, users};
 use super::DbConn;
+use super::DbError;
 use crate::domain::account::Role;
 use crate::domain::ids::{OrgId, UserId};
-use crate::error::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users, treat_none_as_default_value = false)]
@@ -43,21 +43,21 @@ pub struct Account {
     pub disabled: bool,
 }
 
-pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, AppError> {
+pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, DbError> {
     raw.parse()
-        .map_err(|_| AppError::internal(format!("stored {what} id {raw:?} is not a UUID")))
+        .map_err(|_| DbError::corrupt(format!("stored {what} id {raw:?} is not a UUID")))
 }
 
 impl TryFrom<&UserRow> for Account {
-    type Error = AppError;
+    type Error = DbError;
 
-    fn try_from(row: &UserRow) -> Result<Self, AppError> {
+    fn try_from(row: &UserRow) -> Result<Self, DbError> {
         Ok(Account {
             id: parse_id(&row.id, "user")?,
             email: row.email.clone(),
             display_name: row.display_name.clone(),
             role: Role::parse(&row.role)
-                .ok_or_else(|| AppError::internal(format!("stored role {:?}", row.role)))?,
+                .ok_or_else(|| DbError::corrupt(format!("stored role {:?}", row.role)))?,
             org_id: row
                 .org_id
                 .as_deref()
@@ -70,7 +70,7 @@ impl TryFrom<&UserRow> for Account {
     }
 }
 
-pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<UserRow>, AppError> {
+pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<UserRow>, DbError> {
     // Served by the unique index on users.email.
     Ok(users::table
         .filter(users::email.eq(email))
@@ -79,7 +79,7 @@ pub fn find_by_email(conn: &mut DbConn, email: &str) -> Result<Option<UserRow>, 
         .optional()?)
 }
 
-pub fn find(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>, AppError> {
+pub fn find(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>, DbError> {
     Ok(users::table
         .find(id.to_string())
         .select(UserRow::as_select())
@@ -87,7 +87,7 @@ pub fn find(conn: &mut DbConn, id: UserId) -> Result<Option<UserRow>, AppError> 
         .optional()?)
 }
 
-pub fn email_exists(conn: &mut DbConn, email: &str) -> Result<bool, AppError> {
+pub fn email_exists(conn: &mut DbConn, email: &str) -> Result<bool, DbError> {
     Ok(diesel::select(diesel::dsl::exists(
         users::table.filter(users::email.eq(email)),
     ))
@@ -106,9 +106,9 @@ pub struct NewUser<'a> {
 
 /// Inserts a user; a taken email is a 409 (checked first so the answer is clear, and guarded
 /// by the unique index against a concurrent insert).
-pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> Result<Account, AppError> {
+pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> Result<Account, DbError> {
     if email_exists(conn, new.email)? {
-        return Err(AppError::Conflict(
+        return Err(DbError::Conflict(
             "a user with this email already exists".into(),
         ));
     }
@@ -138,14 +138,14 @@ pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> Result<Account, AppError> 
             diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,
-            ) => AppError::Conflict("a user with this email already exists".into()),
+            ) => DbError::Conflict("a user with this email already exists".into()),
             other => other.into(),
         })?;
     Account::try_from(&row)
 }
 
 /// Organisations a police user is assigned to.
-pub fn police_orgs(conn: &mut DbConn, police: UserId) -> Result<Vec<OrgId>, AppError> {
+pub fn police_orgs(conn: &mut DbConn, police: UserId) -> Result<Vec<OrgId>, DbError> {
     // Served by police_assignments_user.
     police_assignments::table
         .filter(police_assignments::user_id.eq(police.to_string()))
@@ -156,7 +156,7 @@ pub fn police_orgs(conn: &mut DbConn, police: UserId) -> Result<Vec<OrgId>, AppE
         .collect()
 }
 
-pub fn is_police_of(conn: &mut DbConn, police: UserId, org: OrgId) -> Result<bool, AppError> {
+pub fn is_police_of(conn: &mut DbConn, police: UserId, org: OrgId) -> Result<bool, DbError> {
     Ok(diesel::select(diesel::dsl::exists(
         police_assignments::table
             .filter(police_assignments::org_id.eq(org.to_string()))
@@ -171,7 +171,7 @@ pub fn assign_police(
     org: OrgId,
     police: UserId,
     now_ms: i64,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     if is_police_of(conn, police, org)? {
         return Ok(());
     }
@@ -186,7 +186,7 @@ pub fn assign_police(
 }
 
 /// Removes an assignment; returns whether there was one.
-pub fn unassign_police(conn: &mut DbConn, org: OrgId, police: UserId) -> Result<bool, AppError> {
+pub fn unassign_police(conn: &mut DbConn, org: OrgId, police: UserId) -> Result<bool, DbError> {
     let removed = diesel::delete(
         police_assignments::table
             .filter(police_assignments::org_id.eq(org.to_string()))
@@ -201,7 +201,7 @@ pub fn set_pins(
     user: UserId,
     safe_hash: &str,
     duress_hash: &str,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     diesel::update(users::table.find(user.to_string()))
         .set((
             users::safe_pin_hash.eq(Some(safe_hash)),
@@ -215,7 +215,7 @@ pub fn set_pins(
 pub fn channels(
     conn: &mut DbConn,
     user: UserId,
-) -> Result<Option<(bool, Option<String>)>, AppError> {
+) -> Result<Option<(bool, Option<String>)>, DbError> {
     Ok(users::table
         .find(user.to_string())
         .select((users::email_alerts, users::webhook_url))
@@ -232,7 +232,7 @@ pub fn set_channels(
     email_alerts: bool,
     webhook_url: Option<&str>,
     new_secret: &str,
-) -> Result<bool, AppError> {
+) -> Result<bool, DbError> {
     let current: Option<(Option<String>, Option<String>)> = users::table
         .find(user.to_string())
         .select((users::webhook_url, users::webhook_secret))
@@ -258,7 +258,7 @@ pub fn set_channels(
 }
 
 /// Where to email a user, and their name: `(email, display name)`.
-pub fn email_of(conn: &mut DbConn, user: &str) -> Result<Option<(String, String)>, AppError> {
+pub fn email_of(conn: &mut DbConn, user: &str) -> Result<Option<(String, String)>, DbError> {
     Ok(users::table
         .find(user)
         .filter(users::disabled_at.is_null())
@@ -272,7 +272,7 @@ pub fn email_of(conn: &mut DbConn, user: &str) -> Result<Option<(String, String)
 pub fn webhook_of(
     conn: &mut DbConn,
     user: &str,
-) -> Result<Option<(String, Option<String>)>, AppError> {
+) -> Result<Option<(String, Option<String>)>, DbError> {
     Ok(users::table
         .find(user)
         .filter(users::disabled_at.is_null())
@@ -290,7 +290,7 @@ pub fn list(
     role: Option<Role>,
     after: Option<(i64, String)>,
     limit: i64,
-) -> Result<Vec<UserRow>, AppError> {
+) -> Result<Vec<UserRow>, DbError> {
     let mut query = users::table
         .select(UserRow::as_select())
         .order((users::created_at.desc(), users::id.desc()))
@@ -319,7 +319,7 @@ pub fn update_profile(
     display_name: Option<&str>,
     phone: Option<Option<&str>>,
     language: Option<&str>,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     let id = user.to_string();
     if let Some(name) = display_name {
         diesel::update(users::table.find(&id))
@@ -339,7 +339,7 @@ pub fn update_profile(
     Ok(())
 }
 
-pub fn set_password_hash(conn: &mut DbConn, user: UserId, hash: &str) -> Result<(), AppError> {
+pub fn set_password_hash(conn: &mut DbConn, user: UserId, hash: &str) -> Result<(), DbError> {
     diesel::update(users::table.find(user.to_string()))
         .set(users::password_hash.eq(hash))
         .execute(conn)?;
@@ -351,7 +351,7 @@ pub fn set_disabled(
     conn: &mut DbConn,
     user: UserId,
     disabled_at: Option<i64>,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     diesel::update(users::table.find(user.to_string()))
         .set(users::disabled_at.eq(disabled_at))
         .execute(conn)?;

@@ -6,9 +6,9 @@ use super::accounts::parse_id;
 use super::native::{on_backend, UpdateRow};
 use super::schema::{alerts, notifications, users};
 use super::DbConn;
+use super::DbError;
 use crate::domain::escalation::AlertKind;
 use crate::domain::ids::{AlertId, OrgId, UserId};
-use crate::error::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = alerts, treat_none_as_null = true, treat_none_as_default_value = false)]
@@ -51,25 +51,25 @@ impl AlertRow {
 }
 
 impl AlertRow {
-    pub fn alert_id(&self) -> Result<AlertId, AppError> {
+    pub fn alert_id(&self) -> Result<AlertId, DbError> {
         parse_id(&self.id, "alert")
     }
-    pub fn org(&self) -> Result<OrgId, AppError> {
+    pub fn org(&self) -> Result<OrgId, DbError> {
         parse_id(&self.org_id, "organisation")
     }
-    pub fn canvasser(&self) -> Result<UserId, AppError> {
+    pub fn canvasser(&self) -> Result<UserId, DbError> {
         parse_id(&self.canvasser_id, "user")
     }
 }
 
-pub fn insert(conn: &mut DbConn, row: &AlertRow) -> Result<(), AppError> {
+pub fn insert(conn: &mut DbConn, row: &AlertRow) -> Result<(), DbError> {
     on_backend!(conn, c => diesel::insert_into(alerts::table).values(row).execute(c))?;
     Ok(())
 }
 
 /// Inserts many alerts: on PostgreSQL one statement per thousand (a scheduler batch's new
 /// alerts, one round trip); on SQLite one cached statement each (no round trips there).
-pub fn insert_all(conn: &mut DbConn, rows: &[AlertRow]) -> Result<(), AppError> {
+pub fn insert_all(conn: &mut DbConn, rows: &[AlertRow]) -> Result<(), DbError> {
     match conn {
         DbConn::Pg(pg) if rows.len() > 1 => {
             // 29 bound values a row: well under PostgreSQL's 65,535 per statement.
@@ -88,13 +88,13 @@ pub fn insert_all(conn: &mut DbConn, rows: &[AlertRow]) -> Result<(), AppError> 
     Ok(())
 }
 
-pub fn update(conn: &mut DbConn, row: &AlertRow) -> Result<(), AppError> {
+pub fn update(conn: &mut DbConn, row: &AlertRow) -> Result<(), DbError> {
     let update = UpdateRow::<AlertRow, _>::new("alerts", row.as_changeset(), &row.id);
     on_backend!(conn, c => update.execute(c))?;
     Ok(())
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, AppError> {
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, DbError> {
     Ok(on_backend!(conn, c => alerts::table
         .find(id)
         .select(AlertRow::as_select())
@@ -103,7 +103,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, AppError> {
 }
 
 /// Loads an alert for change, locked on PostgreSQL until the transaction ends.
-pub fn find_for_update(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, AppError> {
+pub fn find_for_update(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, DbError> {
     match conn {
         DbConn::Pg(pg) => Ok(alerts::table
             .find(id)
@@ -135,7 +135,7 @@ pub fn list(
     filter: &AlertFilter<'_>,
     after: Option<(i64, String)>,
     limit: i64,
-) -> Result<Vec<AlertRow>, AppError> {
+) -> Result<Vec<AlertRow>, DbError> {
     let AlertFilter {
         orgs,
         canvasser,
@@ -199,7 +199,7 @@ pub struct DeliveryRecord {
     pub last_error: Option<String>,
 }
 
-pub fn deliveries(conn: &mut DbConn, alert: &str) -> Result<Vec<DeliveryRecord>, AppError> {
+pub fn deliveries(conn: &mut DbConn, alert: &str) -> Result<Vec<DeliveryRecord>, DbError> {
     // Served by notifications_alert.
     let rows = notifications::table
         .left_join(users::table.on(notifications::recipient_id.eq(users::id.nullable())))

@@ -3,9 +3,9 @@
 use diesel::prelude::*;
 
 use super::schema::{alerts, audit_log};
+use super::DbError;
 use super::{new_id, DbConn};
 use crate::domain::escalation::AlertKind;
-use crate::error::AppError;
 
 pub struct LocationRead<'a> {
     pub actor_id: String,
@@ -18,7 +18,7 @@ pub struct LocationRead<'a> {
     pub alert_id: Option<String>,
 }
 
-pub fn record(conn: &mut DbConn, read: &LocationRead<'_>, at: i64) -> Result<(), AppError> {
+pub fn record(conn: &mut DbConn, read: &LocationRead<'_>, at: i64) -> Result<(), DbError> {
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::id.eq(new_id()),
@@ -46,7 +46,7 @@ pub struct Action<'a> {
     pub detail: serde_json::Value,
 }
 
-pub fn record_action(conn: &mut DbConn, action: &Action<'_>, at: i64) -> Result<(), AppError> {
+pub fn record_action(conn: &mut DbConn, action: &Action<'_>, at: i64) -> Result<(), DbError> {
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::id.eq(new_id()),
@@ -87,7 +87,7 @@ pub fn list(
     viewer: &str,
     after: Option<(i64, String)>,
     limit: i64,
-) -> Result<Vec<AuditRow>, AppError> {
+) -> Result<Vec<AuditRow>, DbError> {
     let hidden_kinds: Vec<&str> = AlertKind::HIDDEN_FROM_OWNER
         .iter()
         .map(|k| k.as_str())

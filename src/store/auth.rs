@@ -4,10 +4,10 @@ use diesel::prelude::*;
 
 use super::accounts::UserRow;
 use super::schema::{login_attempts, organisations, refresh_tokens, sessions, users};
+use super::DbError;
 use super::{new_id, DbConn};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::domain::ids::{SessionId, UserId};
-use crate::error::AppError;
 
 /// Starts a login and returns its first refresh token (plaintext, shown to the client once).
 pub fn create_session(
@@ -15,7 +15,7 @@ pub fn create_session(
     user: UserId,
     now_ms: i64,
     refresh_ttl_ms: i64,
-) -> Result<(SessionId, String), AppError> {
+) -> Result<(SessionId, String), DbError> {
     let session = SessionId::new();
     diesel::insert_into(sessions::table)
         .values((
@@ -34,7 +34,7 @@ fn insert_refresh_token(
     session: SessionId,
     now_ms: i64,
     ttl_ms: i64,
-) -> Result<String, AppError> {
+) -> Result<String, DbError> {
     let token = new_refresh_token();
     diesel::insert_into(refresh_tokens::table)
         .values((
@@ -66,7 +66,7 @@ pub fn rotate_refresh_token(
     presented: &str,
     now_ms: i64,
     refresh_ttl_ms: i64,
-) -> Result<RefreshOutcome, AppError> {
+) -> Result<RefreshOutcome, DbError> {
     let hash = hash_refresh_token(presented);
     // Served by the unique index on refresh_tokens.token_hash.
     let found: Option<(String, String, i64, Option<i64>)> = refresh_tokens::table
@@ -119,7 +119,7 @@ fn revoke_session(
     session_id: &str,
     reason: &str,
     now_ms: i64,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     diesel::update(
         sessions::table
             .find(session_id)
@@ -134,7 +134,7 @@ fn revoke_session(
 }
 
 /// Ends the login a refresh token belongs to. Unknown tokens are ignored: logout is idempotent.
-pub fn logout(conn: &mut DbConn, presented: &str, now_ms: i64) -> Result<(), AppError> {
+pub fn logout(conn: &mut DbConn, presented: &str, now_ms: i64) -> Result<(), DbError> {
     let session: Option<String> = refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(hash_refresh_token(presented)))
         .select(refresh_tokens::session_id)
@@ -151,7 +151,7 @@ pub fn active_session_user(
     conn: &mut DbConn,
     session_id: &str,
     now_ms: i64,
-) -> Result<Option<UserRow>, AppError> {
+) -> Result<Option<UserRow>, DbError> {
     Ok(active_session(conn, session_id, now_ms)?.map(|(user, _, _)| user))
 }
 
@@ -163,7 +163,7 @@ pub fn active_session(
     conn: &mut DbConn,
     session_id: &str,
     now_ms: i64,
-) -> Result<Option<(UserRow, bool, i64)>, AppError> {
+) -> Result<Option<(UserRow, bool, i64)>, DbError> {
     // Primary-key lookups on sessions, users and organisations.
     let found: Option<(UserRow, Option<bool>, i64)> = sessions::table
         .inner_join(users::table.left_join(organisations::table))
@@ -186,7 +186,7 @@ pub fn recent_attempts(
     conn: &mut DbConn,
     bucket: &str,
     since_ms: i64,
-) -> Result<(i64, Option<i64>), AppError> {
+) -> Result<(i64, Option<i64>), DbError> {
     // Served by login_attempts_bucket_time.
     let (count, oldest) = login_attempts::table
         .filter(login_attempts::bucket.eq(bucket))
@@ -206,7 +206,7 @@ pub fn record_attempt(
     now_ms: i64,
     succeeded: bool,
     forget_before_ms: i64,
-) -> Result<String, AppError> {
+) -> Result<String, DbError> {
     diesel::delete(
         login_attempts::table
             .filter(login_attempts::bucket.eq(bucket))
@@ -229,7 +229,7 @@ pub fn record_attempt(
 /// so that counting and recording an attempt is atomic under concurrent requests. SQLite has
 /// one writer already; PostgreSQL takes a transaction-scoped advisory lock per bucket (in a
 /// fixed order, so two writers never wait on each other crosswise).
-pub fn lock_buckets(conn: &mut DbConn, buckets: &[&str]) -> Result<(), AppError> {
+pub fn lock_buckets(conn: &mut DbConn, buckets: &[&str]) -> Result<(), DbError> {
     if let DbConn::Pg(pg) = conn {
         let mut sorted: Vec<&str> = buckets.to_vec();
         sorted.sort_unstable();
@@ -251,7 +251,7 @@ pub fn take_slot(
     now_ms: i64,
     window_ms: i64,
     max: i64,
-) -> Result<Result<(), i64>, AppError> {
+) -> Result<Result<(), i64>, DbError> {
     lock_buckets(conn, &[bucket])?;
     let (count, oldest) = recent_attempts(conn, bucket, now_ms - window_ms)?;
     if count >= max {
@@ -263,7 +263,7 @@ pub fn take_slot(
 }
 
 /// Forgets one attempt (by id): a login that turned out right is not counted by address.
-pub fn forget_attempt(conn: &mut DbConn, id: &str) -> Result<(), AppError> {
+pub fn forget_attempt(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
     diesel::delete(login_attempts::table.find(id)).execute(conn)?;
     Ok(())
 }
@@ -276,7 +276,7 @@ pub fn revoke_sessions_of(
     except: Option<&str>,
     reason: &str,
     now_ms: i64,
-) -> Result<usize, AppError> {
+) -> Result<usize, DbError> {
     let mut query = diesel::update(sessions::table)
         .filter(sessions::user_id.eq(user))
         .filter(sessions::revoked_at.is_null())

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use super::native::on_backend;
 use super::schema::alert_events;
 use super::DbConn;
-use crate::error::AppError;
+use super::DbError;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = alert_events)]
@@ -29,7 +29,7 @@ pub struct NewEvent {
 
 /// Appends many events, in order: on PostgreSQL in one statement per thousand (a scheduler
 /// batch's, one round trip); on SQLite one cached statement each.
-pub fn record_all(conn: &mut DbConn, events: &[NewEvent]) -> Result<(), AppError> {
+pub fn record_all(conn: &mut DbConn, events: &[NewEvent]) -> Result<(), DbError> {
     match conn {
         DbConn::Pg(pg) if events.len() > 1 => {
             for chunk in events.chunks(1000) {
@@ -53,7 +53,7 @@ pub fn record(
     org_id: &str,
     event: &str,
     at: i64,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     on_backend!(conn, c => diesel::insert_into(alert_events::table)
         .values((
             alert_events::alert_id.eq(alert_id),
@@ -65,7 +65,7 @@ pub fn record(
     Ok(())
 }
 
-pub fn max_seq(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
+pub fn max_seq(conn: &mut DbConn) -> Result<Option<i64>, DbError> {
     Ok(alert_events::table
         .select(diesel::dsl::max(alert_events::seq))
         .get_result(conn)?)
@@ -78,7 +78,7 @@ pub fn after(
     after_seq: i64,
     gaps: &[i64],
     limit: i64,
-) -> Result<Vec<EventRow>, AppError> {
+) -> Result<Vec<EventRow>, DbError> {
     let mut rows: Vec<EventRow> = alert_events::table
         .filter(alert_events::seq.gt(after_seq))
         .order(alert_events::seq)
@@ -96,6 +96,6 @@ pub fn after(
     Ok(rows)
 }
 
-pub fn prune(conn: &mut DbConn, before_ms: i64) -> Result<usize, AppError> {
+pub fn prune(conn: &mut DbConn, before_ms: i64) -> Result<usize, DbError> {
     Ok(diesel::delete(alert_events::table.filter(alert_events::at.lt(before_ms))).execute(conn)?)
 }

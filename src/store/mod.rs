@@ -1,11 +1,16 @@
-//! Storage: the only module with SQL. One connection type for SQLite and PostgreSQL, pools,
-//! migrations, and the small set of backend-specific statements.
+//! Storage: the only module with SQL. `DbConn` is one connection type for SQLite and
+//! PostgreSQL; `Store` holds the pools and runs reads and writes. Beside it: `connection`
+//! (the r2d2 manager), `writer` (SQLite group commit and checkpoints), `migrate`, `tuning`,
+//! and one module per table group.
 
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod connection;
+mod error;
 pub mod events;
+mod migrate;
 pub(crate) mod native;
 pub mod notifications;
 pub mod orgs;
@@ -17,23 +22,25 @@ pub mod schedule;
 pub mod schema;
 pub mod stats;
 pub mod totp;
+pub mod tuning;
+mod writer;
 
 use std::path::Path;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::R2D2Connection;
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use diesel_migrations::MigrationHarness;
+
+pub use connection::{ConnectError, ConnectionManager};
+use connection::{SQLITE_READER_PRAGMAS, SQLITE_WRITER_PRAGMAS};
+pub use error::DbError;
+pub use migrate::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+pub use tuning::tune_sqlite_process;
+use writer::{immediate_transaction, start_checkpointer, GroupCommit, Job};
 
 use crate::config::{DatabaseKind, DatabaseSettings};
 use crate::error::AppError;
-
-pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-
-/// Any key will do as long as every Doorstep replica uses the same one.
-const MIGRATION_LOCK_KEY: i64 = 0x646f_6f72_7374_6570; // "doorstep"
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
@@ -49,65 +56,6 @@ pub enum Backend {
     Postgres,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error(transparent)]
-    Connection(#[from] diesel::ConnectionError),
-    #[error(transparent)]
-    Query(#[from] diesel::result::Error),
-}
-
-/// Picks the backend from the URL scheme; `MultiConnection::establish` would try each backend in
-/// turn and report a confusing SQLite error for a mistyped PostgreSQL URL.
-#[derive(Debug, Clone)]
-pub struct ConnectionManager {
-    kind: DatabaseKind,
-    /// SQLite's own pragmas for this pool's connections (cache size, checkpointing).
-    sqlite_pragmas: &'static str,
-}
-
-/// The writer keeps a large page cache (the tables it appends to and their indexes stay hot)
-/// and leaves checkpoints to the checkpointer thread, so copying the WAL back into the database
-/// never stalls a commit.
-/// (Not larger: SQLite scans the whole page cache at the end of each write transaction, and at
-/// 64 MB that scan cost more than the reads it saved.)
-/// (`temp_store = MEMORY`, to keep statement journals off the file system, was tried: no clear
-/// gain, and 20–70 MB more memory after a burst.)
-const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 0;";
-const SQLITE_READER_PRAGMAS: &str = "PRAGMA cache_size = -8192;";
-/// How often the checkpointer copies committed WAL pages into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
-
-impl r2d2::ManageConnection for ConnectionManager {
-    type Connection = DbConn;
-    type Error = ConnectError;
-
-    fn connect(&self) -> Result<DbConn, ConnectError> {
-        match &self.kind {
-            DatabaseKind::Sqlite(path) => {
-                let url = path.to_string_lossy();
-                let mut conn = SqliteConnection::establish(&url)?;
-                // busy_timeout must come first, or switching to WAL can fail with "database is locked".
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )?;
-                conn.batch_execute(self.sqlite_pragmas)?;
-                Ok(DbConn::Sqlite(conn))
-            }
-            DatabaseKind::Postgres(url) => Ok(DbConn::Pg(PgConnection::establish(url)?)),
-        }
-    }
-
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectError> {
-        conn.ping().map_err(ConnectError::Query)
-    }
-
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
-        conn.is_broken()
-    }
-}
-
 /// Handles to the database. On SQLite all writes go through one connection (SQLite has a
 /// single writer anyway, and queuing beats spinning on `SQLITE_BUSY`) driven by a group-commit
 /// thread: see [`GroupCommit`].
@@ -117,212 +65,6 @@ pub struct Store {
     writer: Pool,
     group: Option<GroupCommit>,
     backend: Backend,
-}
-
-/// What a queued write hands back once it has run: called with the outcome of the commit.
-type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
-/// A queued write: runs inside the shared transaction (in its own savepoint).
-type Job = Box<dyn FnOnce(&mut DbConn) -> Finish + Send>;
-
-/// Most writes one group commit takes: enough to amortise the commit, few enough that a
-/// request queued behind the group waits milliseconds, not seconds.
-const GROUP_COMMIT_MAX: usize = 256;
-
-/// Group commit for SQLite. Every write request is queued to one thread that owns the write
-/// connection; it takes everything queued, runs each request in its own savepoint (so a
-/// request that fails rolls back alone), commits once, and only then answers each caller. A
-/// caller therefore never hears "done" before its rows are durable, and under load one commit
-/// carries many requests instead of one. Nothing waits to fill a group: an idle writer takes
-/// the first request at once.
-#[derive(Clone)]
-struct GroupCommit {
-    queue: std::sync::mpsc::Sender<Job>,
-    /// Held by every clone of the Store; the checkpointer stops when the last one is gone.
-    alive: std::sync::Arc<()>,
-    /// Set by the checkpointer when it has just copied nearly all of the WAL back: the
-    /// cheapest moment for the writer to finish the job (see [`group_commit_loop`]).
-    caught_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl GroupCommit {
-    fn start(pool: Pool) -> Result<GroupCommit, StoreError> {
-        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
-        let caught_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writer_sees = caught_up.clone();
-        std::thread::Builder::new()
-            .name("doorstep-writer".into())
-            .spawn(move || group_commit_loop(&pool, &jobs, &writer_sees))
-            .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
-        Ok(GroupCommit {
-            queue,
-            alive: std::sync::Arc::new(()),
-            caught_up,
-        })
-    }
-}
-
-/// Copies committed WAL pages back into the database file every 100 ms, on its own
-/// connection, so the writer seldom pays for it and the WAL stays small. `PASSIVE` never
-/// waits for (or blocks) readers or the writer; what it cannot copy now it copies next time.
-/// After a pass that left at most [`CAUGHT_UP_FRAMES`] uncopied it tells the writer, whose
-/// own checkpoint then has little left to copy.
-fn start_checkpointer(manager: ConnectionManager, group: &GroupCommit) -> Result<(), StoreError> {
-    use r2d2::ManageConnection;
-    let alive = std::sync::Arc::downgrade(&group.alive);
-    let caught_up = group.caught_up.clone();
-    let mut conn = manager
-        .connect()
-        .map_err(|e| StoreError::Open(format!("checkpointer connection: {e}")))?;
-    std::thread::Builder::new()
-        .name("doorstep-checkpoint".into())
-        .spawn(move || {
-            while alive.upgrade().is_some() {
-                std::thread::sleep(CHECKPOINT_EVERY);
-                match passive_checkpoint(&mut conn) {
-                    Ok(Some(left)) if left <= CAUGHT_UP_FRAMES => {
-                        caught_up.store(true, std::sync::atomic::Ordering::Release);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; retrying shortly")
-                    }
-                }
-            }
-        })
-        .map_err(|e| StoreError::Open(format!("cannot start the checkpointer: {e}")))?;
-    Ok(())
-}
-
-/// A `PASSIVE` checkpoint; how many WAL frames it left uncopied, or `None` when another
-/// checkpoint held the lock (SQLite reports that as busy, not as an error).
-fn passive_checkpoint(conn: &mut DbConn) -> Result<Option<i64>, diesel::result::Error> {
-    use diesel::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Checkpoint {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        busy: i32,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        log: i64,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        checkpointed: i64,
-    }
-    let DbConn::Sqlite(sqlite) = conn else {
-        return Ok(None);
-    };
-    let done: Checkpoint =
-        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(sqlite)?;
-    Ok((done.busy == 0).then(|| (done.log - done.checkpointed).max(0)))
-}
-
-/// WAL frames (4 KB each) a checkpointer pass may leave for the writer to copy: about a
-/// millisecond or two of its time.
-const CAUGHT_UP_FRAMES: i64 = 512;
-
-/// How often the writer itself finishes a checkpoint (see [`group_commit_loop`]): at the
-/// first group boundary after the checkpointer has caught up, once this long has passed...
-const WAL_RESTART_EVERY: Duration = Duration::from_millis(250);
-/// ...and at the latest after this long, caught up or not, so the WAL cannot grow without end.
-const WAL_RESTART_AT_LATEST: Duration = Duration::from_millis(1000);
-
-/// Whether the writer finishes a checkpoint now, `since` its last one, given whether the
-/// checkpointer has just caught up (consumed here).
-fn writer_checkpoint_due(since: Duration, caught_up: &std::sync::atomic::AtomicBool) -> bool {
-    since >= WAL_RESTART_AT_LATEST
-        || (since >= WAL_RESTART_EVERY
-            && caught_up.swap(false, std::sync::atomic::Ordering::AcqRel))
-}
-
-fn group_commit_loop(
-    pool: &Pool,
-    jobs: &std::sync::mpsc::Receiver<Job>,
-    caught_up: &std::sync::atomic::AtomicBool,
-) {
-    let mut last_restart = std::time::Instant::now();
-    // Ends when every Store clone (every sender) is gone.
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < GROUP_COMMIT_MAX {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        metrics::histogram!("doorstep_db_group_commit_writes").record(batch.len() as f64);
-        let mut pooled = match pool.get() {
-            Ok(conn) => conn,
-            Err(e) => {
-                // Dropping the jobs drops their reply channels: each caller gets an error.
-                tracing::error!(error = %e, "the write connection is unavailable");
-                continue;
-            }
-        };
-        let conn: &mut DbConn = &mut pooled;
-        let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
-        let outcome = immediate_transaction(conn, |conn| {
-            for job in batch {
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
-                match ran {
-                    Ok(finish) => finishers.push(finish),
-                    // The savepoint may be left open: roll the whole group back.
-                    Err(_) => return Err(diesel::result::Error::RollbackTransaction),
-                }
-            }
-            Ok(())
-        });
-        let outcome = outcome.map_err(|e| format!("the write was not committed: {e}"));
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, writes = finishers.len(), "group commit failed");
-        }
-        for finish in finishers {
-            finish(outcome.clone());
-        }
-        // Under steady writes the checkpointer never catches up (the writer appends while it
-        // copies), so SQLite never starts the WAL over and it grows without end: 2 GB in ten
-        // seconds of check-ins, every new block zeroed by the kernel on the writer's time. A
-        // checkpoint from the writer, between groups, copies what the checkpointer has not,
-        // and the next transaction restarts the WAL from its first frame. Every write waits
-        // while it runs, so it runs just after a checkpointer pass, when little is left: at a
-        // fixed 250 ms it copied up to a quarter of a second of WAL each time, and those
-        // pauses were the ingest's p99 (benchmarks.md, item 35).
-        if writer_checkpoint_due(last_restart.elapsed(), caught_up) {
-            last_restart = std::time::Instant::now();
-            if let Err(e) = passive_checkpoint(conn) {
-                tracing::warn!(error = %e, "writer checkpoint failed");
-            }
-        }
-    }
-}
-
-/// Runs `f` in a transaction that takes SQLite's write lock at its start (`BEGIN IMMEDIATE`,
-/// waiting up to `busy_timeout` while another process holds it). A deferred transaction
-/// reads first and fails at once with "database is locked" when another process (an admin
-/// command, the bench arming deadlines) commits between that read and its first write: a
-/// whole group of check-ins refused. The writer only writes, so taking the lock first costs
-/// nothing. On PostgreSQL an ordinary transaction.
-fn immediate_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
-where
-    F: FnOnce(&mut DbConn) -> Result<T, E>,
-    E: From<diesel::result::Error>,
-{
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    let DbConn::Sqlite(sqlite) = conn else {
-        return conn.transaction(f);
-    };
-    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
-    let result = f(conn);
-    let DbConn::Sqlite(sqlite) = conn else {
-        return Err(diesel::result::Error::BrokenTransactionManager.into());
-    };
-    match result {
-        Ok(value) => {
-            AnsiTransactionManager::commit_transaction(sqlite)?;
-            Ok(value)
-        }
-        Err(e) => {
-            AnsiTransactionManager::rollback_transaction(sqlite)?;
-            Err(e)
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -391,37 +133,6 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
-    }
-
-    /// Applies pending migrations. On PostgreSQL an advisory lock makes replicas that start
-    /// together take turns.
-    pub fn migrate(&self) -> Result<usize, StoreError> {
-        let mut conn = self
-            .writer
-            .get()
-            .map_err(|e| StoreError::Open(e.to_string()))?;
-        let migration_err = |e: &dyn std::fmt::Display| StoreError::Migration(e.to_string());
-        match &mut *conn {
-            DbConn::Pg(pg) => {
-                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
-                    .execute(pg)
-                    .map_err(|e| migration_err(&e))?;
-                let result = pg
-                    .run_pending_migrations(POSTGRES_MIGRATIONS)
-                    .map(|done| done.len())
-                    .map_err(|e| migration_err(&e));
-                let unlock =
-                    diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
-                        .execute(pg);
-                let applied = result?;
-                unlock.map_err(|e| migration_err(&e))?;
-                Ok(applied)
-            }
-            DbConn::Sqlite(sqlite) => sqlite
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(|done| done.len())
-                .map_err(|e| migration_err(&e)),
-        }
     }
 
     /// PostgreSQL's own settings that decide whether Doorstep keeps pace (empty on SQLite):
@@ -575,32 +286,6 @@ pub fn relax_commit(conn: &mut DbConn) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Process-wide SQLite settings, for a process that has not used SQLite yet (the binary's
-/// `main` calls it first thing; tests do without it):
-///
-/// - multi-thread mode (`SQLITE_CONFIG_MULTITHREAD`): SQLite stops taking a connection's mutex
-///   on every call (each `sqlite3_step`, each column read). Safe here because a connection is
-///   only ever used by one thread at a time: diesel's connections are not `Sync`, and the pools
-///   hand each to one thread.
-/// - no memory statistics (`SQLITE_CONFIG_MEMSTATUS` 0, which SQLite's documentation
-///   recommends): every allocation otherwise takes a global mutex to count itself.
-///
-/// Together they were 8–9% of the writer thread's time under check-in load (perf). Returns
-/// whether SQLite accepted them; it refuses once initialised, which costs speed, not safety.
-pub fn tune_sqlite_process() -> bool {
-    use libsqlite3_sys::{
-        sqlite3_config, SQLITE_CONFIG_MEMSTATUS, SQLITE_CONFIG_MULTITHREAD, SQLITE_OK,
-    };
-    // SAFETY: sqlite3_config must not run while another thread uses SQLite, and only before
-    // sqlite3_initialize; `main` calls this before any thread or connection exists, and after
-    // initialisation SQLite answers SQLITE_MISUSE without changing anything. The variadic
-    // arguments are those each option documents (none; one int).
-    unsafe {
-        sqlite3_config(SQLITE_CONFIG_MULTITHREAD) == SQLITE_OK
-            && sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0 as std::os::raw::c_int) == SQLITE_OK
-    }
-}
-
 /// A fresh id as stored (text): a UUIDv7, time-ordered, so inserts append to the primary-key
 /// index instead of dirtying a random page of it (74 random bits still make it unguessable;
 /// no access depends on an id being secret anyway).
@@ -727,14 +412,14 @@ mod tests {
     fn the_writer_checkpoints_when_cheap_and_at_least_once_a_second() {
         let ms = std::time::Duration::from_millis;
         let caught_up = AtomicBool::new(true);
-        assert!(!super::writer_checkpoint_due(ms(100), &caught_up));
+        assert!(!super::writer::writer_checkpoint_due(ms(100), &caught_up));
         assert!(caught_up.load(Ordering::Acquire), "kept for later");
-        assert!(super::writer_checkpoint_due(ms(250), &caught_up));
+        assert!(super::writer::writer_checkpoint_due(ms(250), &caught_up));
         assert!(!caught_up.load(Ordering::Acquire), "consumed");
-        assert!(!super::writer_checkpoint_due(ms(600), &caught_up));
-        assert!(!super::writer_checkpoint_due(ms(999), &caught_up));
-        assert!(super::writer_checkpoint_due(ms(1000), &caught_up));
-        assert!(super::writer_checkpoint_due(ms(5000), &caught_up));
+        assert!(!super::writer::writer_checkpoint_due(ms(600), &caught_up));
+        assert!(!super::writer::writer_checkpoint_due(ms(999), &caught_up));
+        assert!(super::writer::writer_checkpoint_due(ms(1000), &caught_up));
+        assert!(super::writer::writer_checkpoint_due(ms(5000), &caught_up));
     }
 
     fn names(dir: &str) -> BTreeSet<String> {

@@ -7,8 +7,8 @@ use super::accounts::parse_id;
 use super::native::on_backend;
 use super::schema::{notifications, police_assignments, users};
 use super::DbConn;
+use super::DbError;
 use crate::domain::ids::{OrgId, UserId};
-use crate::error::AppError;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = notifications, treat_none_as_default_value = false)]
@@ -38,7 +38,7 @@ pub struct NotificationRow {
 
 /// Inserts the row unless a row with its `dedupe_key` exists; true when inserted. Whatever
 /// races between replicas or retries after a crash, a step is recorded once.
-pub fn insert_if_new(conn: &mut DbConn, row: &NotificationRow) -> Result<bool, AppError> {
+pub fn insert_if_new(conn: &mut DbConn, row: &NotificationRow) -> Result<bool, DbError> {
     let inserted = match conn {
         DbConn::Pg(pg) => diesel::insert_into(notifications::table)
             .values(row)
@@ -55,7 +55,7 @@ pub fn insert_if_new(conn: &mut DbConn, row: &NotificationRow) -> Result<bool, A
 /// whose `dedupe_key` exists, or repeats one earlier in the list, is skipped); on SQLite the
 /// cached one-row statement each (in-process, no round trips to save). Returns how many
 /// were new.
-pub fn insert_all_if_new(conn: &mut DbConn, rows: &[NotificationRow]) -> Result<usize, AppError> {
+pub fn insert_all_if_new(conn: &mut DbConn, rows: &[NotificationRow]) -> Result<usize, DbError> {
     let mut inserted = 0;
     match conn {
         DbConn::Pg(pg) => {
@@ -76,12 +76,12 @@ pub fn insert_all_if_new(conn: &mut DbConn, rows: &[NotificationRow]) -> Result<
     Ok(inserted)
 }
 
-fn ids(rows: Vec<String>) -> Result<Vec<UserId>, AppError> {
+fn ids(rows: Vec<String>) -> Result<Vec<UserId>, DbError> {
     rows.iter().map(|id| parse_id(id, "user")).collect()
 }
 
 /// Active organisers of an organisation (users_org_role).
-pub fn organisers_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
+pub fn organisers_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, DbError> {
     let org = org.to_string();
     ids(on_backend!(conn, c => users::table
         .filter(users::org_id.eq(&org))
@@ -92,7 +92,7 @@ pub fn organisers_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppEr
 }
 
 /// Police contacts assigned to an organisation.
-pub fn police_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError> {
+pub fn police_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, DbError> {
     let org = org.to_string();
     ids(on_backend!(conn, c => police_assignments::table
         .inner_join(users::table.on(users::id.eq(police_assignments::user_id)))
@@ -103,7 +103,7 @@ pub fn police_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, AppError>
 }
 
 /// Everyone an alert has been sent to so far (notifications_alert).
-pub fn notified_about(conn: &mut DbConn, alert: &str) -> Result<Vec<UserId>, AppError> {
+pub fn notified_about(conn: &mut DbConn, alert: &str) -> Result<Vec<UserId>, DbError> {
     ids(notifications::table
         .filter(notifications::alert_id.eq(alert))
         .filter(notifications::recipient_id.is_not_null())
@@ -117,7 +117,7 @@ pub fn for_subject(
     conn: &mut DbConn,
     alert: Option<&str>,
     outing: Option<&str>,
-) -> Result<Vec<NotificationRow>, AppError> {
+) -> Result<Vec<NotificationRow>, DbError> {
     let mut query = notifications::table
         .select(NotificationRow::as_select())
         .order((notifications::created_at, notifications::id))
@@ -136,7 +136,7 @@ pub fn for_subject(
 pub type Person = (String, String, bool, Option<String>);
 
 /// [`Person`] for each of `ids` that exists, in one statement (a scheduler batch's canvassers).
-pub fn people(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Person>, AppError> {
+pub fn people(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Person>, DbError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -155,7 +155,7 @@ pub fn people(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Person>, AppError
 pub fn channels_of(
     conn: &mut DbConn,
     recipients: &[String],
-) -> Result<Vec<(String, bool, Option<String>)>, AppError> {
+) -> Result<Vec<(String, bool, Option<String>)>, DbError> {
     if recipients.is_empty() {
         return Ok(Vec::new());
     }

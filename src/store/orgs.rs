@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use super::native::on_backend;
 use super::schema::organisations;
 use super::DbConn;
+use super::DbError;
 use crate::domain::ids::OrgId;
 use crate::domain::policy::EscalationPolicy;
-use crate::error::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = organisations, treat_none_as_default_value = false)]
@@ -36,9 +36,9 @@ impl Organisation {
 }
 
 impl TryFrom<OrgRow> for Organisation {
-    type Error = AppError;
+    type Error = DbError;
 
-    fn try_from(row: OrgRow) -> Result<Self, AppError> {
+    fn try_from(row: OrgRow) -> Result<Self, DbError> {
         let custom_policy = parse_policy(&row.id, row.escalation_policy.as_deref())?;
         Ok(Organisation {
             id: super::accounts::parse_id(&row.id, "organisation")?,
@@ -50,14 +50,14 @@ impl TryFrom<OrgRow> for Organisation {
 
 /// An organisation's stored custom policy (`escalation_policy`, JSON); `None` when it follows
 /// the server's default.
-pub fn parse_policy(org: &str, stored: Option<&str>) -> Result<Option<EscalationPolicy>, AppError> {
+pub fn parse_policy(org: &str, stored: Option<&str>) -> Result<Option<EscalationPolicy>, DbError> {
     stored
         .map(serde_json::from_str)
         .transpose()
-        .map_err(|e| AppError::internal(format!("stored policy of org {org}: {e}")))
+        .map_err(|e| DbError::corrupt(format!("stored policy of org {org}: {e}")))
 }
 
-pub fn insert(conn: &mut DbConn, name: &str, now_ms: i64) -> Result<Organisation, AppError> {
+pub fn insert(conn: &mut DbConn, name: &str, now_ms: i64) -> Result<Organisation, DbError> {
     let row = OrgRow {
         id: OrgId::new().to_string(),
         name: name.to_owned(),
@@ -73,7 +73,7 @@ pub fn insert(conn: &mut DbConn, name: &str, now_ms: i64) -> Result<Organisation
     Organisation::try_from(row)
 }
 
-pub fn find(conn: &mut DbConn, id: OrgId) -> Result<Option<Organisation>, AppError> {
+pub fn find(conn: &mut DbConn, id: OrgId) -> Result<Option<Organisation>, DbError> {
     let id = id.to_string();
     on_backend!(conn, c => organisations::table
         .find(&id)
@@ -84,9 +84,9 @@ pub fn find(conn: &mut DbConn, id: OrgId) -> Result<Option<Organisation>, AppErr
     .transpose()
 }
 
-pub fn set_policy(conn: &mut DbConn, id: OrgId, policy: &EscalationPolicy) -> Result<(), AppError> {
+pub fn set_policy(conn: &mut DbConn, id: OrgId, policy: &EscalationPolicy) -> Result<(), DbError> {
     let json = serde_json::to_string(policy)
-        .map_err(|e| AppError::internal(format!("serialising policy: {e}")))?;
+        .map_err(|e| DbError::corrupt(format!("serialising policy: {e}")))?;
     diesel::update(organisations::table.find(id.to_string()))
         .set(organisations::escalation_policy.eq(Some(json)))
         .execute(conn)?;
@@ -94,7 +94,7 @@ pub fn set_policy(conn: &mut DbConn, id: OrgId, policy: &EscalationPolicy) -> Re
 }
 
 /// Whether an organisation requires two-factor authentication of its organisers.
-pub fn require_totp(conn: &mut DbConn, id: OrgId) -> Result<Option<bool>, AppError> {
+pub fn require_totp(conn: &mut DbConn, id: OrgId) -> Result<Option<bool>, DbError> {
     Ok(organisations::table
         .find(id.to_string())
         .select(organisations::require_totp)
@@ -102,7 +102,7 @@ pub fn require_totp(conn: &mut DbConn, id: OrgId) -> Result<Option<bool>, AppErr
         .optional()?)
 }
 
-pub fn set_require_totp(conn: &mut DbConn, id: OrgId, required: bool) -> Result<(), AppError> {
+pub fn set_require_totp(conn: &mut DbConn, id: OrgId, required: bool) -> Result<(), DbError> {
     diesel::update(organisations::table.find(id.to_string()))
         .set(organisations::require_totp.eq(required))
         .execute(conn)?;
@@ -110,7 +110,7 @@ pub fn set_require_totp(conn: &mut DbConn, id: OrgId, required: bool) -> Result<
 }
 
 /// The organisation's webhook: `(url, secret)`, when it has one.
-pub fn webhook_of(conn: &mut DbConn, org: &str) -> Result<Option<(String, String)>, AppError> {
+pub fn webhook_of(conn: &mut DbConn, org: &str) -> Result<Option<(String, String)>, DbError> {
     let row: Option<(Option<String>, Option<String>)> = organisations::table
         .find(org)
         .select((organisations::webhook_url, organisations::webhook_secret))
@@ -127,7 +127,7 @@ pub fn set_webhook(
     conn: &mut DbConn,
     org: OrgId,
     webhook: Option<(&str, &str)>,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     let (url, secret) = match webhook {
         Some((url, secret)) => (Some(url), Some(secret)),
         None => (None, None),

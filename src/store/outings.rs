@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use super::accounts::parse_id;
 use super::native::{on_backend, UpdateRow};
 use super::schema::{checkins, idempotency_keys, outing_companions, outing_events, outings, users};
+use super::DbError;
 use super::{new_id, DbConn};
 use crate::domain::ids::{OrgId, OutingId, UserId};
-use crate::error::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = outings, treat_none_as_null = true, treat_none_as_default_value = false)]
@@ -49,13 +49,13 @@ impl OutingRow {
         self.last_checkin_received_at = Some(checkin.received_at);
     }
 
-    pub fn outing_id(&self) -> Result<OutingId, AppError> {
+    pub fn outing_id(&self) -> Result<OutingId, DbError> {
         parse_id(&self.id, "outing")
     }
-    pub fn canvasser(&self) -> Result<UserId, AppError> {
+    pub fn canvasser(&self) -> Result<UserId, DbError> {
         parse_id(&self.canvasser_id, "user")
     }
-    pub fn org(&self) -> Result<OrgId, AppError> {
+    pub fn org(&self) -> Result<OrgId, DbError> {
         parse_id(&self.org_id, "organisation")
     }
 }
@@ -83,7 +83,7 @@ pub fn insert_outing(
     conn: &mut DbConn,
     row: &OutingRow,
     companions: &[UserId],
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     diesel::insert_into(outings::table)
         .values(row)
         .execute(conn)
@@ -92,7 +92,7 @@ pub fn insert_outing(
             diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,
-            ) => AppError::Conflict("you already have an outing that has not ended".into()),
+            ) => DbError::Conflict("you already have an outing that has not ended".into()),
             other => other.into(),
         })?;
     for companion in companions {
@@ -107,7 +107,7 @@ pub fn insert_outing(
 }
 
 /// The canvasser's outing that has not ended, if any (outings_one_open_per_canvasser).
-pub fn open_outing_of(conn: &mut DbConn, canvasser: UserId) -> Result<Option<String>, AppError> {
+pub fn open_outing_of(conn: &mut DbConn, canvasser: UserId) -> Result<Option<String>, DbError> {
     Ok(outings::table
         .filter(outings::canvasser_id.eq(canvasser.to_string()))
         .filter(outings::status.ne("ended"))
@@ -116,7 +116,7 @@ pub fn open_outing_of(conn: &mut DbConn, canvasser: UserId) -> Result<Option<Str
         .optional()?)
 }
 
-pub fn find(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingRow>, AppError> {
+pub fn find(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingRow>, DbError> {
     let id = id.to_string();
     Ok(on_backend!(conn, c => outings::table
         .find(&id)
@@ -128,7 +128,7 @@ pub fn find(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingRow>, AppErr
 /// Loads an outing for change. On PostgreSQL the row stays locked until the transaction ends,
 /// so concurrent check-ins, the scheduler and idempotent retries of one outing take turns. On
 /// SQLite the single writer already serialises them.
-pub fn find_for_update(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingRow>, AppError> {
+pub fn find_for_update(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingRow>, DbError> {
     match conn {
         DbConn::Pg(pg) => Ok(outings::table
             .find(id.to_string())
@@ -146,7 +146,7 @@ pub fn find_for_update(conn: &mut DbConn, id: OutingId) -> Result<Option<OutingR
 pub fn find_for_update_with_policy(
     conn: &mut DbConn,
     id: OutingId,
-) -> Result<Option<(OutingRow, Option<String>)>, AppError> {
+) -> Result<Option<(OutingRow, Option<String>)>, DbError> {
     use super::schema::organisations;
     let id = id.to_string();
     macro_rules! query {
@@ -172,7 +172,7 @@ pub fn find_for_update_with_policy(
 pub fn find_many_for_update_with_policy(
     conn: &mut DbConn,
     ids: &[String],
-) -> Result<Vec<(OutingRow, Option<String>)>, AppError> {
+) -> Result<Vec<(OutingRow, Option<String>)>, DbError> {
     use super::schema::organisations;
     macro_rules! query {
         () => {
@@ -315,7 +315,7 @@ pub fn only_step_columns_differ(before: &OutingRow, after: &OutingRow) -> bool {
 /// Writes the outings of a scheduler batch, each of which differs from what was read only in
 /// the step columns ([`only_step_columns_differ`]): on PostgreSQL one statement for all of
 /// them; on SQLite one cached statement per outing.
-pub fn update_after_steps(conn: &mut DbConn, rows: &[OutingRow]) -> Result<(), AppError> {
+pub fn update_after_steps(conn: &mut DbConn, rows: &[OutingRow]) -> Result<(), DbError> {
     match conn {
         DbConn::Pg(pg) if rows.len() > 1 => {
             PgStepUpdates::new(rows).execute(pg)?;
@@ -392,7 +392,7 @@ impl<Conn> RunQueryDsl<Conn> for PgStepUpdates<'_> {}
 
 /// Writes the outings of a batch of plain check-ins: on PostgreSQL one statement for all of
 /// them (arrays, `unnest`); on SQLite one cached statement per outing (no round trips there).
-pub fn update_after_checkins(conn: &mut DbConn, rows: &[OutingRow]) -> Result<(), AppError> {
+pub fn update_after_checkins(conn: &mut DbConn, rows: &[OutingRow]) -> Result<(), DbError> {
     match conn {
         DbConn::Pg(pg) if rows.len() > 1 => {
             PgCheckinUpdates::new(rows).execute(pg)?;
@@ -529,7 +529,7 @@ pub fn update_from(
     conn: &mut DbConn,
     before: &OutingRow,
     after: &OutingRow,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     if before.status != after.status || !only_checkin_columns_differ(before, after) {
         return update(conn, after);
     }
@@ -552,14 +552,14 @@ pub fn update_from(
     Ok(())
 }
 
-pub fn update(conn: &mut DbConn, row: &OutingRow) -> Result<(), AppError> {
+pub fn update(conn: &mut DbConn, row: &OutingRow) -> Result<(), DbError> {
     let update = UpdateRow::<OutingRow, _>::new("outings", row.as_changeset(), &row.id);
     on_backend!(conn, c => update.execute(c))?;
     Ok(())
 }
 
 /// Companions with their display names, in a stable order.
-pub fn companions(conn: &mut DbConn, outing: &str) -> Result<Vec<(UserId, String)>, AppError> {
+pub fn companions(conn: &mut DbConn, outing: &str) -> Result<Vec<(UserId, String)>, DbError> {
     let rows: Vec<(String, String)> = on_backend!(conn, c => outing_companions::table
         .inner_join(users::table.on(users::id.eq(outing_companions::user_id)))
         .filter(outing_companions::outing_id.eq(outing))
@@ -571,7 +571,7 @@ pub fn companions(conn: &mut DbConn, outing: &str) -> Result<Vec<(UserId, String
         .collect()
 }
 
-pub fn display_name(conn: &mut DbConn, user: &str) -> Result<String, AppError> {
+pub fn display_name(conn: &mut DbConn, user: &str) -> Result<String, DbError> {
     let name: Option<String> = on_backend!(conn, c => users::table
         .find(user)
         .select(users::display_name)
@@ -580,13 +580,13 @@ pub fn display_name(conn: &mut DbConn, user: &str) -> Result<String, AppError> {
     Ok(name.unwrap_or_default())
 }
 
-pub fn insert_checkin(conn: &mut DbConn, row: &CheckinRow) -> Result<(), AppError> {
+pub fn insert_checkin(conn: &mut DbConn, row: &CheckinRow) -> Result<(), DbError> {
     on_backend!(conn, c => diesel::insert_into(checkins::table).values(row).execute(c))?;
     Ok(())
 }
 
 /// Several check-ins in one statement.
-pub fn insert_checkins(conn: &mut DbConn, rows: &[CheckinRow]) -> Result<(), AppError> {
+pub fn insert_checkins(conn: &mut DbConn, rows: &[CheckinRow]) -> Result<(), DbError> {
     match rows {
         [] => {}
         // One row: the cached single-row statement.
@@ -608,7 +608,7 @@ pub fn insert_checkins(conn: &mut DbConn, rows: &[CheckinRow]) -> Result<(), App
     Ok(())
 }
 
-pub fn find_checkin(conn: &mut DbConn, id: &str) -> Result<Option<CheckinRow>, AppError> {
+pub fn find_checkin(conn: &mut DbConn, id: &str) -> Result<Option<CheckinRow>, DbError> {
     Ok(on_backend!(conn, c => checkins::table
         .find(id)
         .select(CheckinRow::as_select())
@@ -617,7 +617,7 @@ pub fn find_checkin(conn: &mut DbConn, id: &str) -> Result<Option<CheckinRow>, A
 }
 
 /// The check-ins of `ids` that still exist (location retention purges them), in no order.
-pub fn find_checkins(conn: &mut DbConn, ids: &[&str]) -> Result<Vec<CheckinRow>, AppError> {
+pub fn find_checkins(conn: &mut DbConn, ids: &[&str]) -> Result<Vec<CheckinRow>, DbError> {
     Ok(checkins::table
         .filter(checkins::id.eq_any(ids))
         .select(CheckinRow::as_select())
@@ -629,7 +629,7 @@ pub fn existing_client_ids(
     conn: &mut DbConn,
     outing: &str,
     candidates: &[String],
-) -> Result<Vec<String>, AppError> {
+) -> Result<Vec<String>, DbError> {
     // Served by checkins_outing_client_id.
     Ok(checkins::table
         .filter(checkins::outing_id.eq(outing))
@@ -644,7 +644,7 @@ pub fn trail(
     outing: &str,
     after: Option<(i64, String)>,
     limit: i64,
-) -> Result<Vec<CheckinRow>, AppError> {
+) -> Result<Vec<CheckinRow>, DbError> {
     // Served by checkins_outing_recorded.
     let mut query = checkins::table
         .filter(checkins::outing_id.eq(outing))
@@ -677,7 +677,7 @@ pub fn list(
     status: Option<&str>,
     after: Option<(i64, String)>,
     limit: i64,
-) -> Result<Vec<OutingRow>, AppError> {
+) -> Result<Vec<OutingRow>, DbError> {
     let mut query = outings::table
         .select(OutingRow::as_select())
         .order((outings::started_at.desc(), outings::id.desc()))
@@ -719,7 +719,7 @@ pub fn record_event(
     kind: &str,
     at: i64,
     detail: Option<&str>,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     on_backend!(conn, c => diesel::insert_into(outing_events::table)
         .values((
             outing_events::id.eq(new_id()),
@@ -732,7 +732,7 @@ pub fn record_event(
     Ok(())
 }
 
-pub fn events(conn: &mut DbConn, outing: &str) -> Result<Vec<(String, i64)>, AppError> {
+pub fn events(conn: &mut DbConn, outing: &str) -> Result<Vec<(String, i64)>, DbError> {
     Ok(outing_events::table
         .filter(outing_events::outing_id.eq(outing))
         .order(outing_events::at)
@@ -751,7 +751,7 @@ pub fn idempotent_response(
     conn: &mut DbConn,
     user: UserId,
     key: &str,
-) -> Result<Option<StoredResponse>, AppError> {
+) -> Result<Option<StoredResponse>, DbError> {
     Ok(idempotency_keys::table
         .find((user.to_string(), key))
         .select((
@@ -776,7 +776,7 @@ pub fn store_idempotent_response(
     status: u16,
     body: &str,
     now_ms: i64,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     diesel::insert_into(idempotency_keys::table)
         .values((
             idempotency_keys::user_id.eq(user.to_string()),
@@ -795,7 +795,7 @@ pub fn store_idempotent_response(
 pub fn idempotent_responses(
     conn: &mut DbConn,
     pairs: &[(String, String)],
-) -> Result<std::collections::HashMap<(String, String), StoredResponse>, AppError> {
+) -> Result<std::collections::HashMap<(String, String), StoredResponse>, DbError> {
     let mut found = std::collections::HashMap::new();
     match conn {
         DbConn::Pg(pg) => {
@@ -861,7 +861,7 @@ pub fn store_idempotent_responses(
     conn: &mut DbConn,
     responses: &[NewStoredResponse<'_>],
     now_ms: i64,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     if responses.is_empty() {
         return Ok(());
     }
@@ -891,7 +891,7 @@ pub fn store_idempotent_responses(
 }
 
 /// Outings of these organisations that need attention: overdue, or with an unresolved alert.
-pub fn needing_attention(conn: &mut DbConn, orgs: &[OrgId]) -> Result<Vec<OutingRow>, AppError> {
+pub fn needing_attention(conn: &mut DbConn, orgs: &[OrgId]) -> Result<Vec<OutingRow>, DbError> {
     let orgs: Vec<String> = orgs.iter().map(ToString::to_string).collect();
     // Served by outings_org_status.
     Ok(outings::table
@@ -906,7 +906,7 @@ pub fn needing_attention(conn: &mut DbConn, orgs: &[OrgId]) -> Result<Vec<Outing
 }
 
 /// Outings of these organisations that have not ended, oldest first.
-pub fn not_ended(conn: &mut DbConn, orgs: &[OrgId]) -> Result<Vec<OutingRow>, AppError> {
+pub fn not_ended(conn: &mut DbConn, orgs: &[OrgId]) -> Result<Vec<OutingRow>, DbError> {
     let orgs: Vec<String> = orgs.iter().map(ToString::to_string).collect();
     Ok(outings::table
         .filter(outings::org_id.eq_any(orgs))

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::pin_attempts;
 use super::DbConn;
-use crate::error::AppError;
+use super::DbError;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = pin_attempts)]
@@ -16,7 +16,7 @@ pub struct PinAttemptsRow {
     pub updated_at: i64,
 }
 
-pub fn find(conn: &mut DbConn, scope: &str) -> Result<Option<PinAttemptsRow>, AppError> {
+pub fn find(conn: &mut DbConn, scope: &str) -> Result<Option<PinAttemptsRow>, DbError> {
     Ok(pin_attempts::table
         .find(scope)
         .select(PinAttemptsRow::as_select())
@@ -32,7 +32,7 @@ pub fn save(
     failures: i32,
     locked_until: Option<i64>,
     now_ms: i64,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     let updated = diesel::update(pin_attempts::table.find(scope))
         .set((
             pin_attempts::failures.eq(failures),
@@ -54,13 +54,13 @@ pub fn save(
 }
 
 /// A right PIN ends the run of wrong ones.
-pub fn clear(conn: &mut DbConn, scope: &str) -> Result<(), AppError> {
+pub fn clear(conn: &mut DbConn, scope: &str) -> Result<(), DbError> {
     diesel::delete(pin_attempts::table.find(scope)).execute(conn)?;
     Ok(())
 }
 
 /// Counters untouched since `before_ms` (retention).
-pub fn purge_older_than(conn: &mut DbConn, before_ms: i64) -> Result<usize, AppError> {
+pub fn purge_older_than(conn: &mut DbConn, before_ms: i64) -> Result<usize, DbError> {
     Ok(
         diesel::delete(pin_attempts::table.filter(pin_attempts::updated_at.lt(before_ms)))
             .execute(conn)?,

@@ -6,9 +6,9 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use super::native::{on_backend, UpdateRow};
 use super::notifications::NotificationRow;
 use super::schema::{notifications, push_deliveries, push_subscriptions};
+use super::DbError;
 use super::{new_id, DbConn};
 use crate::domain::ids::UserId;
-use crate::error::AppError;
 
 pub const MAX_SUBSCRIPTIONS_PER_USER: i64 = 10;
 
@@ -40,7 +40,7 @@ pub fn save_subscription(
     auth: &str,
     expiration_time: Option<i64>,
     now_ms: i64,
-) -> Result<Saved, AppError> {
+) -> Result<Saved, DbError> {
     let existing: Option<(String, String)> = push_subscriptions::table
         .filter(push_subscriptions::endpoint.eq(endpoint))
         .select((push_subscriptions::id, push_subscriptions::user_id))
@@ -51,7 +51,7 @@ pub fn save_subscription(
         // first account's alerts on that device. On a shared device the browser must drop its
         // subscription (sign-out does) and make a new one.
         if *owner != user.to_string() {
-            return Err(AppError::Conflict(
+            return Err(DbError::Conflict(
                 "this browser's push subscription belongs to another account: sign that account out on this device, or subscribe afresh".into(),
             ));
         }
@@ -73,7 +73,7 @@ pub fn save_subscription(
         .count()
         .get_result(conn)?;
     if count >= MAX_SUBSCRIPTIONS_PER_USER {
-        return Err(AppError::Conflict(format!(
+        return Err(DbError::Conflict(format!(
             "at most {MAX_SUBSCRIPTIONS_PER_USER} push subscriptions per user: delete one first"
         )));
     }
@@ -93,7 +93,7 @@ pub fn save_subscription(
     Ok(Saved::Created(row.id))
 }
 
-pub fn subscriptions_of(conn: &mut DbConn, user: &str) -> Result<Vec<SubscriptionRow>, AppError> {
+pub fn subscriptions_of(conn: &mut DbConn, user: &str) -> Result<Vec<SubscriptionRow>, DbError> {
     // Served by push_subscriptions_user.
     Ok(on_backend!(conn, c => push_subscriptions::table
         .filter(push_subscriptions::user_id.eq(user))
@@ -109,7 +109,7 @@ pub fn subscriptions_of(conn: &mut DbConn, user: &str) -> Result<Vec<Subscriptio
 pub fn subscribed_among(
     conn: &mut DbConn,
     users: &[String],
-) -> Result<std::collections::HashSet<String>, AppError> {
+) -> Result<std::collections::HashSet<String>, DbError> {
     let mut found = std::collections::HashSet::new();
     // Bounded lists: SQLite allows 32,766 bound values a statement, PostgreSQL 65,535.
     for chunk in users.chunks(1000) {
@@ -124,7 +124,7 @@ pub fn subscribed_among(
 }
 
 /// Deletes a subscription of `user`; false when there is no such subscription of theirs.
-pub fn delete_subscription(conn: &mut DbConn, user: UserId, id: &str) -> Result<bool, AppError> {
+pub fn delete_subscription(conn: &mut DbConn, user: UserId, id: &str) -> Result<bool, DbError> {
     Ok(diesel::delete(
         push_subscriptions::table
             .filter(push_subscriptions::id.eq(id))
@@ -135,7 +135,7 @@ pub fn delete_subscription(conn: &mut DbConn, user: UserId, id: &str) -> Result<
 }
 
 /// A push service said the subscription is gone (404/410).
-pub fn remove_subscription(conn: &mut DbConn, id: &str) -> Result<(), AppError> {
+pub fn remove_subscription(conn: &mut DbConn, id: &str) -> Result<(), DbError> {
     diesel::delete(push_subscriptions::table.find(id)).execute(conn)?;
     Ok(())
 }
@@ -149,7 +149,7 @@ pub fn claim_pending(
     now_ms: i64,
     lease_until_ms: i64,
     limit: i64,
-) -> Result<Vec<NotificationRow>, AppError> {
+) -> Result<Vec<NotificationRow>, DbError> {
     // Served by notifications_pending (partial index on next_attempt_at WHERE status = 'pending').
     match conn {
         DbConn::Pg(pg) => {
@@ -240,7 +240,7 @@ fn pending() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
 }
 
 /// The earliest pending attempt (for the worker's sleep): a leased row's is its lease end.
-pub fn earliest_pending(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
+pub fn earliest_pending(conn: &mut DbConn) -> Result<Option<i64>, DbError> {
     match conn {
         // A claim on PostgreSQL leaves the attempt time alone (see `claim_pending`). GREATEST
         // ignores a null lease. This reads every pending row, but the worker asks only when
@@ -269,7 +269,7 @@ pub fn record_delivery(
     status_code: Option<u16>,
     error: Option<&str>,
     sent_at: Option<i64>,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     let id = new_id();
     let upsert = DeliveryUpsert {
         id: &id,
@@ -362,7 +362,7 @@ pub fn finish_attempt(
     id: &str,
     worker: &str,
     outcome: &Outcome,
-) -> Result<bool, AppError> {
+) -> Result<bool, DbError> {
     /// The query id of this update (one fixed SQL text).
     struct AttemptFinished;
     let update = UpdateRow::<AttemptFinished, _>::new(
@@ -397,10 +397,7 @@ pub struct DeliveryResult<'a> {
 /// [`record_delivery`] for many results at once. On PostgreSQL one statement for all of them
 /// (each statement is a round trip there); on SQLite, in-process, one cached statement each.
 /// A batch holds one attempt per notification, so no row is upserted twice.
-pub fn record_deliveries(
-    conn: &mut DbConn,
-    results: &[DeliveryResult<'_>],
-) -> Result<(), AppError> {
+pub fn record_deliveries(conn: &mut DbConn, results: &[DeliveryResult<'_>]) -> Result<(), DbError> {
     match conn {
         DbConn::Pg(pg) if results.len() > 1 => {
             let ids: Vec<String> = results.iter().map(|_| new_id()).collect();
@@ -438,7 +435,7 @@ pub fn finish_attempts(
     conn: &mut DbConn,
     worker: &str,
     ends: &[(&str, &Outcome)],
-) -> Result<usize, AppError> {
+) -> Result<usize, DbError> {
     match conn {
         DbConn::Pg(pg) if ends.len() > 1 => Ok(PgAttemptsFinished {
             worker,
@@ -577,7 +574,7 @@ pub struct DeliveryContext {
 pub fn delivery_contexts(
     conn: &mut DbConn,
     rows: &[NotificationRow],
-) -> Result<Vec<DeliveryContext>, AppError> {
+) -> Result<Vec<DeliveryContext>, DbError> {
     use super::schema::alerts;
     use std::collections::{HashMap, HashSet};
     let alert_ids: Vec<&str> = rows
@@ -714,7 +711,7 @@ mod tests {
             let store = store.clone();
             async move {
                 store
-                    .write(move |conn| claim_pending(conn, worker, now, now + 10_000, 10))
+                    .write(move |conn| Ok(claim_pending(conn, worker, now, now + 10_000, 10)?))
                     .await
                     .unwrap()
                     .into_iter()
@@ -724,7 +721,10 @@ mod tests {
         };
         assert_eq!(claim("w1", 1_500).await, vec!["a"], "only what is due");
         assert_eq!(claim("w2", 2_500).await, vec!["b"], "a is leased to w1");
-        let earliest = store.read(earliest_pending).await.unwrap();
+        let earliest = store
+            .read(|conn| Ok(earliest_pending(conn)?))
+            .await
+            .unwrap();
         assert_eq!(
             earliest,
             Some(11_500),

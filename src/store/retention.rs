@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::{alerts, checkins, idempotency_keys, login_attempts, notifications, outings};
 use super::DbConn;
-use crate::error::AppError;
+use super::DbError;
 
 /// Rows whose coordinates [`forget_locations`] removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -18,11 +18,7 @@ pub struct Forgotten {
 /// Removes the coordinates of outings that ended before `cutoff_ms`: their check-ins' positions,
 /// their resolved alerts' last positions, and the text of their finished messages. Alerts keep
 /// their record (who, when, outcome); messages keep their delivery record.
-pub fn forget_locations(
-    conn: &mut DbConn,
-    cutoff: i64,
-    now_ms: i64,
-) -> Result<Forgotten, AppError> {
+pub fn forget_locations(conn: &mut DbConn, cutoff: i64, now_ms: i64) -> Result<Forgotten, DbError> {
     let expired = outings::table
         .filter(outings::status.eq("ended"))
         .filter(outings::ended_at.lt(cutoff))
@@ -77,7 +73,7 @@ pub fn forget_locations(
 }
 
 /// Forgets idempotent answers stored before `before_ms` (they hold coordinates).
-pub fn forget_idempotency_records(conn: &mut DbConn, before_ms: i64) -> Result<usize, AppError> {
+pub fn forget_idempotency_records(conn: &mut DbConn, before_ms: i64) -> Result<usize, DbError> {
     Ok(
         diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(before_ms)))
             .execute(conn)?,
@@ -85,7 +81,7 @@ pub fn forget_idempotency_records(conn: &mut DbConn, before_ms: i64) -> Result<u
 }
 
 /// Forgets login attempts made before `before_ms`.
-pub fn forget_login_attempts(conn: &mut DbConn, before_ms: i64) -> Result<usize, AppError> {
+pub fn forget_login_attempts(conn: &mut DbConn, before_ms: i64) -> Result<usize, DbError> {
     Ok(
         diesel::delete(login_attempts::table.filter(login_attempts::attempted_at.lt(before_ms)))
             .execute(conn)?,

@@ -8,7 +8,7 @@ use super::alerts::AlertRow;
 use super::outings::OutingRow;
 use super::schema::{alerts, outings};
 use super::DbConn;
-use crate::error::AppError;
+use super::DbError;
 
 // The scheduler's queries, as macros so the plan test below checks exactly what runs.
 // `due!` has no `LIMIT`: PostgreSQL adds one (it bounds the rows locked); SQLite steps the
@@ -27,7 +27,7 @@ macro_rules! due {
 fn first_rows<T>(
     rows: impl Iterator<Item = QueryResult<T>>,
     limit: i64,
-) -> Result<Vec<T>, AppError> {
+) -> Result<Vec<T>, DbError> {
     Ok(rows
         .take(usize::try_from(limit).unwrap_or(0))
         .collect::<QueryResult<Vec<T>>>()?)
@@ -50,7 +50,7 @@ pub fn claim_due_outings(
     conn: &mut DbConn,
     now_ms: i64,
     limit: i64,
-) -> Result<Vec<OutingRow>, AppError> {
+) -> Result<Vec<OutingRow>, DbError> {
     // Served by outings_next_action (partial index on next_action_at).
     Ok(match conn {
         DbConn::Pg(pg) => due!(outings, OutingRow, now_ms)
@@ -71,7 +71,7 @@ pub fn claim_due_alerts(
     conn: &mut DbConn,
     now_ms: i64,
     limit: i64,
-) -> Result<Vec<AlertRow>, AppError> {
+) -> Result<Vec<AlertRow>, DbError> {
     // Served by alerts_next_action.
     Ok(match conn {
         DbConn::Pg(pg) => due!(alerts, AlertRow, now_ms)
@@ -96,7 +96,7 @@ pub const PG_EARLIEST_ACTION: &str = "SELECT LEAST(\
 
 /// The earliest pending action of any outing or alert, for a lane's sleep after a pass that
 /// claimed what was due at `after_ms` and found less than a batch.
-pub fn earliest_action(conn: &mut DbConn, after_ms: i64) -> Result<Option<i64>, AppError> {
+pub fn earliest_action(conn: &mut DbConn, after_ms: i64) -> Result<Option<i64>, DbError> {
     match conn {
         DbConn::Pg(pg) => {
             #[derive(QueryableByName)]
@@ -143,7 +143,7 @@ pub fn postpone(
     outing: Option<&str>,
     alert: Option<&str>,
     until_ms: i64,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     if let Some(id) = outing {
         diesel::update(outings::table.find(id))
             .set(outings::next_action_at.eq(until_ms))

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::schema::{alerts, outings};
 use super::DbConn;
-use crate::error::AppError;
+use super::DbError;
 
 pub struct Gauges {
     pub active_outings: i64,
@@ -12,12 +12,12 @@ pub struct Gauges {
     pub open_alerts_level2: i64,
 }
 
-pub fn gauges(conn: &mut DbConn) -> Result<Gauges, AppError> {
+pub fn gauges(conn: &mut DbConn) -> Result<Gauges, DbError> {
     let active_outings = outings::table
         .filter(outings::status.ne("ended"))
         .count()
         .get_result(conn)?;
-    let open_at = |conn: &mut DbConn, level: i32| -> Result<i64, AppError> {
+    let open_at = |conn: &mut DbConn, level: i32| -> Result<i64, DbError> {
         Ok(alerts::table
             .filter(alerts::status.ne("resolved"))
             .filter(alerts::level.eq(level))

@@ -3,9 +3,9 @@
 use diesel::prelude::*;
 
 use super::schema::{recovery_codes, users};
+use super::DbError;
 use super::{new_id, DbConn};
 use crate::domain::ids::UserId;
-use crate::error::AppError;
 
 /// What proved the second factor, to be spent exactly once.
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub enum Proof {
 
 /// Stores a new, not yet enabled secret (replacing a pending one). False when TOTP is
 /// already enabled, in which case nothing changes.
-pub fn set_pending_secret(conn: &mut DbConn, user: UserId, secret: &str) -> Result<bool, AppError> {
+pub fn set_pending_secret(conn: &mut DbConn, user: UserId, secret: &str) -> Result<bool, DbError> {
     let updated = diesel::update(
         users::table
             .find(user.to_string())
@@ -38,7 +38,7 @@ pub fn enable(
     secret: &str,
     step: i64,
     code_hashes: &[String],
-) -> Result<bool, AppError> {
+) -> Result<bool, DbError> {
     let updated = diesel::update(
         users::table
             .find(user.to_string())
@@ -74,7 +74,7 @@ pub fn enable(
 
 /// Turns TOTP off: forgets the secret and every recovery code. The last accepted step is kept,
 /// so codes seen before can never be replayed after a later re-enrollment either.
-pub fn disable(conn: &mut DbConn, user: UserId) -> Result<(), AppError> {
+pub fn disable(conn: &mut DbConn, user: UserId) -> Result<(), DbError> {
     diesel::update(users::table.find(user.to_string()))
         .set((
             users::totp_enabled.eq(false),
@@ -90,7 +90,7 @@ pub fn disable(conn: &mut DbConn, user: UserId) -> Result<(), AppError> {
 pub fn unused_recovery_codes(
     conn: &mut DbConn,
     user: UserId,
-) -> Result<Vec<(String, String)>, AppError> {
+) -> Result<Vec<(String, String)>, DbError> {
     // Served by recovery_codes_user.
     Ok(recovery_codes::table
         .filter(recovery_codes::user_id.eq(user.to_string()))
@@ -101,12 +101,7 @@ pub fn unused_recovery_codes(
 
 /// Spends a proof. Conditional updates make it single-use even under concurrency: of two
 /// logins presenting the same code (or the same step) at once, exactly one gets `true`.
-pub fn spend(
-    conn: &mut DbConn,
-    user: UserId,
-    proof: &Proof,
-    now_ms: i64,
-) -> Result<bool, AppError> {
+pub fn spend(conn: &mut DbConn, user: UserId, proof: &Proof, now_ms: i64) -> Result<bool, DbError> {
     let updated = match proof {
         Proof::Step(step) => diesel::update(
             users::table

@@ -22,7 +22,11 @@ pub mod hub;
 pub async fn run(state: web::Data<AppState>) {
     // Events from before this process started are history, not news.
     let mut cursor = loop {
-        match state.store.read(store::events::max_seq).await {
+        match state
+            .store
+            .read(|conn| Ok(store::events::max_seq(conn)?))
+            .await
+        {
             Ok(max) => break max.unwrap_or(0),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read alert events; retrying");
@@ -37,7 +41,7 @@ pub async fn run(state: web::Data<AppState>) {
         let waiting = gaps.list();
         match state
             .store
-            .read(move |conn| store::events::after(conn, cursor, &waiting, BATCH))
+            .read(move |conn| Ok(store::events::after(conn, cursor, &waiting, BATCH)?))
             .await
         {
             Ok(rows) => {
@@ -65,7 +69,7 @@ pub async fn run(state: web::Data<AppState>) {
             let before = now - 24 * 3_600_000;
             let _ = state
                 .store
-                .write(move |conn| store::events::prune(conn, before))
+                .write(move |conn| Ok(store::events::prune(conn, before)?))
                 .await;
         }
         tokio::select! {

@@ -201,7 +201,7 @@ async fn outing_row(app: &TestApp, id: &str) -> OutingRow {
     let id = id.parse().expect("outing id");
     app.state
         .store
-        .read(move |conn| doorstep::store::outings::find(conn, id))
+        .read(move |conn| Ok(doorstep::store::outings::find(conn, id)?))
         .await
         .expect("read")
         .expect("outing exists")
@@ -224,7 +224,7 @@ async fn a_plain_checkin_in_a_batch_leaves_the_outing_as_one_alone(backend: Back
     copy.canvasser_id = before.canvasser_id;
     app.state
         .store
-        .write(move |conn| doorstep::store::outings::update(conn, &copy))
+        .write(move |conn| Ok(doorstep::store::outings::update(conn, &copy)?))
         .await
         .expect("copy");
 

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::{fast, spawn_app, spawn_app_with, start_app, wait_for, Backend, TestApp};
 use crate::on_both_backends;
 use crate::outings::{org, Org};
+use crate::webhook_receiver::WebhookReceiver;
 
 on_both_backends!(
     full_timeline_reminder_missed_level2_checkin_all_clear,
@@ -589,7 +590,7 @@ async fn a_batch_of_missed_checkins_writes_every_outing_alert_and_event(backend:
     let opened: BTreeSet<String> = app
         .state
         .store
-        .read(|conn| doorstep::store::events::after(conn, 0, &[], 100))
+        .read(|conn| Ok(doorstep::store::events::after(conn, 0, &[], 100)?))
         .await
         .expect("events")
         .into_iter()
@@ -694,9 +695,24 @@ async fn the_next_deadline_is_read_from_the_front_of_the_index(backend: Backend)
 /// The clock moved instead of waited for: with the scheduler loop off, `run_due_now` fires
 /// what is due at the moved clock, the same pass the loop makes.
 async fn escalation_on_a_moved_clock_without_waiting(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.scheduler.enabled = false).await;
+    let app = spawn_app_with(backend, |s| {
+        s.scheduler.enabled = false;
+        s.push.worker_enabled = false;
+        // The receiver listens on loopback over plain HTTP.
+        s.push.allow_private_endpoints = true;
+    })
+    .await;
     let admin = app.admin().await;
     let org = crate::outings::org(&app, &admin, "Party").await;
+    let hook = WebhookReceiver::start("moved-clock-secret-0123456789").await;
+    let (status, body) = app
+        .put(
+            &format!("/api/v1/orgs/{}/webhook", org.id),
+            &org.organiser.token,
+            json!({"url": hook.url, "secret": "moved-clock-secret-0123456789"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, outing) = app
         .post(
             "/api/v1/outings",
@@ -721,6 +737,26 @@ async fn escalation_on_a_moved_clock_without_waiting(backend: Backend) {
     assert_eq!(seen["status"], "overdue", "{seen}");
     assert_eq!(seen["open_alert"]["kind"], "missed_checkin");
     assert_eq!(seen["open_alert"]["level"], 1);
+    // The step is in the outbox; with the worker off, nothing has gone out until a delivery
+    // pass runs, and that pass posts it to the org's webhook before it returns.
+    assert!(hook.requests().is_empty());
+    let attempted = doorstep::push::worker::deliver_due_now(app.state.clone())
+        .await
+        .unwrap();
+    assert!(attempted >= 1, "{attempted}");
+    let requests = hook.requests();
+    assert_eq!(requests.len(), 1, "one org webhook for the missed check-in");
+    // (Its signature's timestamp is the server's moved clock, 20 minutes ahead of the
+    // receiver's, so the receiver's freshness check refuses it: what it checks here is that
+    // the pass delivered the step, not the signing, which tests/api/channels.rs covers.)
+    assert_eq!(requests[0].json()["type"], "missed_checkin");
+    assert_eq!(
+        doorstep::push::worker::deliver_due_now(app.state.clone())
+            .await
+            .unwrap(),
+        0,
+        "delivered once: nothing left due"
+    );
     // And past police_after_s (600 s): level 2, at once.
     app.state.clock.advance(chrono::Duration::seconds(601));
     doorstep::scheduler::run_due_now(&app.state).await.unwrap();

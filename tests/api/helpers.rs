@@ -212,11 +212,11 @@ impl TestApp {
         self.state
             .store
             .read(move |conn| {
-                doorstep::store::notifications::for_subject(
+                Ok(doorstep::store::notifications::for_subject(
                     conn,
                     alert.as_deref(),
                     outing.as_deref(),
-                )
+                )?)
             })
             .await
             .expect("outbox readable")
