@@ -154,6 +154,10 @@ pub struct LimitSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct PrivacySettings {
     pub location_retention_days: i64,
+    /// A closed incident (with its entries and position) is kept this long, then removed
+    /// whole. Seven years by default: the usual keeping period for evidence of a crime
+    /// that may be prosecuted late.
+    pub incident_retention_days: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -260,6 +264,7 @@ impl Default for PrivacySettings {
     fn default() -> Self {
         Self {
             location_retention_days: 30,
+            incident_retention_days: 2555,
         }
     }
 }
@@ -430,6 +435,9 @@ impl Settings {
         }
         if self.privacy.location_retention_days < 1 {
             return Err(bad("privacy.location_retention_days", "must be at least 1"));
+        }
+        if self.privacy.incident_retention_days < 1 {
+            return Err(bad("privacy.incident_retention_days", "must be at least 1"));
         }
         if self.smtp.url.is_some() && self.smtp.from.is_none() {
             return Err(bad("smtp.from", "is required when smtp.url is set"));

@@ -222,6 +222,68 @@ pub fn outing_view(row: &OutingRow, parts: OutingParts) -> Result<OutingView, Ap
 /// The 201 body of a check-in: the stored check-in and the outing as its canvasser now sees it.
 #[derive(Serialize, ToSchema)]
 pub struct CheckinResponse {
-    pub checkin: CheckinView,
+    pub checkin: CheckinAnswerView,
     pub outing: OutingView,
+}
+
+/// A position as the incident log keeps it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PointView {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IncidentEntryView {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub author: PersonRef,
+    /// `note`, or `close` for the entry that closed the incident.
+    pub kind: String,
+    pub text: String,
+    /// SHA-256 (hex) of the previous link's hash and this entry.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IncidentView {
+    pub id: String,
+    pub org_id: String,
+    pub reporter: PersonRef,
+    /// `verbal_abuse`, `threat`, `harassment`, `assault`, `damage` or `other`.
+    pub category: String,
+    pub description: String,
+    pub occurred_at: DateTime<Utc>,
+    pub reported_at: DateTime<Utc>,
+    pub location: Option<PointView>,
+    pub outing_id: Option<String>,
+    pub share_with_police: bool,
+    /// `open` or `closed`.
+    pub status: String,
+    pub entries: Vec<IncidentEntryView>,
+    /// The chain's head: the last entry's hash, or the report's own when there is none.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CautionView {
+    pub id: String,
+    pub org_id: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+    /// `do_not_knock`, `pairs_only` or `note`.
+    pub level: String,
+    pub reason: String,
+    pub created_by: PersonRef,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A check-in as its own answer gives it: with the cautions whose circle holds it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckinAnswerView {
+    #[serde(flatten)]
+    pub checkin: CheckinView,
+    pub cautions: Vec<CautionView>,
 }

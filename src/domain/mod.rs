@@ -3,11 +3,13 @@
 pub mod account;
 pub mod area;
 pub mod caller;
+pub mod caution;
 pub mod checkin;
 pub mod deadline;
 pub mod escalation;
 pub mod field_error;
 pub mod ids;
+pub mod incident;
 pub mod management;
 pub mod outing;
 pub mod pins;

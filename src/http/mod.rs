@@ -4,8 +4,10 @@ pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod cautions;
 pub mod channels;
 pub mod extract;
+pub mod incidents;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
@@ -81,6 +83,37 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/orgs/{id}/police-contacts/{user_id}",
                     web::delete().to(orgs::remove_police_contact),
+                )
+                .route(
+                    "/orgs/{id}/cautions",
+                    web::post().to(cautions::mark_caution),
+                )
+                .route(
+                    "/orgs/{id}/cautions",
+                    web::get().to(cautions::list_cautions),
+                )
+                .route(
+                    "/orgs/{id}/cautions/{caution_id}",
+                    web::delete().to(cautions::retire_caution),
+                )
+                .route(
+                    "/orgs/{id}/cautions/{caution_id}/renew",
+                    web::post().to(cautions::renew_caution),
+                )
+                .route("/incidents", web::post().to(incidents::report_incident))
+                .route("/incidents", web::get().to(incidents::list_incidents))
+                .route("/incidents/{id}", web::get().to(incidents::get_incident))
+                .route(
+                    "/incidents/{id}/entries",
+                    web::post().to(incidents::add_incident_entry),
+                )
+                .route(
+                    "/incidents/{id}/close",
+                    web::post().to(incidents::close_incident),
+                )
+                .route(
+                    "/incidents/{id}/export",
+                    web::get().to(incidents::export_incident),
                 )
                 .route("/outings", web::post().to(outings::start_outing))
                 .route("/outings", web::get().to(outings::list_outings))

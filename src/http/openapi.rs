@@ -3,7 +3,10 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, audit, auth, channels, ops, orgs, outings, push, totp, users, watch};
+use super::{
+    alerts, audit, auth, cautions, channels, incidents, ops, orgs, outings, push, totp, users,
+    watch,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +26,9 @@ use super::{alerts, audit, auth, channels, ops, orgs, outings, push, totp, users
         outings::check_in, outings::check_in_batch, outings::panic, outings::end_outing,
         outings::put_pins,
         alerts::list_alerts, alerts::get_alert, alerts::acknowledge, alerts::resolve,
+        incidents::report_incident, incidents::list_incidents, incidents::get_incident, incidents::add_incident_entry,
+        incidents::close_incident, incidents::export_incident,
+        cautions::mark_caution, cautions::list_cautions, cautions::retire_caution, cautions::renew_caution,
         push::vapid_public_key, push::subscribe, push::list_subscriptions, push::unsubscribe,
         push::test_push,
         channels::get_channels, channels::put_channels, channels::put_org_webhook,
@@ -38,6 +44,8 @@ use super::{alerts, audit, auth, channels, ops, orgs, outings, push, totp, users
         (name = "organisations", description = "Organisations, escalation policy, security settings, police contacts"),
         (name = "outings", description = "Outings, check-ins, panic, PINs"),
         (name = "alerts", description = "Alerts: list, view, acknowledge, resolve"),
+        (name = "incidents", description = "The incident log shared with the party and the police"),
+        (name = "cautions", description = "The do-not-knock register"),
         (name = "push", description = "Web Push: VAPID key, subscriptions, test"),
         (name = "channels", description = "Email and signed webhooks: alerts that get through when push does not"),
         (name = "watch", description = "The live board and stream for organisers and police"),

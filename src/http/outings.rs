@@ -133,6 +133,14 @@ pub struct PinsRequest {
     pub current_pin: Option<String>,
 }
 
+/// The 201 of `POST /outings`: the outing, and the cautions in or touching its area.
+#[derive(Serialize, ToSchema)]
+pub struct StartedOutingView {
+    #[serde(flatten)]
+    pub outing: OutingView,
+    pub cautions: Vec<crate::wire::CautionView>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct BatchResponse {
     /// Check-ins stored by this request (duplicates of earlier `client_id`s are not).
@@ -332,7 +340,7 @@ fn view_known(
 
 #[utoipa::path(post, path = "/api/v1/outings", tag = "outings", security(("bearer" = [])),
     request_body = StartOutingRequest,
-    responses((status = 201, body = OutingView), (status = 403, body = Problem),
+    responses((status = 201, body = StartedOutingView), (status = 403, body = Problem),
               (status = 409, description = "an outing that has not ended exists", body = Problem),
               (status = 422, body = Problem)))]
 pub async fn start_outing(
@@ -411,8 +419,11 @@ pub async fn start_outing(
     let view = state
         .store
         .write(move |conn| {
-            let row = service::start(conn, &caller, req, &default_policy, now_ms)?;
-            view_in_tx(conn, &caller, &row)
+            let started = service::start(conn, &caller, req, &default_policy, now_ms)?;
+            Ok(StartedOutingView {
+                outing: view_in_tx(conn, &caller, &started.row)?,
+                cautions: crate::service::cautions::views(conn, &started.cautions)?,
+            })
         })
         .await?;
     state.changed();

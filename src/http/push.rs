@@ -220,13 +220,7 @@ pub async fn test_push(
     let now_ms = state.clock.now_ms();
     let payload = crate::push::payload::build(&crate::push::payload::Message {
         message_type: "test",
-        alert_id: None,
-        outing_id: None,
-        level: 0,
-        canvasser: None,
-        last_location: None,
-        due_at_ms: None,
-        resolution: None,
+        ..Default::default()
     })
     .to_string();
     let recipient = caller.id.to_string();

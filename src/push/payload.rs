@@ -34,7 +34,7 @@ struct LocationJson {
 }
 
 /// Everything a message says.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Message<'a> {
     /// `checkin_reminder`, `missed_checkin`, `escalation`, `panic`, `duress`, `need_help`,
     /// `all_clear`, `test`, or the organisers' notices `left_area` and `low_battery`.
@@ -47,6 +47,12 @@ pub struct Message<'a> {
     pub due_at_ms: Option<i64>,
     /// How the alert ended, for `all_clear`.
     pub resolution: Option<&'a str>,
+    /// An `incident` report's id.
+    pub incident_id: Option<&'a str>,
+    /// A `caution`'s id.
+    pub caution_id: Option<&'a str>,
+    /// What the text says besides the canvasser: an incident's category, a caution's reason.
+    pub note: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -63,6 +69,10 @@ struct Payload<'a> {
     title: String,
     body: String,
     url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incident_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caution_id: Option<&'a str>,
 }
 
 fn clock(ms: i64) -> String {
@@ -153,6 +163,17 @@ fn texts(m: &Message<'_>) -> (String, String) {
             format!("Low battery: {name}"),
             format!("{name}'s phone is at 15 % or less: check-ins may stop. {location}"),
         ),
+        "incident" => (
+            format!("Incident reported: {}", m.note.unwrap_or("incident")),
+            format!("{name} reported an incident. Open it to read the report."),
+        ),
+        "caution" => (
+            "Do not knock here".to_owned(),
+            format!(
+                "You are at a do-not-knock address: {}",
+                m.note.unwrap_or("see the cautions list")
+            ),
+        ),
         "test" => (
             "Doorstep test".to_owned(),
             "Alerts will reach this device.".to_owned(),
@@ -174,6 +195,9 @@ pub fn build(m: &Message<'_>) -> serde_json::Value {
     truncate(&mut title, 120);
     truncate(&mut body, 600);
     let url = match (m.alert_id, m.outing_id) {
+        _ if m.incident_id.is_some() => {
+            format!("/app/incidents/{}", m.incident_id.unwrap_or_default())
+        }
         (Some(alert), _) => format!("/app/alerts/{alert}"),
         (None, Some(outing)) => format!("/app/outings/{outing}"),
         (None, None) => "/app/".to_owned(),
@@ -199,6 +223,8 @@ pub fn build(m: &Message<'_>) -> serde_json::Value {
         title,
         body,
         url,
+        incident_id: m.incident_id,
+        caution_id: m.caution_id,
     };
     serde_json::to_value(payload).unwrap_or(serde_json::Value::Null)
 }
@@ -236,6 +262,7 @@ mod tests {
             }),
             due_at_ms: Some(1_781_289_725_000),
             resolution: None,
+            ..Message::default()
         }
     }
 

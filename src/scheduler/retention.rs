@@ -7,9 +7,10 @@ pub async fn run(state: actix_web::web::Data<crate::state::AppState>) {
     loop {
         let now_ms = state.clock.now_ms();
         let days = state.settings.privacy.location_retention_days;
+        let incident_days = state.settings.privacy.incident_retention_days;
         match state
             .store
-            .write(move |conn| retention::purge(conn, now_ms, days))
+            .write(move |conn| retention::purge(conn, now_ms, days, incident_days))
             .await
         {
             Ok(purged) if purged != retention::Purged::default() => {

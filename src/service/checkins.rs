@@ -28,7 +28,7 @@ use crate::service::outings::{self as service, NewCheckin, OutingRules, Submissi
 use crate::service::Changes;
 use crate::store::outings::{CheckinRow, NewStoredResponse, OutingRow, StoredResponse};
 use crate::store::{self, DbConn, Store};
-use crate::wire::{CheckinResponse, CheckinView};
+use crate::wire::{CheckinAnswerView, CheckinResponse, CheckinView};
 
 /// A validated live check-in, as the handler hands it over.
 #[derive(Debug, Clone)]
@@ -67,21 +67,42 @@ fn replay(stored: &StoredResponse, request_hash: &str) -> Result<Answer, AppErro
     })
 }
 
-/// The 201 body: the stored check-in and the outing as its canvasser now sees it.
+/// The 201 body: the stored check-in with the cautions whose circle holds it, and the outing
+/// as its canvasser now sees it; and whether it queued a push (a check-in inside a
+/// `do_not_knock` caution tells the canvasser, once per outing and caution).
 fn response_body(
     conn: &mut DbConn,
     caller: &Caller,
     outing: &OutingRow,
     checkin: &CheckinRow,
-) -> Result<String, AppError> {
+) -> Result<(String, bool), AppError> {
     let outing_view = service::view_with(conn, caller, outing, std::slice::from_ref(checkin))?
         .map(|(view, _)| view)
         .ok_or(AppError::NotFound("outing"))?;
-    serde_json::to_string(&CheckinResponse {
-        checkin: CheckinView::from(checkin),
+    let cautions = match (checkin.lat, checkin.lon) {
+        (Some(lat), Some(lon)) => {
+            crate::service::cautions::covering(conn, &outing.org_id, lat, lon, checkin.received_at)?
+        }
+        _ => Vec::new(),
+    };
+    let mut pushed = false;
+    for caution in &cautions {
+        if crate::service::cautions::level_of(caution)
+            == Some(crate::domain::caution::Level::DoNotKnock)
+        {
+            crate::service::notify::caution_reached(conn, outing, caution, checkin.received_at)?;
+            pushed = true;
+        }
+    }
+    let body = serde_json::to_string(&CheckinResponse {
+        checkin: CheckinAnswerView {
+            checkin: CheckinView::from(checkin),
+            cautions: crate::service::cautions::views(conn, &cautions)?,
+        },
         outing: outing_view,
     })
-    .map_err(|e| AppError::internal(format!("serialising response: {e}")))
+    .map_err(|e| AppError::internal(format!("serialising response: {e}")))?;
+    Ok((body, pushed))
 }
 
 /// One live check-in, on its own (inside the caller's transaction).
@@ -117,7 +138,9 @@ pub fn record_live(
         .stored
         .first()
         .ok_or_else(|| AppError::internal("check-in not stored"))?;
-    let body = response_body(conn, caller, &recorded.outing, checkin)?;
+    let (body, pushed) = response_body(conn, caller, &recorded.outing, checkin)?;
+    let mut changes = recorded.changes;
+    changes.outbox |= pushed;
     if let Some(key) = &live.key {
         store::outings::store_idempotent_response(
             conn,
@@ -132,7 +155,7 @@ pub fn record_live(
     Ok(Answer {
         status: 201,
         body,
-        changes: recorded.changes,
+        changes,
     })
 }
 
@@ -245,8 +268,11 @@ pub fn record_live_batch(
         store::outings::insert_checkins(conn, &checkins)?;
         store::outings::update_after_checkins(conn, &outings)?;
         let mut bodies = Vec::with_capacity(plain.len());
+        let mut pushes = Vec::with_capacity(plain.len());
         for ((i, checkin), outing) in plain.iter().zip(&checkins).zip(&outings) {
-            bodies.push(response_body(conn, &batch[*i].caller, outing, checkin)?);
+            let (body, pushed) = response_body(conn, &batch[*i].caller, outing, checkin)?;
+            bodies.push(body);
+            pushes.push(pushed);
         }
         let responses: Vec<NewStoredResponse<'_>> = plain
             .iter()
@@ -264,12 +290,13 @@ pub fn record_live_batch(
             .collect();
         let now_ms = batch.iter().map(|l| l.now_ms).max().unwrap_or_default();
         store::outings::store_idempotent_responses(conn, &responses, now_ms)?;
-        for ((i, outing), body) in plain.iter().zip(&outings).zip(bodies) {
+        for (((i, outing), body), pushed) in plain.iter().zip(&outings).zip(bodies).zip(pushes) {
             answers[*i] = Some(Ok(Answer {
                 status: 201,
                 body,
                 changes: Changes {
                     next_action_at: outing.next_action_at,
+                    outbox: pushed,
                     ..Changes::default()
                 },
             }));

@@ -66,6 +66,7 @@ pub fn fire_outing(
                         // A reminder after its deadline is noise.
                         expires_at_ms: Some(to_millis(*due_at)),
                         resolution: None,
+                        caution: None,
                     },
                     now_ms,
                 )?;
@@ -98,6 +99,7 @@ pub fn fire_outing(
                             due_at_ms: Some(scheduled),
                             expires_at_ms: None,
                             resolution: None,
+                            caution: None,
                         },
                         now_ms,
                     )?;
@@ -156,6 +158,7 @@ pub fn fire_alert(
                 due_at_ms: Some(scheduled),
                 expires_at_ms: None,
                 resolution: None,
+                caution: None,
             },
             now_ms,
         )?;

@@ -3,9 +3,11 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod cautions;
 pub mod checkins;
 pub mod escalation;
 pub mod facts;
+pub mod incidents;
 pub mod notify;
 pub mod outings;
 pub mod pins;

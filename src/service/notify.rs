@@ -49,6 +49,8 @@ pub struct StepRecord<'a> {
     /// Delivery is pointless after this (a reminder after its deadline).
     pub expires_at_ms: Option<i64>,
     pub resolution: Option<&'a str>,
+    /// A `caution` step's caution: its id and reason.
+    pub caution: Option<(&'a str, &'a str)>,
 }
 
 /// Facts that many steps of one transaction share, read once: a scheduler batch fires steps
@@ -420,6 +422,9 @@ pub fn record(
         last_location,
         due_at_ms,
         resolution: step.resolution,
+        caution_id: step.caution.map(|c| c.0),
+        note: step.caution.map(|c| c.1),
+        incident_id: None,
     })
     .to_string();
     let subject = match step.alert {
@@ -536,6 +541,7 @@ pub fn alert_raised(
             due_at_ms: Some(now_ms),
             expires_at_ms: None,
             resolution: None,
+            caution: None,
         },
         now_ms,
     )?;
@@ -568,6 +574,7 @@ pub fn all_clear(
             due_at_ms: Some(now_ms),
             expires_at_ms: None,
             resolution: alert.resolution.as_deref(),
+            caution: None,
         },
         now_ms,
     )?;
@@ -600,6 +607,108 @@ pub fn notice(
             // Stale after an hour: by then the board says more.
             expires_at_ms: Some(now_ms + 3_600_000),
             resolution: None,
+            caution: None,
+        },
+        now_ms,
+    )?;
+    Ok(())
+}
+
+/// Tells the organisers and (when shared) the police contacts of a new incident: by push, and
+/// by email to those who asked for email. Personal and organisation webhooks carry alerts
+/// only (their body is the contract's `Alert`).
+pub fn incident_reported(
+    conn: &mut DbConn,
+    incident: &store::incidents::IncidentRow,
+    category_label: &str,
+    reporter_name: &str,
+    recipients: &[UserId],
+    now_ms: i64,
+) -> Result<usize, AppError> {
+    let mut lookups = Lookups::default();
+    let body = payload::build(&Message {
+        message_type: "incident",
+        outing_id: incident.outing_id.as_deref(),
+        level: 1,
+        canvasser: Some(CanvasserRef {
+            id: incident.reporter_id.clone(),
+            name: reporter_name.to_owned(),
+        }),
+        incident_id: Some(&incident.id),
+        note: Some(category_label),
+        ..Message::default()
+    })
+    .to_string();
+    let ids: Vec<String> = recipients.iter().map(ToString::to_string).collect();
+    let subscribed = lookups.subscribed(conn, &ids)?;
+    let channels = lookups.channels(conn, &ids)?;
+    let mut targets: Vec<(String, &'static str, bool)> = Vec::new();
+    for ((id, reachable), (email, _)) in ids.iter().zip(subscribed).zip(channels) {
+        targets.push((id.clone(), CHANNEL_WEBPUSH, reachable));
+        if email {
+            targets.push((id.clone(), CHANNEL_EMAIL, true));
+        }
+    }
+    let mut inserted = 0;
+    for (recipient, channel, reachable) in targets {
+        let row = NotificationRow {
+            id: new_id(),
+            dedupe_key: format!("incident:{}:{recipient}:{channel}", incident.id),
+            alert_id: None,
+            outing_id: incident.outing_id.clone(),
+            recipient_id: Some(recipient),
+            channel: channel.into(),
+            step: "reported".into(),
+            message_type: "incident".into(),
+            level: 1,
+            payload: body.clone(),
+            status: if reachable {
+                "pending"
+            } else {
+                "no_subscription"
+            }
+            .into(),
+            attempts: 0,
+            due_at: Some(now_ms),
+            created_at: now_ms,
+            next_attempt_at: now_ms,
+            expires_at: now_ms + ALERT_TTL_MS,
+            sent_at: None,
+            last_error: (!reachable).then(|| NO_SUBSCRIPTION.to_owned()),
+            claimed_by: None,
+            claimed_until: None,
+        };
+        if store::notifications::insert_if_new(conn, &row)? {
+            inserted += 1;
+        }
+    }
+    Ok(inserted)
+}
+
+/// A push to the canvasser standing inside a `do_not_knock` caution: once per outing and
+/// caution, however many check-ins fall inside it.
+pub fn caution_reached(
+    conn: &mut DbConn,
+    outing: &OutingRow,
+    caution: &store::cautions::CautionRow,
+    now_ms: i64,
+) -> Result<(), AppError> {
+    let recipients = [outing.canvasser()?];
+    record(
+        conn,
+        &mut Lookups::default(),
+        &StepRecord {
+            outing,
+            alert: None,
+            step_key: &format!("caution:{}", caution.id),
+            message_type: "caution",
+            level: 0,
+            recipients: &recipients,
+            due_at_ms: Some(now_ms),
+            // Stale once they have moved on.
+            expires_at_ms: Some(now_ms + 15 * 60_000),
+            resolution: None,
+            caution: Some((&caution.id, &caution.reason)),
         },
         now_ms,
     )?;

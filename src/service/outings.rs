@@ -74,7 +74,7 @@ pub fn start(
     req: StartOuting,
     default_policy: &EscalationPolicy,
     now_ms: i64,
-) -> Result<OutingRow, AppError> {
+) -> Result<Started, AppError> {
     if !matches!(caller.role, Role::Canvasser | Role::Organiser) {
         return Err(AppError::Forbidden(
             "only canvassers and organisers run outings".into(),
@@ -119,6 +119,23 @@ pub fn start(
                 format!("alone, check in at least every {max} s (your organisation's policy)"),
             ));
         }
+    }
+    let org_id = org.to_string();
+    let cautions = match (&req.area, &req.start_location) {
+        (Some(area), _) => crate::service::cautions::touching_area(conn, &org_id, area, now_ms)?,
+        (None, Some(p)) => {
+            crate::service::cautions::covering(conn, &org_id, p.lat.get(), p.lon.get(), now_ms)?
+        }
+        (None, None) => Vec::new(),
+    };
+    let pairs_only = cautions.iter().any(|c| {
+        crate::service::cautions::level_of(c) == Some(crate::domain::caution::Level::PairsOnly)
+    });
+    if solo && pairs_only && req.area.is_some() {
+        errors.push(crate::domain::field_error::FieldError::new(
+            "companions",
+            "a caution in this area says go in pairs only: add a companion",
+        ));
     }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
@@ -191,7 +208,14 @@ pub fn start(
         reschedule(&mut row, &policy)?;
         store::outings::insert_outing(conn, &row, &req.companions)?;
     }
-    Ok(row)
+    Ok(Started { row, cautions })
+}
+
+/// A started outing and the cautions that bear on it (in or touching its area, or holding its
+/// start location when it has no area).
+pub struct Started {
+    pub row: OutingRow,
+    pub cautions: Vec<crate::store::cautions::CautionRow>,
 }
 
 #[allow(clippy::too_many_arguments)]

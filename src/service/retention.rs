@@ -22,7 +22,19 @@ const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 3_600_000;
 const ATTEMPTS_WINDOW_MS: i64 = 86_400_000;
 
 /// Removes what retention says must go, as of `now_ms` (the caller's clock: tests inject one).
-pub fn purge(conn: &mut DbConn, now_ms: i64, retention_days: i64) -> Result<Purged, AppError> {
+/// Also removes closed incidents older than the incident log's own keeping period (whole,
+/// with their entries) and cautions that lapsed more than 30 days ago.
+pub fn purge(
+    conn: &mut DbConn,
+    now_ms: i64,
+    retention_days: i64,
+    incident_retention_days: i64,
+) -> Result<Purged, AppError> {
+    store::incidents::forget_closed_before(
+        conn,
+        now_ms - incident_retention_days.saturating_mul(86_400_000),
+    )?;
+    store::cautions::forget_expired_before(conn, now_ms - 30 * 86_400_000)?;
     let cutoff = now_ms - retention_days.saturating_mul(86_400_000);
     let forgotten = store::retention::forget_locations(conn, cutoff, now_ms)?;
     let idempotency_records =

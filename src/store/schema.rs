@@ -285,6 +285,64 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(police_assignments -> organisations (org_id));
 diesel::joinable!(police_assignments -> users (user_id));
 
+diesel::table! {
+    incidents (id) {
+        id -> Text,
+        org_id -> Text,
+        reporter_id -> Text,
+        category -> Text,
+        description -> Text,
+        occurred_at -> BigInt,
+        reported_at -> BigInt,
+        lat -> Nullable<Double>,
+        lon -> Nullable<Double>,
+        outing_id -> Nullable<Text>,
+        share_with_police -> Bool,
+        status -> Text,
+        closed_at -> Nullable<BigInt>,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    incident_entries (id) {
+        id -> Text,
+        incident_id -> Text,
+        seq -> Integer,
+        at -> BigInt,
+        author_id -> Text,
+        kind -> Text,
+        text -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    cautions (id) {
+        id -> Text,
+        org_id -> Text,
+        lat -> Double,
+        lon -> Double,
+        radius_m -> Double,
+        level -> Text,
+        reason -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    caution_cells (org_id, cell, caution_id) {
+        caution_id -> Text,
+        org_id -> Text,
+        cell -> BigInt,
+    }
+}
+
+diesel::joinable!(incident_entries -> incidents (incident_id));
+diesel::joinable!(caution_cells -> cautions (caution_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     organisations,
     users,
@@ -305,4 +363,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     alert_events,
     pin_attempts,
+    incidents,
+    incident_entries,
+    cautions,
+    caution_cells,
 );

@@ -10,6 +10,7 @@ mod channels;
 mod checkin_batch;
 mod errors;
 mod escalation;
+mod field_safety;
 mod limits;
 mod ops;
 mod outings;

@@ -402,7 +402,7 @@ async fn retention_removes_exactly_the_old_trails(backend: Backend) {
         let now = chrono::Utc::now().timestamp_millis() + days_later * 86_400_000;
         app.state
             .store
-            .write(move |conn| doorstep::service::retention::purge(conn, now, retention_days))
+            .write(move |conn| doorstep::service::retention::purge(conn, now, retention_days, 2555))
     };
     // Within the retention period: nothing goes.
     let purged = purge(0, 1).await.unwrap();

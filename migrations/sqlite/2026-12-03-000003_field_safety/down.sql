@@ -1,0 +1,4 @@
+DROP TABLE caution_cells;
+DROP TABLE cautions;
+DROP TABLE incident_entries;
+DROP TABLE incidents;
