@@ -21,9 +21,10 @@ const CACHE_CONTROL: &str = "no-cache";
 /// each loads the app shell.
 fn is_app_route(path: &str) -> bool {
     match path {
-        "" | "index.html" | "outing" | "board" | "planned" | "settings" => true,
+        "" | "index.html" | "outing" | "board" | "planned" | "settings" | "report"
+        | "incidents" => true,
         _ => match path.split_once('/') {
-            Some(("alerts" | "outings", id)) => is_id(id),
+            Some(("alerts" | "outings" | "incidents", id)) => is_id(id),
             _ => false,
         },
     }
@@ -105,6 +106,9 @@ mod tests {
             "settings",
             "alerts/8a1c1d0e-4b7e-4c38-9d4e-0d5e6f7a8b9c",
             "outings/x1",
+            "report",
+            "incidents",
+            "incidents/8a1c1d0e-4b7e-4c38-9d4e-0d5e6f7a8b9c",
         ] {
             assert!(is_app_route(path), "{path}");
         }

@@ -159,6 +159,7 @@ async function setUp() {
   await make('bob', 'Bob Walker', 'canvasser', org.id);
   await make('cat', 'Cat Rivers', 'canvasser', org.id);
   await make('dee', 'Dee Harper', 'canvasser', org.id);
+  await make('eve', 'Eve Porter', 'canvasser', org.id);
   await make('pat', 'PC Pat Lane', 'police');
   await ok('POST', `/orgs/${org.id}/police-contacts`, admin, { user_id: people.pat.id });
   // Missed at the deadline (no grace), no reminders or repeats, police only after 10 min.
@@ -527,6 +528,25 @@ async function serviceWorkerShowsPush() {
       return list.length ? { requireInteraction: list[0].requireInteraction } : null;
     }), 5000);
   assert.equal(test.requireInteraction, false);
+
+  // An incident report is tagged by incident (two reports, two notifications) and not urgent;
+  // a do-not-knock caution reached at a check-in is urgent.
+  const incidentId = '00000000-0000-4000-8000-000000000004';
+  const cautionId = '00000000-0000-4000-8000-000000000005';
+  for (const data of [
+    { type: 'incident', incident_id: incidentId, title: 'Incident reported: Threat', body: 'Test Person reported an incident.', url: `/app/incidents/${incidentId}` },
+    { type: 'caution', caution_id: cautionId, outing_id: message.outing_id, title: 'Do not knock here', body: 'You are at a do-not-knock address: dog', url: `/app/outings/${message.outing_id}` },
+  ]) {
+    await cdp.send('ServiceWorker.deliverPushMessage', { origin: BASE, registrationId: reg.registrationId, data: JSON.stringify(data) });
+  }
+  const more = await waitFor('the incident and caution notifications', () =>
+    page.evaluate(async ([i, c]) => {
+      const r = await navigator.serviceWorker.ready;
+      const [a] = await r.getNotifications({ tag: `incident-${i}` });
+      const [b] = await r.getNotifications({ tag: `caution-${c}` });
+      return a && b ? { incident: [a.requireInteraction, a.data.url], caution: b.requireInteraction } : null;
+    }, [incidentId, cautionId]), 5000);
+  assert.deepEqual(more, { incident: [false, `/app/incidents/${incidentId}`], caution: true });
   await cdp.detach();
 }
 
@@ -627,6 +647,247 @@ async function noOverflowOnEveryScreen() {
   assert.deepEqual(Object.keys(checked).sort(), ['alert', 'board', 'login', 'outing', 'planned', 'settings', 'start']);
 }
 
+// Field safety: the incident log and the do-not-knock register ("cautions").
+const BRIXTON = { latitude: 51.4613, longitude: -0.1156, accuracy: 8 };
+const DOG = { latitude: 51.498, longitude: -0.0637, accuracy: 10 }; // a do-not-knock door
+const FAR = { latitude: 51.55, longitude: -0.05, accuracy: 10 }; // a pairs-only estate
+
+async function canvasserReportsIncident() {
+  const { context, page } = await phone(BRIXTON);
+  await signIn(page, people.eve);
+  await page.getByRole('heading', { name: 'Start an outing' }).waitFor();
+  await page.locator('#nav').getByRole('link', { name: 'Report' }).click();
+  await page.getByRole('heading', { name: 'Report an incident' }).waitFor();
+  // What will be sent is on screen before sending.
+  await page.locator('#report-location').getByText('51.46130, -0.11560').waitFor();
+  // Nothing chosen: the form says which answer is missing, and sends nothing.
+  const posts = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url().endsWith('/api/v1/incidents')) posts.push(r);
+  });
+  await page.getByRole('button', { name: 'Send report' }).click();
+  await page.locator('#report-category-error').getByText('Choose what happened').waitFor();
+  assert.equal(await page.locator('#report-category').getAttribute('aria-invalid'), 'true');
+  assert.equal(posts.length, 0);
+
+  await page.locator('#category-threat').check();
+  await page.getByLabel('Describe what happened').fill('The man at no. 12 said he would set his dog on me.\nTall, grey coat.');
+  await page.getByLabel('Share with the police contact').check();
+  await noOverflow(page, 'report');
+  await shot(page, 'report');
+  await page.getByRole('button', { name: 'Send report' }).click();
+  await page.locator('#report-done').getByText('Report sent at').waitFor();
+  await page.getByRole('heading', { name: 'Report sent' }).waitFor();
+  await page.locator('#incident-status').getByText('Open').waitFor();
+  await page.locator('#incident-reported').waitFor();
+
+  const mine = await ok('GET', '/incidents', people.eve.token);
+  assert.equal(mine.items.length, 1);
+  const incident = mine.items[0];
+  assert.equal(incident.category, 'threat');
+  assert.equal(incident.share_with_police, true);
+  assert.equal(incident.description, 'The man at no. 12 said he would set his dog on me.\nTall, grey coat.');
+  assert.deepEqual(incident.location, { lat: BRIXTON.latitude, lon: BRIXTON.longitude });
+  assert.equal(incident.reporter.id, people.eve.id);
+
+  // A note added straight after.
+  await page.getByLabel('Add a note').fill('He followed me to the corner.');
+  await page.getByRole('button', { name: 'Save note' }).click();
+  await page.locator('#entry-msg').getByText('Added to the record.').waitFor();
+  await page.locator('#incident-entries').getByText('He followed me to the corner.').waitFor();
+  const after = await ok('GET', `/incidents/${incident.id}`, people.eve.token);
+  assert.equal(after.entries.length, 1);
+  assert.equal(after.entries[0].author.id, people.eve.id);
+  assert.notEqual(after.hash, incident.hash, 'the chain head moves with each entry');
+  await page.locator('#my-incidents').getByText('Threat').waitFor();
+  await noOverflow(page, 'report sent');
+  await shot(page, 'report-sent');
+  state.incident = incident.id;
+  // The police contact sees it: it is shared.
+  assert.ok((await ok('GET', '/incidents', people.pat.token)).items.some((i) => i.id === incident.id));
+  await context.close();
+}
+
+async function organiserSeesIncident() {
+  const id = state.incident;
+  const { context, page } = await phone();
+  await signIn(page, people.olive);
+  await page.getByRole('heading', { name: 'Overdue board' }).waitFor();
+  await page.locator('#nav').getByRole('link', { name: 'Incidents' }).click();
+  await page.getByRole('heading', { name: 'Incidents' }).waitFor();
+  const item = page.locator(`#incidents li[data-incident="${id}"]`);
+  await item.getByText('Eve Porter').waitFor();
+  await item.getByText('Threat').waitFor();
+  await noOverflow(page, 'incidents');
+  await shot(page, 'incidents');
+
+  await item.getByRole('link', { name: 'Open incident' }).click();
+  await page.waitForURL(`**/app/incidents/${id}`);
+  await page.getByRole('heading', { name: 'Threat: Eve Porter' }).waitFor();
+  await page.locator('#incident-description').getByText('said he would set his dog on me').waitFor();
+  await page.locator('#incident-coords').getByText('51.46130, -0.11560').waitFor();
+  assert.match(await page.getByRole('link', { name: /OpenStreetMap/ }).getAttribute('href'), /mlat=51\.461300&mlon=-0\.115600/);
+  await page.locator('#incident-entries').getByText('He followed me to the corner.').waitFor();
+  await page.locator('#incident-entries').getByText('Eve Porter').waitFor();
+  // The head hash: short on screen, the whole of it on hover (title) and a tap away.
+  const seen = await ok('GET', `/incidents/${id}`, people.olive.token);
+  const code = page.locator('#incident-hash summary code');
+  assert.equal(await code.textContent(), `${seen.hash.slice(0, 12)}…`);
+  assert.equal(await code.getAttribute('title'), seen.hash);
+  await page.locator('#incident-hash summary').click();
+  await page.locator('#incident-hash .hash-full').getByText(seen.hash).waitFor();
+  await noOverflow(page, 'incident');
+  await shot(page, 'incident');
+
+  // An entry by the organiser.
+  await page.getByLabel('Add an entry').fill('Called Eve. Reported to police, reference 4471.');
+  await page.getByRole('button', { name: 'Save entry' }).click();
+  await page.locator('#incident-entries').getByText('reference 4471').waitFor();
+  const added = await ok('GET', `/incidents/${id}`, people.olive.token);
+  assert.equal(added.entries.length, 2);
+  assert.equal(added.entries[1].author.id, people.olive.id);
+  assert.equal(await code.getAttribute('title'), added.hash);
+
+  // Print / export: the record (fetched with the token) opens in a new tab.
+  const popup = page.waitForEvent('popup');
+  await page.getByRole('button', { name: 'Print / export' }).click();
+  const record = await popup;
+  await record.waitForURL(/^blob:/, { timeout: 10_000 });
+  await record.getByRole('heading', { name: 'Incident record' }).waitFor();
+  // Its own stylesheet applies (the blob: page keeps the app's CSP, which refuses it inline).
+  await waitFor('the record styled', () => record.evaluate(() => getComputedStyle(document.querySelector('table')).borderCollapse === 'collapse'), 5000);
+  const text = await record.locator('body').textContent();
+  assert.ok(text.includes('said he would set his dog on me'), 'the export has the description');
+  assert.ok(text.includes(added.hash), 'the export has the head hash');
+  await record.close();
+  await page.locator('#export-msg').getByText('opened in a new tab').waitFor();
+  assert.match(await page.locator('#incident-download').getAttribute('download'), new RegExp(`^incident-${id}\\.html$`));
+
+  // Close, with a note (confirmed in a dialog): no more entries.
+  await page.getByText('Close this incident').click();
+  await page.getByLabel('Closing note (optional)').fill('Police have it.');
+  await page.getByRole('button', { name: 'Close incident' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Close incident' }).click();
+  await page.locator('#incident-status').getByText('Closed').waitFor();
+  await page.getByText('This incident is closed.').waitFor();
+  assert.equal(await page.getByLabel('Add an entry').count(), 0);
+  const closed = await ok('GET', `/incidents/${id}`, people.olive.token);
+  assert.equal(closed.status, 'closed');
+  assert.equal(closed.entries.at(-1).kind, 'close');
+  assert.equal(closed.entries.at(-1).text, 'Police have it.');
+  await context.close();
+}
+
+async function cautionOnStartScreen() {
+  const org = people.org.id;
+  const dog = await ok('POST', `/orgs/${org}/cautions`, people.olive.token, {
+    lat: DOG.latitude, lon: DOG.longitude, radius_m: 30, level: 'do_not_knock', reason: 'Dog loose in the front garden',
+  });
+  // About 400 m north: near, but not here.
+  await ok('POST', `/orgs/${org}/cautions`, people.olive.token, {
+    lat: DOG.latitude + 0.0036, lon: DOG.longitude, radius_m: 25, level: 'note', reason: 'Steep steps, no handrail',
+  });
+  await ok('POST', `/orgs/${org}/cautions`, people.olive.token, {
+    lat: FAR.latitude, lon: FAR.longitude, radius_m: 200, level: 'pairs_only', reason: 'Canvassers shouted at here in May',
+  });
+  state.dogCaution = dog.id;
+  const { context, page } = await phone(DOG);
+  const near = page.waitForRequest((r) => r.url().includes(`/orgs/${org}/cautions?near=`));
+  await signIn(page, people.eve);
+  await page.getByRole('heading', { name: 'Start an outing' }).waitFor();
+  assert.match((await near).url(), /near=51\.49800,-0\.06370&within_m=1000/);
+  const list = page.locator('#cautions');
+  await list.locator(`li[data-caution="${dog.id}"]`).getByText('Dog loose in the front garden').waitFor();
+  await list.locator(`li[data-caution="${dog.id}"]`).getByText('Do not knock').waitFor();
+  await list.getByText('You are inside it').waitFor();
+  await list.getByText('Steep steps, no handrail').waitFor();
+  await list.getByText(/About 400 m north of you/).waitFor();
+  assert.equal(await list.getByText('Canvassers shouted at here in May').count(), 0, 'the pairs-only estate is 6 km away');
+  assert.equal(await list.locator('li').first().getAttribute('data-caution'), dog.id, 'do not knock comes first');
+  await noOverflow(page, 'start (cautions)');
+  await shot(page, 'start-cautions');
+
+  // Alone, with an area holding a pairs-only caution: refused, and the reason is at the
+  // companions field.
+  await context.setGeolocation(FAR);
+  await waitFor('the new position on screen', () => page.locator('#location').getByText('51.55000').isVisible(), 10_000);
+  await list.getByText('Canvassers shouted at here in May').waitFor();
+  await list.getByText('Go in pairs only').waitFor();
+  await page.getByLabel('I will stay near here').check();
+  await page.getByRole('button', { name: 'Start outing' }).click();
+  const companions = page.getByLabel('Companions (optional)');
+  await page.locator('.field-error').getByText('go in pairs only: add a companion').waitFor();
+  assert.equal(await companions.getAttribute('aria-invalid'), 'true');
+  const errorId = await page.locator('.field-error').getAttribute('id');
+  assert.ok((await companions.getAttribute('aria-describedby')).split(' ').includes(errorId), 'the error is read out with the field');
+  assert.equal((await ok('GET', '/outings?status=active', people.eve.token)).items.length, 0);
+
+  // Back at the dog's door: the outing starts, showing the cautions of its area.
+  await context.setGeolocation(DOG);
+  await waitFor('the position back on screen', () => page.locator('#location').getByText('51.49800').isVisible(), 10_000);
+  await page.getByRole('button', { name: 'Start outing' }).click();
+  await page.getByRole('button', { name: 'Check in' }).waitFor();
+  await page.getByRole('heading', { name: 'Cautions in your area' }).waitFor();
+  await page.locator('#cautions').getByText('Dog loose in the front garden').waitFor();
+  assert.equal(await page.getByRole('link', { name: 'Report an incident' }).getAttribute('href'), '/app/report');
+  const outing = (await ok('GET', '/outings?status=active', people.eve.token)).items[0];
+
+  // A check-in at the door: a do-not-knock banner.
+  await page.getByRole('button', { name: 'Check in' }).click();
+  await page.locator('#checkin-msg').getByText('Checked in at').waitFor();
+  const banner = page.locator('#caution-banner');
+  await banner.getByText('DO NOT KNOCK here').waitFor();
+  await banner.getByText('Dog loose in the front garden').waitFor();
+  assert.equal(await banner.getAttribute('role'), 'alert');
+  assert.match(await banner.getAttribute('class'), /is-do_not_knock/);
+  await noOverflow(page, 'outing (caution)');
+  await shot(page, 'caution');
+  // Further down the road: the next check-in clears it.
+  await context.setGeolocation({ latitude: 51.4991, longitude: -0.0661, accuracy: 10 });
+  await waitFor('the new position on screen', () => page.locator('#location').getByText('51.49910').isVisible(), 10_000);
+  await page.getByRole('button', { name: 'Check in' }).click();
+  await waitFor('the banner gone', async () => (await banner.count()) === 0, 10_000);
+  await ok('POST', `/outings/${outing.id}/end`, people.eve.token, {});
+  await context.close();
+}
+
+async function organiserMarksAndRetiresCaution() {
+  const org = people.org.id;
+  const spot = { latitude: 51.4702, longitude: -0.0702, accuracy: 14 };
+  const { context, page } = await phone(spot);
+  await signIn(page, people.olive);
+  await page.getByRole('heading', { name: 'Overdue board' }).waitFor();
+  const board = page.locator('#cautions-board');
+  await board.locator(`li[data-caution="${state.dogCaution}"]`).getByText('Dog loose in the front garden').waitFor();
+  await board.getByText('Mark a new caution').click();
+  await page.getByRole('button', { name: 'Use my position' }).click();
+  await waitFor('the position in the form', async () => (await page.getByLabel('Latitude').inputValue()) === '51.470200', 10_000);
+  assert.equal(await page.getByLabel('Longitude').inputValue(), '-0.070200');
+  await page.getByLabel('Radius').selectOption({ label: '50 m' });
+  await page.getByLabel('Go in pairs only').check();
+  await page.getByLabel('Reason').fill('Group outside the pub has followed canvassers');
+  await noOverflow(page, 'board (cautions)');
+  await shot(page, 'board-cautions');
+  await page.getByRole('button', { name: 'Mark caution' }).click();
+  await page.locator('#caution-form-msg').getByText('Caution marked').waitFor();
+  const made = (await ok('GET', `/orgs/${org}/cautions`, people.olive.token)).items.find((c) => c.reason === 'Group outside the pub has followed canvassers');
+  assert.ok(made, 'the caution is in the register');
+  assert.deepEqual([made.lat, made.lon, made.radius_m, made.level], [spot.latitude, spot.longitude, 50, 'pairs_only']);
+  const item = board.locator(`li[data-caution="${made.id}"]`);
+  await item.getByText('Go in pairs only').waitFor();
+
+  // Renew, then retire (confirmed in a dialog).
+  await item.getByRole('button', { name: 'Renew' }).click();
+  await page.locator('#cautions-msg').getByText('Renewed').waitFor();
+  await item.getByRole('button', { name: 'Retire' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Retire' }).click();
+  await page.locator('#cautions-msg').getByText('Caution retired.').waitFor();
+  await item.waitFor({ state: 'detached' });
+  const left = (await ok('GET', `/orgs/${org}/cautions`, people.olive.token)).items;
+  assert.equal(left.some((c) => c.id === made.id), false);
+  await context.close();
+}
+
 // [name, test, the scenarios whose pages it carries on with]
 const SCENARIOS = [
   ['1. canvasser starts an outing and checks in with an emulated position (stored by the server)', canvasserStartsAndChecksIn, []],
@@ -637,6 +898,10 @@ const SCENARIOS = [
   ['7. panic needs a press and hold (pointer and keyboard)', panicNeedsPressAndHold, []],
   ['8. a duress alert\'s screen says not to call them', duressAlertSaysDoNotCall, []],
   ['6. no horizontal overflow at 360 px on every main screen', noOverflowOnEveryScreen, ['2.', '7.']],
+  ['9. a canvasser reports an incident from the phone, with position, and adds a note', canvasserReportsIncident, []],
+  ['10. the organiser sees it in the incident list and its detail; adds, exports, closes', organiserSeesIncident, ['9.']],
+  ['11. a caution marked through the API appears on the canvasser\'s start screen, outing and check-in', cautionOnStartScreen, []],
+  ['12. the organiser marks, renews and retires a caution on the board', organiserMarksAndRetiresCaution, ['11.']],
 ];
 
 async function main() {

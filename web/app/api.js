@@ -127,10 +127,12 @@ export async function freshAccessToken() {
 /**
  * Calls the API. `body` is an object (sent as JSON) or, with `raw: true`, a JSON string sent
  * byte for byte (a retried check-in must repeat its first body exactly). Resolves to the parsed
- * answer (null for 204); rejects with ApiError (problem+json) or NetworkError.
+ * answer (null for 204), or with `text: true` to the answer's text (an incident's printable
+ * export, which needs the bearer token and so cannot be a plain link); rejects with ApiError
+ * (problem+json) or NetworkError.
  */
 export async function api(method, path, body, opts = {}) {
-  const { auth = true, headers = {}, raw = false, retried = false } = opts;
+  const { auth = true, headers = {}, raw = false, retried = false, text = false } = opts;
   if (auth && !access && localStorage.getItem(REFRESH)) await refreshTokens();
   const h = { ...headers };
   if (body !== undefined && body !== null) h['content-type'] = 'application/json';
@@ -150,6 +152,7 @@ export async function api(method, path, body, opts = {}) {
   if (res.status === 401 && auth && !retried) {
     if (await refreshTokens()) return api(method, path, body, { ...opts, retried: true });
   }
+  if (text && res.ok) return res.text();
   const data = res.status === 204 ? null : await readJson(res);
   if (!res.ok) {
     const err = new ApiError(res.status, data);

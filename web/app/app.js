@@ -1,11 +1,12 @@
 // Doorstep app: start-up, sign-in, navigation and routing. Screens live in canvasser.js
-// (outing, settings) and watch.js (board, alert, planned).
+// (outing, settings), watch.js (board, alert, planned) and incidents.js (report, incidents).
 
 import { api, ApiError, NetworkError, events, hasSession, login, logout, clearTokens } from './api.js';
 import * as queue from './queue.js';
 import * as push from './push.js';
 import { outingView, settingsView } from './canvasser.js';
 import { boardView, alertView, plannedView, startStream, stopStream } from './watch.js';
+import { reportView, incidentsView, incidentView } from './incidents.js';
 import { h, messageArea, field, confirmDialog, announce } from './ui.js';
 
 const ME = 'doorstep.me';
@@ -14,9 +15,9 @@ const navEl = document.getElementById('nav');
 const netEl = document.getElementById('net');
 
 const NAV = {
-  canvasser: [['/app/outing', 'Outing'], ['/app/settings', 'Settings']],
-  organiser: [['/app/board', 'Board'], ['/app/outing', 'My outing'], ['/app/settings', 'Settings']],
-  police: [['/app/board', 'Board'], ['/app/planned', 'Planned'], ['/app/settings', 'Settings']],
+  canvasser: [['/app/outing', 'Outing'], ['/app/report', 'Report'], ['/app/settings', 'Settings']],
+  organiser: [['/app/board', 'Board'], ['/app/incidents', 'Incidents'], ['/app/outing', 'My outing'], ['/app/settings', 'Settings']],
+  police: [['/app/board', 'Board'], ['/app/incidents', 'Incidents'], ['/app/planned', 'Planned'], ['/app/settings', 'Settings']],
   admin: [['/app/settings', 'Settings']],
 };
 
@@ -42,6 +43,9 @@ const ROUTES = [
   [/^\/app\/board$/, boardView],
   [/^\/app\/planned$/, plannedView],
   [/^\/app\/settings$/, settingsView],
+  [/^\/app\/report$/, reportView],
+  [/^\/app\/incidents$/, incidentsView],
+  [/^\/app\/incidents\/([\w-]+)$/, (root, c, id) => incidentView(root, c, id)],
   [/^\/app\/alerts\/([\w-]+)$/, (root, c, id) => alertView(root, c, id)],
 ];
 
@@ -57,9 +61,10 @@ function paintNav() {
   navEl.replaceChildren(
     h(
       'ul',
-      {},
+      { class: items.length > 3 ? 'nav-many' : null },
       items.map(([href, label]) => {
-        const current = path === href || (path === '/app' && href === first) || (href === '/app/outing' && path.startsWith('/app/outings/'));
+        const current = path === href || (path === '/app' && href === first) || (href === '/app/outing' && path.startsWith('/app/outings/'))
+          || (href === '/app/incidents' && path.startsWith('/app/incidents/')) || (href === '/app/report' && path.startsWith('/app/incidents/') && ctx.me.role === 'canvasser');
         return h('li', {}, h('a', { href, 'aria-current': current ? 'page' : null }, label));
       }),
     ),

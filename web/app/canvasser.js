@@ -1,12 +1,14 @@
 // The canvasser's screens: start an outing, check in, need help, panic, end; and settings.
+// Cautions (cautions.js) are shown before and during an outing, and after a check-in inside one.
 
 import { api, ApiError, NetworkError, serverNow } from './api.js';
 import * as geo from './geo.js';
 import * as queue from './queue.js';
 import * as push from './push.js';
+import { nearbyCautions, cautionBanner } from './cautions.js';
 import {
-  h, announce, messageArea, field, time, dateTime, duration, agoEl, tickAgo, coords, accuracy,
-  badge, kindText, holdToActivate, confirmDialog,
+  h, announce, messageArea, field, fieldError, problemFields, time, dateTime, duration, agoEl,
+  tickAgo, coords, accuracy, badge, kindText, holdToActivate, confirmDialog,
 } from './ui.js';
 
 const OUTING = 'doorstep.outing';
@@ -138,6 +140,8 @@ function startForm(root, ctx, cleanups, show) {
   const note = h('textarea', { name: 'note', maxlength: '500', rows: '2' });
   const where = h('p', { class: 'location', id: 'location' });
   cleanups.push(locationLine(where));
+  const [cautions, stopCautions] = nearbyCautions(ctx);
+  cleanups.push(stopCautions);
   const msg = messageArea();
   const start = h('button', { type: 'submit', class: 'big primary', id: 'start' }, 'Start outing');
   const form = h(
@@ -156,12 +160,15 @@ function startForm(root, ctx, cleanups, show) {
     field('Note for your organisers (optional)', note),
     h('h2', {}, 'Your location'),
     where,
+    // Before the button: what to expect out there is read before setting off.
+    cautions,
     msg,
     start,
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     msg.show('');
+    fieldError(companions, '');
     const fix = await geo.current(30_000);
     const req = { checkin_interval_s: Number(interval.value) };
     if (end.value) {
@@ -196,6 +203,13 @@ function startForm(root, ctx, cleanups, show) {
           return;
         }
       }
+      // A pairs-only caution in the area refuses a solo outing (and a code may name nobody):
+      // say so at the companions field.
+      const onCompanions = problemFields(err).find((f) => f.field === 'companions' || f.field.startsWith('companions['));
+      if (onCompanions) {
+        fieldError(companions, onCompanions.message);
+        companions.focus();
+      }
       msg.show(err.message, 'error');
       start.disabled = false;
     }
@@ -212,6 +226,11 @@ function activeOuting(root, initial, ctx, cleanups, show) {
   const checkin = h('button', { type: 'button', class: 'big ok', id: 'checkin' }, h('span', { 'aria-hidden': 'true' }, '✓ '), 'Check in');
   const checkinMsg = messageArea();
   checkinMsg.id = 'checkin-msg';
+  const cautionLine = h('div', { id: 'checkin-cautions' });
+  // The cautions POST /outings answered with (only just after starting), else those nearby.
+  const [cautions, stopCautions] = nearbyCautions(ctx, Array.isArray(initial.cautions) ? initial.cautions : null);
+  cleanups.push(stopCautions);
+  const report = h('a', { class: 'button secondary', href: '/app/report', id: 'report-incident' }, 'Report an incident');
   const queueLine = h('div', { class: 'queue', id: 'queue', hidden: true });
   const lastLine = h('p', { id: 'last-checkin' });
   const where = h('p', { class: 'location', id: 'location' });
@@ -243,6 +262,7 @@ function activeOuting(root, initial, ctx, cleanups, show) {
   root.replaceChildren(
     h('section', { class: 'card', 'aria-labelledby': 'outing-status' }, statusEl, dueLine, lastLine),
     checkin,
+    cautionLine,
     checkinMsg,
     queueLine,
     alertLine,
@@ -250,6 +270,8 @@ function activeOuting(root, initial, ctx, cleanups, show) {
     h('div', { class: 'row emergency' }, help, h('div', { class: 'hold-wrap' }, panic, panicProgress)),
     panicHint,
     panicMsg,
+    h('p', { class: 'links' }, report),
+    cautions,
     h('section', { class: 'card' }, h('h2', {}, 'Home safe?'), endForm),
     h('details', { class: 'card' }, h('summary', {}, 'Outing details'), details),
   );
@@ -388,6 +410,9 @@ function activeOuting(root, initial, ctx, cleanups, show) {
         outing = res.outing;
         remember(outing);
         render();
+        // Where this check-in stands (a door not to knock at, say): shown until the next one.
+        const banner = cautionBanner(res.checkin.cautions);
+        cautionLine.replaceChildren(...(banner ? [banner] : []));
         const text = kind === 'need_help' ? `Help request sent at ${time(res.checkin.received_at)}. Your organisers are being alerted.` : `Checked in at ${time(res.checkin.received_at)}.`;
         checkinMsg.show(text, 'ok');
         announce(text);

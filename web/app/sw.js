@@ -1,7 +1,7 @@
 // Doorstep service worker: keeps the app shell for offline use and shows push messages.
 // It never sees tokens and never caches API answers.
 
-const VERSION = 'doorstep-shell-v1';
+const VERSION = 'doorstep-shell-v2';
 const SHELL = [
   '/app/',
   '/app/app.css',
@@ -13,13 +13,16 @@ const SHELL = [
   '/app/push.js',
   '/app/canvasser.js',
   '/app/watch.js',
+  '/app/incidents.js',
+  '/app/cautions.js',
   '/app/manifest.webmanifest',
   '/app/icon.svg',
   '/app/icon-192.png',
   '/app/badge-96.png',
 ];
-// Messages that must not be missed: they stay until dismissed, and vibrate hard.
-const URGENT = new Set(['missed_checkin', 'escalation', 'panic', 'duress', 'wrong_pins', 'need_help']);
+// Messages that must not be missed: they stay until dismissed, and vibrate hard. A caution is
+// one: it arrives as the canvasser checks in at a door they must not knock at.
+const URGENT = new Set(['missed_checkin', 'escalation', 'panic', 'duress', 'wrong_pins', 'need_help', 'caution']);
 
 self.addEventListener('install', (event) => {
   event.waitUntil(
@@ -68,7 +71,11 @@ self.addEventListener('fetch', (event) => {
 
 function options(msg) {
   const urgent = URGENT.has(msg.type);
-  const tag = msg.alert_id || (msg.type === 'checkin_reminder' ? `reminder-${msg.outing_id}` : msg.type || 'doorstep');
+  // One notification per alert, incident or caution: a second report must not replace the first.
+  const tag = msg.alert_id
+    || (msg.incident_id ? `incident-${msg.incident_id}` : null)
+    || (msg.caution_id ? `caution-${msg.caution_id}` : null)
+    || (msg.type === 'checkin_reminder' ? `reminder-${msg.outing_id}` : msg.type || 'doorstep');
   return {
     body: msg.body || '',
     tag, // a newer message about the same alert replaces the older one

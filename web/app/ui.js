@@ -54,6 +54,42 @@ export function field(label, input, hint) {
   return h('div', { class: 'field' }, h('label', { for: id }, label), hintEl, input);
 }
 
+/**
+ * Shows `text` as the error of one control (an input, or a fieldset of radios), or clears it
+ * with ''. The error sits in the control's field, is read out with it (aria-describedby) and
+ * marks it invalid, so the person sees which answer to fix, not only that one is wrong.
+ */
+export function fieldError(control, text) {
+  const id = `${control.id}-error`;
+  const wrap = control.closest('.field') || control;
+  let el = wrap.querySelector(`[id="${id}"]`);
+  const described = (control.getAttribute('aria-describedby') || '').split(' ').filter((d) => d && d !== id);
+  if (!text) {
+    if (el) el.remove();
+    control.removeAttribute('aria-invalid');
+    if (described.length) control.setAttribute('aria-describedby', described.join(' '));
+    else control.removeAttribute('aria-describedby');
+    return;
+  }
+  if (!el) {
+    el = h('p', { class: 'field-error', id, role: 'alert' });
+    wrap.append(el);
+  }
+  el.replaceChildren(h('span', { 'aria-hidden': 'true' }, '⚠ '), text);
+  // Gone as soon as the answer is changed: a stale error reads as a new one.
+  const clear = () => fieldError(control, '');
+  control.addEventListener('input', clear, { once: true });
+  control.addEventListener('change', clear, { once: true });
+  control.setAttribute('aria-invalid', 'true');
+  control.setAttribute('aria-describedby', [...described, id].join(' '));
+}
+
+/** The `errors: [{field, message}]` of a 422 problem (empty for anything else). */
+export function problemFields(err) {
+  const errors = err && err.problem && Array.isArray(err.problem.errors) ? err.problem.errors : [];
+  return errors.filter((e) => e && typeof e.field === 'string' && typeof e.message === 'string');
+}
+
 export function time(iso) {
   if (!iso) return '—';
   return new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
@@ -64,6 +100,12 @@ export function dateTime(iso) {
   const d = new Date(iso);
   const today = new Date().toDateString() === d.toDateString();
   return today ? time(iso) : d.toLocaleString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' });
+}
+
+/** Date and time in full ("3 Dec 2026, 14:05"): for records that may be read months later. */
+export function fullDateTime(iso) {
+  if (!iso) return '—';
+  return new Date(iso).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 /** "14:32", "1 h 05 min" */

@@ -1,7 +1,9 @@
 // Organisers' and police's screens: the live board of overdue outings (SSE), alert detail
-// with acknowledge/resolve, and (police) planned outings.
+// with acknowledge/resolve, and (police) planned outings. Organisers also keep the
+// do-not-knock register (cautions.js) at the foot of the board.
 
 import { api, freshAccessToken, tokenExpiresAt } from './api.js';
+import { cautionsBoard } from './cautions.js';
 import {
   h, announce, messageArea, field, time, dateTime, duration, agoEl, tickAgo, coords, accuracy,
   mapLinks, badge, alertBadge, kindText,
@@ -150,6 +152,14 @@ export async function boardView(main, ctx) {
   const updated = h('p', { class: 'hint', id: 'board-updated' });
   const msg = messageArea();
   main.replaceChildren(title, line, msg, list, updated);
+  // Police mark cautions too, but the app does not know their organisations' ids (GET /me has
+  // none for them): they use the API.
+  let uncautions = () => {};
+  if (ctx.me.role === 'organiser' && ctx.me.org_id) {
+    const [cautions, stop] = cautionsBoard(ctx);
+    main.append(cautions);
+    uncautions = stop;
+  }
   let loadedAt = Date.now();
   let items = [];
   let pending = null;
@@ -225,6 +235,7 @@ export async function boardView(main, ctx) {
   await load();
   return () => {
     unline();
+    uncautions();
     stream.removeEventListener('event', onEvent);
     window.removeEventListener('doorstep-push', onPush);
     clearInterval(ticker);
