@@ -7,7 +7,12 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::domain::account::Role;
+use crate::domain::caution::Level;
+use crate::domain::delivery::{Channel, DeliveryStatus};
+use crate::domain::escalation::{AlertKind, AlertStatus, OutingStatus};
 use crate::domain::ids::UserId;
+use crate::domain::incident::{Category, IncidentStatus};
 use chrono::{DateTime, Utc};
 
 use crate::domain::time::from_millis;
@@ -26,7 +31,7 @@ pub struct PersonRef {
 pub struct RecipientRef {
     pub id: UserId,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -73,9 +78,8 @@ pub struct DeliveryView {
     /// Null for the organisation's webhook (not a person).
     pub recipient: Option<RecipientRef>,
     pub level: i32,
-    /// `webpush`, `email` or `webhook`.
-    pub channel: String,
-    pub status: String,
+    pub channel: Channel,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub sent_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
@@ -86,9 +90,9 @@ pub struct AlertView {
     pub id: String,
     pub outing_id: String,
     pub canvasser: PersonRef,
-    pub kind: String,
+    pub kind: AlertKind,
     pub level: i32,
-    pub status: String,
+    pub status: AlertStatus,
     pub opened_at: DateTime<Utc>,
     pub escalated_at: Option<DateTime<Utc>>,
     pub acknowledged_at: Option<DateTime<Utc>>,
@@ -123,7 +127,9 @@ pub fn alert_view(
                     Some(id) => Some(RecipientRef {
                         id: parse_id(&id, "user")?,
                         display_name: d.display_name.unwrap_or_default(),
-                        role: d.role.unwrap_or_default(),
+                        role: d.role.ok_or_else(|| {
+                            AppError::internal("a delivery's recipient has no account")
+                        })?,
                     }),
                     None => None,
                 },
@@ -143,9 +149,9 @@ pub fn alert_view(
             id: row.canvasser()?,
             display_name: canvasser_name,
         },
-        kind: row.kind.clone(),
+        kind: row.kind,
         level: row.level,
-        status: row.status.clone(),
+        status: row.status,
         opened_at: from_millis(row.opened_at),
         escalated_at: row.escalated_at.map(from_millis),
         acknowledged_at: row.acknowledged_at.map(from_millis),
@@ -163,8 +169,7 @@ pub struct OutingView {
     pub id: String,
     pub canvasser: PersonRef,
     pub org_id: String,
-    /// `active`, `overdue` or `ended`.
-    pub status: String,
+    pub status: OutingStatus,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub checkin_interval_s: i64,
@@ -200,7 +205,7 @@ pub fn outing_view(row: &OutingRow, parts: OutingParts) -> Result<OutingView, Ap
             display_name: parts.canvasser_name,
         },
         org_id: row.org_id.clone(),
-        status: row.status.clone(),
+        status: row.status,
         started_at: from_millis(row.started_at),
         ended_at: row.ended_at.map(from_millis),
         checkin_interval_s: row.checkin_interval_s,
@@ -250,16 +255,14 @@ pub struct IncidentView {
     pub id: String,
     pub org_id: String,
     pub reporter: PersonRef,
-    /// `verbal_abuse`, `threat`, `harassment`, `assault`, `damage` or `other`.
-    pub category: String,
+    pub category: Category,
     pub description: String,
     pub occurred_at: DateTime<Utc>,
     pub reported_at: DateTime<Utc>,
     pub location: Option<PointView>,
     pub outing_id: Option<String>,
     pub share_with_police: bool,
-    /// `open` or `closed`.
-    pub status: String,
+    pub status: IncidentStatus,
     pub entries: Vec<IncidentEntryView>,
     /// The chain's head: the last entry's hash, or the report's own when there is none.
     pub hash: String,
@@ -272,8 +275,7 @@ pub struct CautionView {
     pub lat: f64,
     pub lon: f64,
     pub radius_m: f64,
-    /// `do_not_knock`, `pairs_only` or `note`.
-    pub level: String,
+    pub level: Level,
     pub reason: String,
     pub created_by: PersonRef,
     pub created_at: DateTime<Utc>,
@@ -286,4 +288,32 @@ pub struct CheckinAnswerView {
     #[serde(flatten)]
     pub checkin: CheckinView,
     pub cautions: Vec<CautionView>,
+}
+
+/// The body's `incident` of an `incident` webhook event: what happened, where to read it, and
+/// nothing of the report's text or position (those stay behind a login, read audited).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IncidentEventView {
+    pub id: String,
+    pub org_id: String,
+    pub category: Category,
+    pub occurred_at: DateTime<Utc>,
+    pub reported_at: DateTime<Utc>,
+    pub outing_id: Option<String>,
+    pub share_with_police: bool,
+    /// The app's page of the incident (under the server's public URL).
+    pub url: String,
+}
+
+pub fn incident_event(row: &crate::store::incidents::IncidentRow) -> IncidentEventView {
+    IncidentEventView {
+        id: row.id.clone(),
+        org_id: row.org_id.clone(),
+        category: row.category,
+        occurred_at: from_millis(row.occurred_at),
+        reported_at: from_millis(row.reported_at),
+        outing_id: row.outing_id.clone(),
+        share_with_police: row.share_with_police,
+        url: format!("/app/incidents/{}", row.id),
+    }
 }

@@ -62,6 +62,11 @@ pub struct BenchOptions {
     /// two pushes (the canvasser's and the organiser's) instead of one and a `no_subscription`.
     #[arg(long)]
     pub subscribe_canvassers: bool,
+    /// Cautions (the do-not-knock register) marked in the check-in clients' organisation,
+    /// scattered over 10 × 10 km around their positions: every check-in looks its position up
+    /// among them, so the ingest figures show what the register costs a check-in.
+    #[arg(long, default_value_t = 0)]
+    pub cautions: usize,
     /// Database connections of the server under test (`database.pool_size`).
     #[arg(long, default_value_t = 16)]
     pub pool_size: u32,
@@ -574,6 +579,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         opts.clients,
         &receiver.origin(),
         opts.subscribe_canvassers,
+        opts.cautions,
     )
     .await?;
     let seed_s = seeded_at.elapsed().as_secs_f64();
@@ -811,6 +817,11 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     } else {
         ""
     };
+    let cautions_arg = if opts.cautions > 0 {
+        format!(" --cautions {}", opts.cautions)
+    } else {
+        String::new()
+    };
     let keyed = if opts.idempotency_keys {
         ", each with an Idempotency-Key"
     } else {
@@ -818,7 +829,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     };
     let text = format!(
         "### {backend}, {outings} outings, {mode}\n\n\
-         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}{due_arg}{keys_arg}{subscribe_arg}{url_arg}`.{database_settings}\n\n\
+         Run {date} on {machine}. Command: `doorstep bench --backend {backend} --outings {outings} --spread-s {spread} --clients {clients} --ingest-s {ingest_s} --during-rate {during_rate}{due_arg}{keys_arg}{subscribe_arg}{cautions_arg}{url_arg}`.{database_settings}\n\n\
          | measure | figure |\n|---|---|\n\
          | seeding (direct inserts, not measured as API) | {seed_s:.1} s |\n\
          | check-in ingest, {clients} clients × {ingest_s} s{keyed} | **{ingest_rate:.0} check-ins/s**, p50 {ip50:.1} ms, p99 {ip99:.1} ms, max {imax:.1} ms, {ingest_failures} failed |\n\

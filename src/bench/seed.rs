@@ -87,6 +87,7 @@ pub async fn seed(
     clients: usize,
     receiver_origin: &str,
     subscribe_canvassers: bool,
+    cautions: usize,
 ) -> Result<Seeded, String> {
     let hash = crate::auth::password::hash(PASSWORD).map_err(|e| e.to_string())?;
     let origin = receiver_origin.to_owned();
@@ -143,15 +144,58 @@ pub async fn seed(
     store
         .write(move |conn| {
             let org = store::orgs::insert(conn, "Bench clients", now)?;
+            let mut author = None;
             for email in &emails {
                 let local = email.split('@').next().unwrap_or("client");
-                insert_user(conn, local, &hash, Role::Canvasser, org.id, now)?;
+                author = Some(insert_user(conn, local, &hash, Role::Canvasser, org.id, now)?.id);
+            }
+            if let Some(author) = author {
+                for i in 0..cautions {
+                    insert_caution(conn, i, org.id, author, now)?;
+                }
             }
             Ok(())
         })
         .await
         .map_err(|e| e.to_string())?;
     Ok(Seeded { client_emails })
+}
+
+/// The `i`th of the bench's cautions: spread evenly (a low-discrepancy sequence) over a
+/// 10 × 10 km square centred on the check-in clients' positions (51.5, -0.12), radii 10 to
+/// 108 m, all of level `note` (a `do_not_knock` would add a push to the measure).
+fn insert_caution(
+    conn: &mut store::DbConn,
+    i: usize,
+    org: OrgId,
+    author: crate::domain::ids::UserId,
+    now: i64,
+) -> Result<(), crate::error::AppError> {
+    let fraction = |x: f64| x - x.floor();
+    let n = i as f64 + 1.0;
+    let circle = crate::domain::caution::Circle {
+        lat: 51.455 + 0.09 * fraction(n * 0.754_877_666),
+        lon: -0.192 + 0.144 * fraction(n * 0.569_840_291),
+        radius_m: 10.0 + (i % 50) as f64 * 2.0,
+    };
+    let row = store::cautions::CautionRow {
+        id: store::new_id(),
+        org_id: org.to_string(),
+        lat: circle.lat,
+        lon: circle.lon,
+        radius_m: circle.radius_m,
+        level: crate::domain::caution::Level::Note,
+        reason: "Bench caution".into(),
+        created_by: author.to_string(),
+        created_at: now,
+        expires_at: now + crate::domain::caution::DEFAULT_LIFETIME_MS,
+    };
+    store::cautions::insert(
+        conn,
+        &row,
+        &crate::domain::caution::cells_of_circle(&circle),
+    )?;
+    Ok(())
 }
 
 fn insert_user(
@@ -183,7 +227,7 @@ fn parked(i: usize, canvasser: crate::domain::ids::UserId, org: OrgId, base: i64
         id: OutingId::new().to_string(),
         canvasser_id: canvasser.to_string(),
         org_id: org.to_string(),
-        status: "active".into(),
+        status: crate::domain::escalation::OutingStatus::Active,
         // The index orders the deadlines when they are armed.
         started_at: base + i as i64,
         ended_at: None,

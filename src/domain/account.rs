@@ -4,8 +4,21 @@ use serde::{Deserialize, Serialize};
 
 use super::field_error::FieldError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
 #[serde(rename_all = "lowercase")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Role {
     Admin,
     Organiser,

@@ -18,7 +18,19 @@ pub const DEFAULT_LIFETIME_MS: i64 = 90 * 86_400_000;
 /// The longest an author may set at once (renewal extends again).
 pub const MAX_LIFETIME_MS: i64 = 366 * 86_400_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    utoipa::ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[serde(rename_all = "snake_case")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Level {
     DoNotKnock,
     PairsOnly,

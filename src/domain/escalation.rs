@@ -49,13 +49,27 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::delivery::MessageType;
 use crate::domain::ids::UserId;
 use crate::domain::policy::EscalationPolicy;
 use crate::domain::time::{add_secs, to_millis, Instant};
 
 /// What happened to the canvasser, in increasing severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
 #[serde(rename_all = "snake_case")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum AlertKind {
     MissedCheckin,
     /// Five wrong PINs in a row on one outing: someone may be trying the phone.
@@ -125,14 +139,38 @@ impl AlertKind {
         Self::HIDDEN_FROM_OWNER.contains(&self)
     }
 
+    /// The message that announces an alert of this kind (the same wire name).
+    pub fn message_type(self) -> MessageType {
+        match self {
+            AlertKind::MissedCheckin => MessageType::MissedCheckin,
+            AlertKind::WrongPins => MessageType::WrongPins,
+            AlertKind::NeedHelp => MessageType::NeedHelp,
+            AlertKind::Panic => MessageType::Panic,
+            AlertKind::Duress => MessageType::Duress,
+        }
+    }
+
     /// Whether the canvasser is among the recipients of an alert of this kind (levels 1 and 2).
     pub fn notifies_canvasser(self) -> bool {
         matches!(self, AlertKind::MissedCheckin | AlertKind::NeedHelp)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
 #[serde(rename_all = "snake_case")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum AlertStatus {
     Open,
     Acknowledged,
@@ -158,8 +196,21 @@ impl AlertStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
 #[serde(rename_all = "snake_case")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum OutingStatus {
     Active,
     Overdue,
@@ -264,12 +315,14 @@ impl Step {
     /// The push message type of the contract. A repeat re-sends the alert's own kind
     /// (`missed_checkin`, `need_help`, `panic`, `duress`; `missed_checkin` if the caller
     /// passes no kind); escalation and ack timeout send `escalation`.
-    pub fn message_type(&self, alert_kind: Option<AlertKind>) -> &'static str {
+    pub fn message_type(&self, alert_kind: Option<AlertKind>) -> MessageType {
         match self {
-            Step::Reminder { .. } => "checkin_reminder",
-            Step::Missed { .. } => "missed_checkin",
-            Step::Repeat { .. } => alert_kind.map_or("missed_checkin", AlertKind::as_str),
-            Step::Escalate { .. } | Step::AckTimeout { .. } => "escalation",
+            Step::Reminder { .. } => MessageType::CheckinReminder,
+            Step::Missed { .. } => MessageType::MissedCheckin,
+            Step::Repeat { .. } => alert_kind
+                .unwrap_or(AlertKind::MissedCheckin)
+                .message_type(),
+            Step::Escalate { .. } | Step::AckTimeout { .. } => MessageType::Escalation,
         }
     }
 
@@ -694,6 +747,13 @@ mod tests {
     }
 
     #[test]
+    fn every_alert_kind_is_announced_by_its_own_message() {
+        for kind in AlertKind::ALL {
+            assert_eq!(kind.message_type().as_str(), kind.as_str());
+        }
+    }
+
+    #[test]
     fn step_keys_and_message_types() {
         let due = from_millis(1_781_287_200_123);
         let cases = [
@@ -720,13 +780,16 @@ mod tests {
         ];
         for (step, key, message_type) in cases {
             assert_eq!(step.key(), key);
-            assert_eq!(step.message_type(Some(AlertKind::Panic)), message_type);
+            assert_eq!(
+                step.message_type(Some(AlertKind::Panic)).as_str(),
+                message_type
+            );
         }
         let repeat = Step::Repeat { seq: 1, level: 1 };
         for kind in AlertKind::ALL {
-            assert_eq!(repeat.message_type(Some(kind)), kind.as_str());
+            assert_eq!(repeat.message_type(Some(kind)).as_str(), kind.as_str());
         }
-        assert_eq!(repeat.message_type(None), "missed_checkin");
+        assert_eq!(repeat.message_type(None).as_str(), "missed_checkin");
         assert_eq!(Step::Reminder { due_at: due }.level(), 0);
         assert_eq!(Step::Missed { due_at: due }.level(), 1);
     }
@@ -928,7 +991,7 @@ mod tests {
         assert_eq!(d.next.last_pushed_at, t(1500));
         assert_eq!(d.next.status, AlertStatus::Open);
         assert_eq!(
-            d.fire.as_ref().unwrap().message_type(Some(a.kind)),
+            d.fire.as_ref().unwrap().message_type(Some(a.kind)).as_str(),
             "escalation"
         );
         // Level 2 never escalates again; repeats carry on from the escalation.
@@ -1168,7 +1231,9 @@ mod tests {
             Some(Step::Repeat { seq: 2, level: 2 })
         );
         assert_eq!(
-            Step::Repeat { seq: 2, level: 2 }.message_type(Some(up.kind)),
+            Step::Repeat { seq: 2, level: 2 }
+                .message_type(Some(up.kind))
+                .as_str(),
             "panic"
         );
     }
@@ -1309,7 +1374,10 @@ mod tests {
         let all_clear = all_clear_recipients(AlertKind::Duress, c, &[c, user(11), user(31)]);
         assert_eq!(all_clear, vec![user(11), user(31)]);
         let repeat = Step::Repeat { seq: 1, level: 2 };
-        assert_eq!(repeat.message_type(Some(AlertKind::Duress)), "duress");
+        assert_eq!(
+            repeat.message_type(Some(AlertKind::Duress)).as_str(),
+            "duress"
+        );
     }
 
     // ---- catch-up after downtime -------------------------------------------------------
@@ -1443,7 +1511,7 @@ mod tests {
         fn record(&mut self, s: i64, step: Step, kind: Option<AlertKind>, level: u8) {
             let to = recipients(kind, level, &self.people());
             self.fired
-                .push((s, step.clone(), step.message_type(kind), to));
+                .push((s, step.clone(), step.message_type(kind).as_str(), to));
         }
 
         fn notified(&self) -> Vec<UserId> {

@@ -11,7 +11,27 @@ use super::ids::{OrgId, UserId};
 pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 pub const MAX_ENTRY_CHARS: usize = 4000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+super::delivery::wire_enum!(
+    /// An incident is open for entries until someone closes it.
+    IncidentStatus {
+        Open => "open",
+        Closed => "closed",
+    }
+);
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    utoipa::ToSchema,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[serde(rename_all = "snake_case")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Category {
     VerbalAbuse,
     Threat,

@@ -6,6 +6,7 @@ pub mod caller;
 pub mod caution;
 pub mod checkin;
 pub mod deadline;
+pub mod delivery;
 pub mod escalation;
 pub mod field_error;
 pub mod ids;

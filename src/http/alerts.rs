@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{path_id, ApiJson, Caller, OptionalJson};
 use super::pagination::{self, Page};
 use crate::domain::account::Role;
+use crate::domain::escalation::AlertStatus;
 use crate::domain::ids::AlertId;
 use crate::error::{AppError, Problem};
 use crate::service::{alerts as service, outings as outing_service};
@@ -94,7 +95,12 @@ pub async fn list_alerts(
     let query = query.into_inner();
     let status = pagination::status_filter(
         query.status.as_deref(),
-        &["open", "acknowledged", "resolved"],
+        &[
+            AlertStatus::Open,
+            AlertStatus::Acknowledged,
+            AlertStatus::Resolved,
+        ],
+        AlertStatus::as_str,
     )?;
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_cursor(query.cursor.as_deref())?;
@@ -116,7 +122,7 @@ pub async fn list_alerts(
             let filter = store::alerts::AlertFilter {
                 orgs,
                 canvasser,
-                status: status.as_deref(),
+                status,
                 hidden_from: reader.id,
                 escalated_only: reader.role == Role::Police,
             };

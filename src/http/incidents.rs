@@ -319,10 +319,7 @@ fn render_export(
         Some(l) if l.intact => "intact".to_owned(),
         _ => "BROKEN: this record was changed after it was written".to_owned(),
     };
-    let category: &str = match Category::parse(&view.category) {
-        Some(c) => c.label(),
-        None => &view.category,
-    };
+    let category = view.category.label();
     let location = match &view.location {
         Some(p) => format!(
             "{:.5}, {:.5} (WGS84) — https://www.openstreetmap.org/?mlat={:.5}&amp;mlon={:.5}#map=18/{:.5}/{:.5}",
@@ -388,7 +385,7 @@ td,th{{border:1px solid #999;padding:.3em;vertical-align:top;text-align:left}}co
         location = location,
         outing = view.outing_id.as_deref().map_or("none".to_owned(), escape),
         shared = if view.share_with_police { "yes" } else { "no" },
-        status = escape(&view.status),
+        status = view.status,
         description = escape(&view.description),
         report_hash = links.first().map_or("", |l| l.stored.as_str()),
         report_state = escape(&link_state(0)),

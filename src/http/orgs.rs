@@ -164,7 +164,7 @@ pub async fn add_police_contact(
             let not_police = || AppError::field("user_id", "must be the id of a police user");
             let user_id: UserId = body.user_id.parse().map_err(|_| not_police())?;
             let user = store::accounts::find(conn, user_id)?.ok_or_else(not_police)?;
-            if user.role != Role::Police.as_str() {
+            if user.role != Role::Police {
                 return Err(not_police());
             }
             Ok(store::accounts::assign_police(

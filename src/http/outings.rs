@@ -16,7 +16,7 @@ use crate::domain::checkin::{
     classify_pin, validate_pin_pair, BatteryPct, CheckinInterval, CheckinKind, PinCheck, Position,
     RecordedAt,
 };
-use crate::domain::escalation::AlertKind;
+use crate::domain::escalation::{AlertKind, OutingStatus};
 use crate::domain::field_error::FieldError;
 use crate::domain::ids::{OutingId, UserId};
 use crate::domain::time::Instant;
@@ -467,8 +467,15 @@ pub async fn list_outings(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
-    let status =
-        pagination::status_filter(query.status.as_deref(), &["active", "overdue", "ended"])?;
+    let status = pagination::status_filter(
+        query.status.as_deref(),
+        &[
+            OutingStatus::Active,
+            OutingStatus::Overdue,
+            OutingStatus::Ended,
+        ],
+        OutingStatus::as_str,
+    )?;
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_cursor(query.cursor.as_deref())?;
     let reader = caller.clone();
@@ -481,7 +488,7 @@ pub async fn list_outings(
                 Role::Police => OutingScope::Orgs(store::accounts::police_orgs(conn, reader.id)?),
                 Role::Admin => OutingScope::Orgs(Vec::new()),
             };
-            let rows = store::outings::list(conn, &scope, status.as_deref(), after, limit)?;
+            let rows = store::outings::list(conn, &scope, status, after, limit)?;
             let mut items = Vec::with_capacity(rows.len());
             for row in &rows {
                 // Organisers also run outings of their own; listing covers their org's.
@@ -739,10 +746,8 @@ pub async fn panic(
             let mut view =
                 service::for_viewer(service::alert_view(conn, raised.alert(), name)?, &caller);
             // Pressing panic must not reveal a silent duress alert to whoever holds the phone.
-            if AlertKind::parse(&view.kind).is_none_or(AlertKind::hidden_from_owner)
-                && outing.canvasser_id == caller.id.to_string()
-            {
-                view.kind = AlertKind::Panic.as_str().to_owned();
+            if view.kind.hidden_from_owner() && outing.canvasser_id == caller.id.to_string() {
+                view.kind = AlertKind::Panic;
                 view.notifications.clear();
             }
             Ok(view)

@@ -28,14 +28,27 @@ pub fn limit(requested: Option<i64>) -> Result<i64, AppError> {
 }
 
 /// A `?status=` filter: absent, or one of `allowed` (422 naming the choices otherwise).
-pub fn status_filter(raw: Option<&str>, allowed: &[&str]) -> Result<Option<String>, AppError> {
+pub fn status_filter<T: Copy>(
+    raw: Option<&str>,
+    allowed: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<Option<T>, AppError> {
     match raw {
         None => Ok(None),
-        Some(s) if allowed.contains(&s) => Ok(Some(s.to_owned())),
-        Some(_) => Err(AppError::field(
-            "status",
-            format!("must be one of {}", allowed.join(", ")),
-        )),
+        Some(s) => match allowed.iter().find(|v| name(**v) == s) {
+            Some(v) => Ok(Some(*v)),
+            None => Err(AppError::field(
+                "status",
+                format!(
+                    "must be one of {}",
+                    allowed
+                        .iter()
+                        .map(|v| name(*v))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        },
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{path_id, ApiJson, Caller};
+use crate::domain::delivery::{Channel, DeliveryStatus, MessageType};
 use crate::domain::field_error::FieldError;
 use crate::error::{AppError, Problem};
 use crate::push::ssrf;
@@ -218,11 +219,9 @@ pub async fn test_push(
     caller: Caller,
 ) -> Result<HttpResponse, AppError> {
     let now_ms = state.clock.now_ms();
-    let payload = crate::push::payload::build(&crate::push::payload::Message {
-        message_type: "test",
-        ..Default::default()
-    })
-    .to_string();
+    let payload =
+        crate::push::payload::build(&crate::push::payload::Message::of(MessageType::Test))
+            .to_string();
     let recipient = caller.id.to_string();
     state
         .store
@@ -246,12 +245,12 @@ pub async fn test_push(
                     alert_id: None,
                     outing_id: None,
                     recipient_id: Some(recipient),
-                    channel: "webpush".into(),
+                    channel: Channel::Webpush,
                     step: "test".into(),
-                    message_type: "test".into(),
+                    message_type: MessageType::Test,
                     level: 0,
                     payload,
-                    status: "pending".into(),
+                    status: DeliveryStatus::Pending,
                     attempts: 0,
                     due_at: Some(now_ms),
                     created_at: now_ms,

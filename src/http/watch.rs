@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::Caller;
 use crate::domain::account::Role;
+use crate::domain::escalation::OutingStatus;
 use crate::domain::time::from_millis;
 use crate::error::{AppError, Problem};
 use crate::service::{alerts as alert_service, outings as outing_service};
@@ -73,7 +74,7 @@ pub struct PlannedOuting {
     pub outing_id: String,
     pub org_id: String,
     pub canvasser: PersonRef,
-    pub status: String,
+    pub status: OutingStatus,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub planned_end_at: Option<chrono::DateTime<chrono::Utc>>,
     #[schema(value_type = Option<Object>)]
@@ -115,7 +116,7 @@ pub async fn overdue(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
                 };
                 // An outing is on the board for being overdue or for an alert this viewer
                 // may see: never for an alert hidden from them (their own duress).
-                if outing.open_alert.is_none() && row.status != "overdue" {
+                if outing.open_alert.is_none() && row.status != OutingStatus::Overdue {
                     continue;
                 }
                 // Police see only escalated outings here: the planned board shows the rest.
@@ -125,12 +126,8 @@ pub async fn overdue(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
                 {
                     continue;
                 }
-                let overdue_s = match (
-                    row.status.as_str(),
-                    row.next_checkin_due_at,
-                    &outing.open_alert,
-                ) {
-                    ("overdue", Some(due), _) => (now_ms - due) / 1000,
+                let overdue_s = match (row.status, row.next_checkin_due_at, &outing.open_alert) {
+                    (OutingStatus::Overdue, Some(due), _) => (now_ms - due) / 1000,
                     (_, _, Some(alert)) => (now_ms - alert.opened_at.timestamp_millis()) / 1000,
                     _ => 0,
                 }

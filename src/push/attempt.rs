@@ -1,9 +1,11 @@
 //! How one delivery attempt ended, shared by every channel and the worker that records it.
 
+use crate::domain::delivery::{Channel, DeliveryStatus};
+
 /// `doorstep_deliveries_total{channel, status}`: one count per attempt to one target (a push
 /// subscription, a mailbox, a webhook).
-pub fn count(channel: &str, status: &str) {
-    metrics::counter!("doorstep_deliveries_total", "channel" => channel.to_owned(), "status" => status.to_owned())
+pub fn count(channel: Channel, status: &str) {
+    metrics::counter!("doorstep_deliveries_total", "channel" => channel.as_str(), "status" => status.to_owned())
         .increment(1);
 }
 
@@ -19,7 +21,7 @@ pub enum Attempt {
     },
     /// Final: `status` is `failed` or `no_subscription`.
     Failed {
-        status: &'static str,
+        status: DeliveryStatus,
         error: String,
     },
 }

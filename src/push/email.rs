@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::attempt::Attempt;
 use crate::config::{parse_smtp_url, Settings, SmtpTls};
+use crate::domain::delivery::DeliveryStatus;
 
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -66,7 +67,7 @@ impl Mailer {
             Ok(address) => Mailbox::new(Some(name.to_owned()), address),
             Err(e) => {
                 return Attempt::Failed {
-                    status: "failed",
+                    status: DeliveryStatus::Failed,
                     error: format!("the recipient's address is not usable: {e}"),
                 }
             }
@@ -84,7 +85,7 @@ impl Mailer {
             Ok(message) => message,
             Err(e) => {
                 return Attempt::Failed {
-                    status: "failed",
+                    status: DeliveryStatus::Failed,
                     error: format!("cannot build the email: {e}"),
                 }
             }
@@ -92,7 +93,7 @@ impl Mailer {
         match self.transport.send(message).await {
             Ok(_) => Attempt::Delivered,
             Err(e) if e.is_permanent() => Attempt::Failed {
-                status: "failed",
+                status: DeliveryStatus::Failed,
                 error: format!("the mail server refused it: {e}"),
             },
             Err(e) => Attempt::Retry {

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::domain::delivery::MessageType;
 use crate::domain::time::{from_millis, rfc3339};
 
 /// The largest decrypted payload we send (the contract's limit).
@@ -34,11 +35,9 @@ struct LocationJson {
 }
 
 /// Everything a message says.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Message<'a> {
-    /// `checkin_reminder`, `missed_checkin`, `escalation`, `panic`, `duress`, `need_help`,
-    /// `all_clear`, `test`, or the organisers' notices `left_area` and `low_battery`.
-    pub message_type: &'a str,
+    pub message_type: MessageType,
     pub alert_id: Option<&'a str>,
     pub outing_id: Option<&'a str>,
     pub level: u8,
@@ -53,6 +52,25 @@ pub struct Message<'a> {
     pub caution_id: Option<&'a str>,
     /// What the text says besides the canvasser: an incident's category, a caution's reason.
     pub note: Option<&'a str>,
+}
+
+impl Message<'_> {
+    /// A message of this type that says nothing else yet.
+    pub fn of(message_type: MessageType) -> Self {
+        Message {
+            message_type,
+            alert_id: None,
+            outing_id: None,
+            level: 0,
+            canvasser: None,
+            last_location: None,
+            due_at_ms: None,
+            resolution: None,
+            incident_id: None,
+            caution_id: None,
+            note: None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -106,7 +124,7 @@ fn texts(m: &Message<'_>) -> (String, String) {
         .unwrap_or("A canvasser");
     let location = seen(m.last_location.as_ref());
     match m.message_type {
-        "checkin_reminder" => (
+        MessageType::CheckinReminder => (
             "Check-in due soon".to_owned(),
             match m.due_at_ms {
                 Some(due) => format!(
@@ -116,69 +134,68 @@ fn texts(m: &Message<'_>) -> (String, String) {
                 None => "Your next check-in is due soon. Tap to check in.".to_owned(),
             },
         ),
-        "missed_checkin" => (
+        MessageType::MissedCheckin => (
             format!("Missed check-in: {name}"),
             match m.due_at_ms {
                 Some(due) => format!("{name} did not check in by {}. {location}", clock(due)),
                 None => format!("{name} has missed a check-in. {location}"),
             },
         ),
-        "escalation" => (
+        MessageType::Escalation => (
             format!("Escalated (level {}): {name}", m.level),
             format!("Nobody has taken charge of the alert for {name}. {location}"),
         ),
-        "panic" => (
+        MessageType::Panic => (
             format!("PANIC: {name}"),
             format!("{name} pressed the panic button. {location}"),
         ),
-        "duress" => (
+        MessageType::Duress => (
             format!("Duress: {name}"),
             format!(
                 "{name} used their duress PIN: they may be watched. Do not call them. {location}"
             ),
         ),
-        "wrong_pins" => (
+        MessageType::WrongPins => (
             format!("Wrong PINs: {name}"),
             format!(
                 "Five wrong PINs in a row on {name}'s outing: someone may have their phone. \
                  Do not call them. {location}"
             ),
         ),
-        "need_help" => (
+        MessageType::NeedHelp => (
             format!("{name} needs help"),
             format!("{name} asked for help. {location}"),
         ),
-        "all_clear" => (
+        MessageType::AllClear => (
             format!("All clear: {name}"),
             format!(
                 "The alert for {name} is resolved ({}).",
                 m.resolution.unwrap_or("resolved").replace('_', " ")
             ),
         ),
-        "left_area" => (
+        MessageType::LeftArea => (
             format!("{name} left the planned area"),
             format!("{name} is outside the area planned for this outing. {location}"),
         ),
-        "low_battery" => (
+        MessageType::LowBattery => (
             format!("Low battery: {name}"),
             format!("{name}'s phone is at 15 % or less: check-ins may stop. {location}"),
         ),
-        "incident" => (
+        MessageType::Incident => (
             format!("Incident reported: {}", m.note.unwrap_or("incident")),
             format!("{name} reported an incident. Open it to read the report."),
         ),
-        "caution" => (
+        MessageType::Caution => (
             "Do not knock here".to_owned(),
             format!(
                 "You are at a do-not-knock address: {}",
                 m.note.unwrap_or("see the cautions list")
             ),
         ),
-        "test" => (
+        MessageType::Test => (
             "Doorstep test".to_owned(),
             "Alerts will reach this device.".to_owned(),
         ),
-        other => (format!("Doorstep: {other}"), location),
     }
 }
 
@@ -207,7 +224,7 @@ pub fn build(m: &Message<'_>) -> serde_json::Value {
         truncate(&mut c.name, 100);
     }
     let payload = Payload {
-        message_type: m.message_type,
+        message_type: m.message_type.as_str(),
         alert_id: m.alert_id,
         outing_id: m.outing_id,
         level: m.level,
@@ -244,9 +261,9 @@ pub fn stamp_sent_at(stored: &str, now_ms: i64) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn message(message_type: &str) -> Message<'_> {
+    fn message(message_type: &str) -> Message<'static> {
+        let message_type = MessageType::parse(message_type).unwrap();
         Message {
-            message_type,
             alert_id: Some("a1"),
             outing_id: Some("o1"),
             level: 1,
@@ -262,7 +279,7 @@ mod tests {
             }),
             due_at_ms: Some(1_781_289_725_000),
             resolution: None,
-            ..Message::default()
+            ..Message::of(message_type)
         }
     }
 

@@ -8,6 +8,7 @@ use super::attempt::Attempt;
 use super::retry::parse_retry_after;
 use super::ssrf;
 use crate::config::Settings;
+use crate::domain::delivery::DeliveryStatus;
 
 pub const SIGNATURE_HEADER: &str = "Doorstep-Signature";
 pub const EVENT_ID_HEADER: &str = "Doorstep-Event-Id";
@@ -71,14 +72,14 @@ impl WebhookClient {
             Ok(url) => url,
             Err(e) => {
                 return Attempt::Failed {
-                    status: "failed",
+                    status: DeliveryStatus::Failed,
                     error: format!("webhook address refused: {e}"),
                 }
             }
         };
         if let Err(e) = ssrf::check_resolved(&parsed, self.allow_private).await {
             return Attempt::Failed {
-                status: "failed",
+                status: DeliveryStatus::Failed,
                 error: format!("webhook address refused: {e}"),
             };
         }

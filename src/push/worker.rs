@@ -16,8 +16,8 @@ use super::attempt::{count, Attempt};
 use super::payload::stamp_sent_at;
 use super::retry::backoff_ms;
 use super::sender::{Message, PushClient, SendResult};
+use crate::domain::delivery::{Channel, DeliveryStatus, MessageType};
 use crate::error::AppError;
-use crate::service::notify::{CHANNEL_EMAIL, CHANNEL_WEBHOOK, CHANNEL_WEBPUSH};
 use crate::state::AppState;
 use crate::store;
 use crate::store::notifications::NotificationRow;
@@ -199,13 +199,13 @@ async fn deliver(
         .await
         .map_err(|_| AppError::internal("the delivery worker has stopped"))?;
     let now_ms = state.clock.now_ms();
-    let channel = row.channel.clone();
+    let channel = row.channel;
     let finish = |outcome: Outcome| finisher.finish(row.id.clone(), outcome, Vec::new());
     if now_ms > row.expires_at {
         drop(send);
-        count(&channel, "expired");
+        count(channel, "expired");
         finish(Outcome {
-            status: "failed",
+            status: DeliveryStatus::Failed,
             next_attempt_at: now_ms,
             sent_at: None,
             last_error: Some("expired before it could be delivered".into()),
@@ -215,9 +215,9 @@ async fn deliver(
     }
     if context.alert_resolved {
         drop(send);
-        count(&channel, "superseded");
+        count(channel, "superseded");
         finish(Outcome {
-            status: "failed",
+            status: DeliveryStatus::Failed,
             next_attempt_at: now_ms,
             sent_at: None,
             last_error: Some("the alert was resolved before delivery".into()),
@@ -226,8 +226,8 @@ async fn deliver(
         return Ok(AttemptEnd::Done);
     }
     let mut writes = Vec::new();
-    let attempt = match channel.as_str() {
-        CHANNEL_WEBPUSH => {
+    let attempt = match channel {
+        Channel::Webpush => {
             let push::DeliveryContext {
                 subscriptions,
                 done,
@@ -235,28 +235,24 @@ async fn deliver(
             } = context;
             webpush_attempt(client, &row, subscriptions, done, now_ms, &mut writes).await
         }
-        CHANNEL_EMAIL => email_attempt(state, &row, now_ms).await?,
-        CHANNEL_WEBHOOK => webhook_attempt(state, &row, now_ms).await?,
-        other => Attempt::Failed {
-            status: "failed",
-            error: format!("unknown channel {other:?}"),
-        },
+        Channel::Email => email_attempt(state, &row, now_ms).await?,
+        Channel::Webhook => webhook_attempt(state, &row, now_ms).await?,
     };
     drop(send);
-    if channel != CHANNEL_WEBPUSH {
+    if channel != Channel::Webpush {
         // Push counts per subscription, in its own attempt.
         count(
-            &channel,
+            channel,
             match &attempt {
                 Attempt::Delivered => "sent",
                 Attempt::Retry { .. } => "retry",
-                Attempt::Failed { status, .. } => status,
+                Attempt::Failed { status, .. } => status.as_str(),
             },
         );
     }
     let outcome = match attempt {
         Attempt::Delivered => Outcome {
-            status: "sent",
+            status: DeliveryStatus::Sent,
             next_attempt_at: now_ms,
             sent_at: Some(now_ms),
             last_error: None,
@@ -270,9 +266,9 @@ async fn deliver(
             let next = now_ms + backoff_ms(failures, retry_after_s, jitter);
             Outcome {
                 status: if next <= row.expires_at {
-                    "pending"
+                    DeliveryStatus::Pending
                 } else {
-                    "failed"
+                    DeliveryStatus::Failed
                 },
                 next_attempt_at: next.min(row.expires_at.max(now_ms)),
                 sent_at: None,
@@ -286,7 +282,7 @@ async fn deliver(
             last_error: Some(error),
         },
     };
-    let finished = if outcome.status == "pending" {
+    let finished = if outcome.status == DeliveryStatus::Pending {
         AttemptEnd::Retry
     } else {
         AttemptEnd::Done
@@ -457,13 +453,13 @@ async fn email_attempt(
 ) -> Result<Attempt, AppError> {
     let Some(mailer) = &state.mailer else {
         return Ok(Attempt::Failed {
-            status: "failed",
+            status: DeliveryStatus::Failed,
             error: "email is not configured on this server (smtp.url is unset)".into(),
         });
     };
     let Some(recipient) = row.recipient_id.clone() else {
         return Ok(Attempt::Failed {
-            status: "failed",
+            status: DeliveryStatus::Failed,
             error: "an email needs a recipient".into(),
         });
     };
@@ -473,7 +469,7 @@ async fn email_attempt(
         .await?
     else {
         return Ok(Attempt::Failed {
-            status: "failed",
+            status: DeliveryStatus::Failed,
             error: "the recipient's account is gone or disabled".into(),
         });
     };
@@ -495,6 +491,11 @@ async fn webhook_attempt(
         row.alert_id.clone(),
         row.outing_id.clone(),
     );
+    // An incident's event names the incident (its id is in the stored push payload).
+    let incident_id = (row.message_type == MessageType::Incident)
+        .then(|| serde_json::from_str::<serde_json::Value>(&row.payload).ok())
+        .flatten()
+        .and_then(|p| p["incident_id"].as_str().map(str::to_owned));
     let found = state
         .store
         .read(move |conn| {
@@ -509,14 +510,24 @@ async fn webhook_attempt(
                 }
                 None => None,
             };
+            let incident = match &incident_id {
+                Some(id) => store::incidents::find(conn, id)?,
+                None => None,
+            };
+            let org_id = alert
+                .as_ref()
+                .map(|a| a.org_id.clone())
+                .or_else(|| incident.as_ref().map(|i| i.org_id.clone()));
             let target = match &recipient {
                 Some(user) => store::accounts::webhook_of(conn, user)?,
-                None => match &alert {
-                    Some(alert) => store::orgs::webhook_of(conn, &alert.org_id)?
-                        .map(|(url, secret)| (url, Some(secret))),
+                None => match &org_id {
+                    Some(org) => {
+                        store::orgs::webhook_of(conn, org)?.map(|(url, secret)| (url, Some(secret)))
+                    }
                     None => None,
                 },
             };
+            let incident = incident.map(|i| crate::wire::incident_event(&i));
             let account = match &recipient {
                 Some(user) => {
                     let id = store::accounts::parse_id(user, "user")?;
@@ -534,33 +545,43 @@ async fn webhook_attempt(
                 view = view
                     .map(|v| crate::service::outings::deliveries_for(v, account.id, account.role));
             }
-            Ok((view, target, person, outing_id))
+            Ok((view, incident, target, person, outing_id))
         })
         .await?;
-    let (view, target, person, outing_id) = found;
+    let (view, incident, target, person, outing_id) = found;
     let (url, secret) = match target {
         Some((url, Some(secret))) => (url, secret),
         Some((_, None)) => {
             return Ok(Attempt::Failed {
-                status: "failed",
+                status: DeliveryStatus::Failed,
                 error: "this webhook has no signing secret of its own yet: save it again in the channel settings".into(),
             })
         }
         None => {
             return Ok(Attempt::Failed {
-                status: "failed",
+                status: DeliveryStatus::Failed,
                 error: "the webhook was removed before delivery".into(),
             })
         }
     };
-    let body = serde_json::json!({
-        "event_id": row.id,
-        "type": row.message_type,
-        "alert": view,
-        "outing_id": outing_id,
-        "recipient": person,
-        "sent_at": crate::domain::time::rfc3339(crate::domain::time::from_millis(now_ms)),
-    });
+    let sent_at = crate::domain::time::rfc3339(crate::domain::time::from_millis(now_ms));
+    let body = match incident {
+        Some(incident) => serde_json::json!({
+            "event_id": row.id,
+            "type": row.message_type,
+            "incident": incident,
+            "recipient": person,
+            "sent_at": sent_at,
+        }),
+        None => serde_json::json!({
+            "event_id": row.id,
+            "type": row.message_type,
+            "alert": view,
+            "outing_id": outing_id,
+            "recipient": person,
+            "sent_at": sent_at,
+        }),
+    };
     let body = serde_json::to_vec(&body).map_err(|e| AppError::internal(e.to_string()))?;
     Ok(state
         .webhooks
@@ -580,14 +601,14 @@ async fn webpush_attempt(
 ) -> Attempt {
     if row.recipient_id.is_none() {
         return Attempt::Failed {
-            status: "failed",
+            status: DeliveryStatus::Failed,
             error: "a push needs a recipient".into(),
         };
     }
     if subscriptions.is_empty() && done.is_empty() {
-        count(CHANNEL_WEBPUSH, "no_subscription");
+        count(Channel::Webpush, "no_subscription");
         return Attempt::Failed {
-            status: "no_subscription",
+            status: DeliveryStatus::NoSubscription,
             error: crate::service::notify::NO_SUBSCRIPTION.into(),
         };
     }
@@ -597,10 +618,7 @@ async fn webpush_attempt(
         .collect();
     let payload = stamp_sent_at(&row.payload, now_ms);
     let ttl_s = u32::try_from(((row.expires_at - now_ms) / 1000).max(0)).unwrap_or(u32::MAX);
-    let urgent = !matches!(
-        row.message_type.as_str(),
-        "checkin_reminder" | "test" | "left_area" | "low_battery"
-    );
+    let urgent = !row.message_type.is_routine();
     let topic = topic_of(row);
     let message = Message {
         payload: &payload,
@@ -649,7 +667,7 @@ async fn webpush_attempt(
         if let Some(e) = &error {
             errors.push(e.clone());
         }
-        count(CHANNEL_WEBPUSH, status);
+        count(Channel::Webpush, status);
         writes.push(DeliveryWrite {
             subscription: sub_id,
             status,
@@ -671,7 +689,7 @@ async fn webpush_attempt(
         };
     }
     Attempt::Failed {
-        status: "failed",
+        status: DeliveryStatus::Failed,
         error: last_error.unwrap_or_else(|| "every subscription refused the message".into()),
     }
 }

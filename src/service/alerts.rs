@@ -15,11 +15,9 @@ pub fn clock_of(row: &AlertRow) -> Result<AlertClock, AppError> {
     let policy: EscalationPolicy = serde_json::from_str(&row.policy)
         .map_err(|e| AppError::internal(format!("stored policy of alert {}: {e}", row.id)))?;
     Ok(AlertClock {
-        kind: AlertKind::parse(&row.kind)
-            .ok_or_else(|| AppError::internal(format!("stored alert kind {:?}", row.kind)))?,
+        kind: row.kind,
         level: row.level(),
-        status: AlertStatus::parse(&row.status)
-            .ok_or_else(|| AppError::internal(format!("stored alert status {:?}", row.status)))?,
+        status: row.status,
         opened_at: from_millis(row.opened_at),
         escalated_at: row.escalated_at.map(from_millis),
         acknowledged_at: row.acknowledged_at.map(from_millis),
@@ -32,9 +30,9 @@ pub fn clock_of(row: &AlertRow) -> Result<AlertClock, AppError> {
 
 /// Copies a clock's state onto the row and recomputes the alert's next scheduler time.
 pub fn apply_clock(row: &mut AlertRow, clock: &AlertClock, now_ms: i64) {
-    row.kind = clock.kind.as_str().to_owned();
+    row.kind = clock.kind;
     row.level = i32::from(clock.level);
-    row.status = clock.status.as_str().to_owned();
+    row.status = clock.status;
     row.escalated_at = clock.escalated_at.map(to_millis);
     row.acknowledged_at = clock.acknowledged_at.map(to_millis);
     row.last_pushed_at = Some(to_millis(clock.last_pushed_at));
@@ -56,8 +54,9 @@ pub fn raise(
     now_ms: i64,
 ) -> Result<Raised, AppError> {
     let existing = match outing.open_alert_id.as_deref() {
-        Some(id) => store::alerts::find_for_update(conn, id)?
-            .filter(|a| a.status != AlertStatus::Resolved.as_str()),
+        Some(id) => {
+            store::alerts::find_for_update(conn, id)?.filter(|a| a.status != AlertStatus::Resolved)
+        }
         None => None,
     };
     let existing_clock = existing.as_ref().map(clock_of).transpose()?;
@@ -84,9 +83,9 @@ pub fn raise(
                 outing_id: outing.id.clone(),
                 org_id: outing.org_id.clone(),
                 canvasser_id: outing.canvasser_id.clone(),
-                kind: String::new(),
+                kind,
                 level: 0,
-                status: String::new(),
+                status: AlertStatus::Open,
                 policy: serde_json::to_string(policy)
                     .map_err(|e| AppError::internal(format!("policy snapshot: {e}")))?,
                 opened_at: now_ms,
@@ -209,8 +208,7 @@ pub fn access(
         org_id: row.org()?,
         companions: &companions,
         level: row.level(),
-        kind: AlertKind::parse(&row.kind)
-            .ok_or_else(|| AppError::internal(format!("stored alert kind {:?}", row.kind)))?,
+        kind: row.kind,
     };
     Ok(AlertAccess {
         visible: alert_visible(&viewer, &facts),
@@ -288,14 +286,14 @@ pub fn resolve_by_contact(
     if outing.open_alert_id.as_deref() == Some(row.id.as_str()) {
         outing.open_alert_id = None;
     }
-    if outing.status == escalation::OutingStatus::Overdue.as_str() {
+    if outing.status == escalation::OutingStatus::Overdue {
         let policy = facts::org_policy(conn, outing.org()?, default_policy)?;
         let due = crate::domain::deadline::next_checkin_due_at(
             from_millis(now_ms),
             outing.checkin_interval_s,
             outing.planned_end_at.map(from_millis),
         );
-        outing.status = escalation::OutingStatus::Active.as_str().to_owned();
+        outing.status = escalation::OutingStatus::Active;
         outing.next_checkin_due_at = Some(to_millis(due));
         outing.last_received_at = now_ms;
         facts::reschedule(&mut outing, &policy)?;

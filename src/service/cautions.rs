@@ -4,7 +4,7 @@
 use crate::domain::account::Role;
 use crate::domain::area::Area;
 use crate::domain::caller::Caller;
-use crate::domain::caution::{self, Circle, Level, NewCaution};
+use crate::domain::caution::{self, Circle, NewCaution};
 use crate::domain::ids::{OrgId, UserId};
 use crate::domain::time::from_millis;
 use crate::error::AppError;
@@ -33,10 +33,6 @@ fn circle(row: &CautionRow) -> Circle {
     }
 }
 
-pub fn level_of(row: &CautionRow) -> Option<Level> {
-    Level::parse(&row.level)
-}
-
 /// Marks a caution; organisers of `org` and its police contacts may.
 pub fn mark(
     conn: &mut DbConn,
@@ -60,7 +56,7 @@ pub fn mark(
         lat: new.lat,
         lon: new.lon,
         radius_m: new.radius_m,
-        level: new.level.as_str().to_owned(),
+        level: new.level,
         reason: new.reason,
         created_by: caller.id.to_string(),
         created_at: now_ms,
@@ -216,7 +212,7 @@ pub fn view(conn: &mut DbConn, row: &CautionRow) -> Result<CautionView, AppError
         lat: row.lat,
         lon: row.lon,
         radius_m: row.radius_m,
-        level: row.level.clone(),
+        level: row.level,
         reason: row.reason.clone(),
         created_by: PersonRef {
             id: store::accounts::parse_id(&row.created_by, "user")?,

@@ -87,9 +87,7 @@ fn response_body(
     };
     let mut pushed = false;
     for caution in &cautions {
-        if crate::service::cautions::level_of(caution)
-            == Some(crate::domain::caution::Level::DoNotKnock)
-        {
+        if caution.level == crate::domain::caution::Level::DoNotKnock {
             crate::service::notify::caution_reached(conn, outing, caution, checkin.received_at)?;
             pushed = true;
         }
@@ -169,7 +167,7 @@ fn plain_checkin(
 ) -> Option<(CheckinRow, OutingRow)> {
     let (outing, custom_policy) = loaded?;
     if outing.canvasser_id != live.caller.id.to_string()
-        || outing.status == OutingStatus::Ended.as_str()
+        || outing.status == OutingStatus::Ended
         || outing.open_alert_id.is_some()
         || live.item.client_id.is_some()
         || live.pin == PinCheck::Wrong

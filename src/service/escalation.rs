@@ -44,7 +44,7 @@ pub fn fire_outing(
         let clock = facts::outing_clock(&outing)?;
         let decision = escalation::decide_outing(&policy, &clock, now);
         outing.reminder_sent_for = decision.reminder_sent_for.map(to_millis);
-        outing.status = decision.status.as_str().to_owned();
+        outing.status = decision.status;
         let Some(step) = decision.fire else {
             break;
         };

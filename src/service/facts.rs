@@ -2,7 +2,7 @@
 //! outing's scheduling clock, its companions, its last known position, and what raising an
 //! alert did. Below `alerts`, `notify` and `outings`, which all use it.
 
-use crate::domain::escalation::{self, OutingClock, OutingStatus};
+use crate::domain::escalation::{self, OutingClock};
 use crate::domain::ids::{OrgId, UserId};
 use crate::domain::policy::EscalationPolicy;
 use crate::domain::time::{from_millis, to_millis};
@@ -26,8 +26,7 @@ pub fn org_policy(
 /// the three is an error (the column's CHECK makes it impossible), never silently `active`.
 pub fn outing_clock(row: &OutingRow) -> Result<OutingClock, AppError> {
     Ok(OutingClock {
-        status: OutingStatus::parse(&row.status)
-            .ok_or_else(|| AppError::internal(format!("stored outing status {:?}", row.status)))?,
+        status: row.status,
         next_checkin_due_at: row.next_checkin_due_at.map(from_millis),
         reminder_sent_for: row.reminder_sent_for.map(from_millis),
     })

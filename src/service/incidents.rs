@@ -5,7 +5,8 @@ use crate::domain::account::Role;
 use crate::domain::caller::Caller;
 use crate::domain::ids::{OrgId, OutingId, UserId};
 use crate::domain::incident::{
-    self, Category, CheckedLink, EntryLink, IncidentAccess, IncidentFacts, ReportLink,
+    self, Category, CheckedLink, EntryLink, IncidentAccess, IncidentFacts, IncidentStatus,
+    ReportLink,
 };
 use crate::domain::time::from_millis;
 use crate::error::AppError;
@@ -63,7 +64,7 @@ fn report_link(row: &IncidentRow) -> ReportLink<'_> {
         id: &row.id,
         org_id: &row.org_id,
         reporter_id: &row.reporter_id,
-        category: &row.category,
+        category: row.category.as_str(),
         description: &row.description,
         occurred_at_ms: row.occurred_at,
         reported_at_ms: row.reported_at,
@@ -122,7 +123,7 @@ pub fn report(
         id: store::new_id(),
         org_id: org.to_string(),
         reporter_id: caller.id.to_string(),
-        category: new.category.as_str().to_owned(),
+        category: new.category,
         description: new.description,
         occurred_at,
         reported_at: now_ms,
@@ -130,7 +131,7 @@ pub fn report(
         lon: new.position.map(|p| p.1),
         outing_id: new.outing_id.map(|o| o.to_string()),
         share_with_police: new.share_with_police,
-        status: "open".into(),
+        status: IncidentStatus::Open,
         closed_at: None,
         hash: String::new(),
     };
@@ -242,7 +243,7 @@ pub fn add_entry(
 ) -> Result<Seen, AppError> {
     let row = store::incidents::find_for_update(conn, id)?.ok_or(AppError::NotFound("incident"))?;
     let mut seen = seen(conn, caller, row)?;
-    if seen.row.status == "closed" {
+    if seen.row.status == IncidentStatus::Closed {
         return Err(AppError::Conflict("the incident is closed".into()));
     }
     let previous = seen
@@ -292,7 +293,7 @@ pub fn close(
         now_ms,
     )?;
     store::incidents::mark_closed(conn, id, now_ms)?;
-    seen.row.status = "closed".into();
+    seen.row.status = IncidentStatus::Closed;
     seen.row.closed_at = Some(now_ms);
     audit(conn, caller, "incident.closed", &seen.row, now_ms)?;
     Ok(seen)
@@ -375,7 +376,7 @@ pub fn view(conn: &mut DbConn, seen: &Seen) -> Result<IncidentView, AppError> {
         id: row.id.clone(),
         org_id: row.org_id.clone(),
         reporter: person(conn, &row.reporter_id)?,
-        category: row.category.clone(),
+        category: row.category,
         description: row.description.clone(),
         occurred_at: from_millis(row.occurred_at),
         reported_at: from_millis(row.reported_at),
@@ -385,7 +386,7 @@ pub fn view(conn: &mut DbConn, seen: &Seen) -> Result<IncidentView, AppError> {
         },
         outing_id: row.outing_id.clone(),
         share_with_police: row.share_with_police,
-        status: row.status.clone(),
+        status: row.status,
         hash: seen
             .entries
             .last()

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::domain::delivery::{Channel, DeliveryStatus, MessageType};
 use crate::domain::escalation::{self, AlertKind, People};
 use crate::domain::ids::{OrgId, UserId};
 use crate::domain::policy::EscalationPolicy;
@@ -17,10 +18,6 @@ use crate::store::{self, new_id, DbConn};
 /// How long an alert message may wait for delivery (push TTL and retry horizon).
 pub const ALERT_TTL_MS: i64 = 24 * 3600 * 1000;
 
-pub const CHANNEL_WEBPUSH: &str = "webpush";
-pub const CHANNEL_EMAIL: &str = "email";
-pub const CHANNEL_WEBHOOK: &str = "webhook";
-
 /// `last_error` of a push to someone with no push subscription.
 pub const NO_SUBSCRIPTION: &str = "the recipient has no push subscription";
 
@@ -28,11 +25,8 @@ pub const NO_SUBSCRIPTION: &str = "the recipient has no push subscription";
 /// Reminders, tests and the organisers' notices (`left_area`, `low_battery`) go by push only.
 fn is_alert_step(step: &StepRecord<'_>) -> bool {
     step.alert.is_some()
-        && (step.level >= 1 || step.message_type == "all_clear")
-        && !matches!(
-            step.message_type,
-            "checkin_reminder" | "test" | "left_area" | "low_battery"
-        )
+        && (step.level >= 1 || step.message_type == MessageType::AllClear)
+        && !step.message_type.is_routine()
 }
 
 /// One step to record.
@@ -41,7 +35,7 @@ pub struct StepRecord<'a> {
     pub alert: Option<&'a AlertRow>,
     /// Unique within the alert (or the outing, for reminders): `missed:<due>`, `repeat:3`...
     pub step_key: &'a str,
-    pub message_type: &'a str,
+    pub message_type: MessageType,
     pub level: u8,
     pub recipients: &'a [UserId],
     /// When the step was due: the detection lag is measured from here.
@@ -407,7 +401,9 @@ pub fn record(
         }),
     };
     let due_at_ms = match step.message_type {
-        "checkin_reminder" | "missed_checkin" => step.outing.next_checkin_due_at,
+        MessageType::CheckinReminder | MessageType::MissedCheckin => {
+            step.outing.next_checkin_due_at
+        }
         _ => None,
     };
     let body = payload::build(&Message {
@@ -438,22 +434,22 @@ pub fn record(
     // written (`no_subscription`, in the delivery record at once) and costs the delivery
     // worker nothing. One who subscribes later gets the next step's push.
     let subscribed = lookups.subscribed(conn, &ids)?;
-    let mut targets: Vec<(Option<String>, &'static str)> = ids
+    let mut targets: Vec<(Option<String>, Channel)> = ids
         .iter()
-        .map(|id| (Some(id.clone()), CHANNEL_WEBPUSH))
+        .map(|id| (Some(id.clone()), Channel::Webpush))
         .collect();
     if is_alert_step(step) {
         let channels = lookups.channels(conn, &ids)?;
         for (id, (email, webhook)) in ids.iter().cloned().zip(channels) {
             if email {
-                targets.push((Some(id.clone()), CHANNEL_EMAIL));
+                targets.push((Some(id.clone()), Channel::Email));
             }
             if webhook {
-                targets.push((Some(id), CHANNEL_WEBHOOK));
+                targets.push((Some(id), Channel::Webhook));
             }
         }
         if lookups.has_org_webhook(conn, &step.outing.org_id)? {
-            targets.push((None, CHANNEL_WEBHOOK));
+            targets.push((None, Channel::Webhook));
         }
     }
     let mut inserted = 0;
@@ -464,24 +460,23 @@ pub fn record(
         };
         // The push targets come first, in the order of `subscribed`.
         let unreachable =
-            channel == CHANNEL_WEBPUSH && !subscribed.get(index).copied().unwrap_or(true);
+            channel == Channel::Webpush && !subscribed.get(index).copied().unwrap_or(true);
         let row = NotificationRow {
             id: new_id(),
             dedupe_key: format!("{subject}:{}:{who}:{channel}", step.step_key),
             alert_id: step.alert.map(|a| a.id.clone()),
             outing_id: Some(step.outing.id.clone()),
             recipient_id: recipient,
-            channel: channel.into(),
+            channel,
             step: step.step_key.to_owned(),
-            message_type: step.message_type.to_owned(),
+            message_type: step.message_type,
             level: i32::from(step.level),
             payload: body.clone(),
             status: if unreachable {
-                "no_subscription"
+                DeliveryStatus::NoSubscription
             } else {
-                "pending"
-            }
-            .into(),
+                DeliveryStatus::Pending
+            },
             attempts: 0,
             due_at: step.due_at_ms,
             created_at: now_ms,
@@ -503,7 +498,7 @@ pub fn record(
         if new {
             inserted += 1;
             if unreachable {
-                crate::push::attempt::count(CHANNEL_WEBPUSH, "no_subscription");
+                crate::push::attempt::count(Channel::Webpush, "no_subscription");
             }
         }
     }
@@ -520,14 +515,14 @@ pub fn alert_raised(
 ) -> Result<(), AppError> {
     let (alert, key) = match raised {
         Raised::Opened(alert) => (alert, "opened".to_owned()),
-        Raised::Upgraded(alert) => (alert, format!("upgrade:{}", alert.kind)),
+        Raised::Upgraded(alert) => (alert, format!("upgrade:{}", alert.kind.as_str())),
         Raised::Unchanged(_) => return Ok(()),
     };
-    let kind = AlertKind::parse(&alert.kind);
+    let kind = alert.kind;
     let level = alert.level();
     let mut lookups = Lookups::default();
     let people = OutingPeople::load(conn, &mut lookups, outing)?;
-    let recipients = people.recipients(kind, level);
+    let recipients = people.recipients(Some(kind), level);
     record(
         conn,
         &mut lookups,
@@ -535,7 +530,7 @@ pub fn alert_raised(
             outing,
             alert: Some(alert),
             step_key: &key,
-            message_type: kind.map_or("missed_checkin", AlertKind::as_str),
+            message_type: kind.message_type(),
             level,
             recipients: &recipients,
             due_at_ms: Some(now_ms),
@@ -556,9 +551,7 @@ pub fn all_clear(
     alert: &AlertRow,
     now_ms: i64,
 ) -> Result<(), AppError> {
-    let Some(kind) = AlertKind::parse(&alert.kind) else {
-        return Ok(());
-    };
+    let kind = alert.kind;
     let notified = store::notifications::notified_about(conn, &alert.id)?;
     let recipients = escalation::all_clear_recipients(kind, outing.canvasser()?, &notified);
     record(
@@ -568,7 +561,7 @@ pub fn all_clear(
             outing,
             alert: Some(alert),
             step_key: "all_clear",
-            message_type: "all_clear",
+            message_type: MessageType::AllClear,
             level: alert.level(),
             recipients: &recipients,
             due_at_ms: Some(now_ms),
@@ -585,7 +578,7 @@ pub fn all_clear(
 pub fn notice(
     conn: &mut DbConn,
     outing: &OutingRow,
-    kind: &'static str,
+    kind: MessageType,
     now_ms: i64,
 ) -> Result<(), AppError> {
     let organisers = store::notifications::organisers_of(conn, outing.org()?)?;
@@ -614,9 +607,9 @@ pub fn notice(
     Ok(())
 }
 
-/// Tells the organisers and (when shared) the police contacts of a new incident: by push, and
-/// by email to those who asked for email. Personal and organisation webhooks carry alerts
-/// only (their body is the contract's `Alert`).
+/// Tells the organisers and (when shared) the police contacts of a new incident: by push, by
+/// email and personal webhook to those who asked for them, and once to the organisation's
+/// webhook (its body is an `incident` event: see docs/webhooks.md).
 pub fn incident_reported(
     conn: &mut DbConn,
     incident: &store::incidents::IncidentRow,
@@ -627,7 +620,6 @@ pub fn incident_reported(
 ) -> Result<usize, AppError> {
     let mut lookups = Lookups::default();
     let body = payload::build(&Message {
-        message_type: "incident",
         outing_id: incident.outing_id.as_deref(),
         level: 1,
         canvasser: Some(CanvasserRef {
@@ -636,38 +628,47 @@ pub fn incident_reported(
         }),
         incident_id: Some(&incident.id),
         note: Some(category_label),
-        ..Message::default()
+        ..Message::of(MessageType::Incident)
     })
     .to_string();
     let ids: Vec<String> = recipients.iter().map(ToString::to_string).collect();
     let subscribed = lookups.subscribed(conn, &ids)?;
     let channels = lookups.channels(conn, &ids)?;
-    let mut targets: Vec<(String, &'static str, bool)> = Vec::new();
-    for ((id, reachable), (email, _)) in ids.iter().zip(subscribed).zip(channels) {
-        targets.push((id.clone(), CHANNEL_WEBPUSH, reachable));
+    let mut targets: Vec<(Option<String>, Channel, bool)> = Vec::new();
+    for ((id, reachable), (email, webhook)) in ids.iter().zip(subscribed).zip(channels) {
+        targets.push((Some(id.clone()), Channel::Webpush, reachable));
         if email {
-            targets.push((id.clone(), CHANNEL_EMAIL, true));
+            targets.push((Some(id.clone()), Channel::Email, true));
         }
+        if webhook {
+            targets.push((Some(id.clone()), Channel::Webhook, true));
+        }
+    }
+    if lookups.has_org_webhook(conn, &incident.org_id)? {
+        targets.push((None, Channel::Webhook, true));
     }
     let mut inserted = 0;
     for (recipient, channel, reachable) in targets {
+        let who = match &recipient {
+            Some(id) => id.clone(),
+            None => format!("org:{}", incident.org_id),
+        };
         let row = NotificationRow {
             id: new_id(),
-            dedupe_key: format!("incident:{}:{recipient}:{channel}", incident.id),
+            dedupe_key: format!("incident:{}:{who}:{channel}", incident.id),
             alert_id: None,
             outing_id: incident.outing_id.clone(),
-            recipient_id: Some(recipient),
-            channel: channel.into(),
+            recipient_id: recipient,
+            channel,
             step: "reported".into(),
-            message_type: "incident".into(),
+            message_type: MessageType::Incident,
             level: 1,
             payload: body.clone(),
             status: if reachable {
-                "pending"
+                DeliveryStatus::Pending
             } else {
-                "no_subscription"
-            }
-            .into(),
+                DeliveryStatus::NoSubscription
+            },
             attempts: 0,
             due_at: Some(now_ms),
             created_at: now_ms,
@@ -701,7 +702,7 @@ pub fn caution_reached(
             outing,
             alert: None,
             step_key: &format!("caution:{}", caution.id),
-            message_type: "caution",
+            message_type: MessageType::Caution,
             level: 0,
             recipients: &recipients,
             due_at_ms: Some(now_ms),

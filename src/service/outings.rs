@@ -6,6 +6,7 @@ use crate::domain::caller::Caller;
 use crate::domain::checkin::{
     BatteryPct, CheckinInterval, CheckinKind, DisplayOrder, PinCheck, Position,
 };
+use crate::domain::delivery::MessageType;
 use crate::domain::escalation::{AlertKind, AlertStatus, OutingStatus};
 use crate::domain::ids::{CheckinId, OutingId, UserId};
 use crate::domain::outing::{checkin_effect, IncomingCheckin, OutingState};
@@ -100,7 +101,7 @@ pub fn start(
         }
         let ok = store::accounts::find(conn, *companion)?.is_some_and(|u| {
             u.org_id.as_deref() == Some(org.to_string().as_str())
-                && (u.role == "canvasser" || u.role == "organiser")
+                && matches!(u.role, Role::Canvasser | Role::Organiser)
                 && u.disabled_at.is_none()
         });
         if !ok {
@@ -128,9 +129,9 @@ pub fn start(
         }
         (None, None) => Vec::new(),
     };
-    let pairs_only = cautions.iter().any(|c| {
-        crate::service::cautions::level_of(c) == Some(crate::domain::caution::Level::PairsOnly)
-    });
+    let pairs_only = cautions
+        .iter()
+        .any(|c| c.level == crate::domain::caution::Level::PairsOnly);
     if solo && pairs_only && req.area.is_some() {
         errors.push(crate::domain::field_error::FieldError::new(
             "companions",
@@ -151,7 +152,7 @@ pub fn start(
         id: id.clone(),
         canvasser_id: caller.id.to_string(),
         org_id: org.to_string(),
-        status: OutingStatus::Active.as_str().to_owned(),
+        status: OutingStatus::Active,
         started_at: now_ms,
         ended_at: None,
         checkin_interval_s: req.interval.as_secs(),
@@ -262,9 +263,7 @@ pub fn visibility(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result
     let companions = companions_of(conn, row)?;
     let companion_ids: Vec<UserId> = companions.iter().map(|(id, _)| *id).collect();
     let open_alert = match row.open_alert_id.as_deref() {
-        Some(id) => {
-            store::alerts::find(conn, id)?.filter(|a| a.status != AlertStatus::Resolved.as_str())
-        }
+        Some(id) => store::alerts::find(conn, id)?.filter(|a| a.status != AlertStatus::Resolved),
         None => None,
     };
     let police_orgs = if caller.role == Role::Police {
@@ -285,7 +284,7 @@ pub fn visibility(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result
         open_alert_level: open_alert.as_ref().map(store::alerts::AlertRow::level),
         open_alert_is_panic_or_duress: open_alert
             .as_ref()
-            .is_some_and(|a| a.kind == "panic" || a.kind == "duress"),
+            .is_some_and(|a| matches!(a.kind, AlertKind::Panic | AlertKind::Duress)),
     };
     Ok(Seen {
         visibility: outing_visibility(&viewer, &facts),
@@ -362,12 +361,7 @@ pub fn view_with(
     };
     let open_alert = match open_alert {
         // The owner's own responses never reveal an alert hidden from them.
-        Some(a)
-            if AlertKind::parse(&a.kind)
-                .is_none_or(|kind| hidden_from(caller.id, canvasser, kind)) =>
-        {
-            None
-        }
+        Some(a) if hidden_from(caller.id, canvasser, a.kind) => None,
         Some(a) if visibility.sees_location() => Some(for_viewer(
             alert_view(conn, &a, canvasser_name.clone())?,
             caller,
@@ -464,7 +458,7 @@ pub fn record_checkins(
     if outing.canvasser_id != caller.id.to_string() {
         return Err(not_theirs(conn, caller, &outing)?);
     }
-    if outing.status == OutingStatus::Ended.as_str() {
+    if outing.status == OutingStatus::Ended {
         return Err(AppError::Conflict("this outing has ended".into()));
     }
     if pin == PinCheck::Wrong {
@@ -487,8 +481,8 @@ pub fn record_checkins(
         .unwrap_or(rules.default_policy);
     let open_alert_kind = match outing.open_alert_id.as_deref() {
         Some(id) => store::alerts::find(conn, id)?
-            .filter(|a| a.status != AlertStatus::Resolved.as_str())
-            .and_then(|a| AlertKind::parse(&a.kind)),
+            .filter(|a| a.status != AlertStatus::Resolved)
+            .map(|a| a.kind),
         None => None,
     };
     let before = outing.clone();
@@ -515,7 +509,7 @@ pub struct CheckinPlan {
     pub raise: Option<AlertKind>,
     pub resolve: bool,
     /// Notices for organisers (`left_area`, `low_battery`).
-    pub notices: Vec<&'static str>,
+    pub notices: Vec<MessageType>,
 }
 
 impl CheckinPlan {
@@ -632,7 +626,7 @@ pub fn plan_checkins(
             notices: Vec::new(),
         });
     }
-    outing.status = state.status.as_str().to_owned();
+    outing.status = state.status;
     outing.next_checkin_due_at = state.next_checkin_due_at.map(to_millis);
     outing.last_received_at = now_ms;
     outing.updated_at = now_ms;
@@ -727,18 +721,18 @@ const BATTERY_RECOVERED_PCT: i32 = 20;
 
 /// Notices for organisers, once per outing per episode (not escalated): the canvasser left the
 /// area, or the phone's battery is low. Updates the outing's episode flags.
-fn notices(outing: &mut OutingRow, left_area: bool, battery: Option<i32>) -> Vec<&'static str> {
+fn notices(outing: &mut OutingRow, left_area: bool, battery: Option<i32>) -> Vec<MessageType> {
     let mut notices = Vec::new();
     if left_area && !outing.outside_area_notified {
         outing.outside_area_notified = true;
-        notices.push("left_area");
+        notices.push(MessageType::LeftArea);
     } else if outing.inside_area == Some(true) {
         outing.outside_area_notified = false;
     }
     match battery {
         Some(b) if b <= LOW_BATTERY_PCT && !outing.low_battery_notified => {
             outing.low_battery_notified = true;
-            notices.push("low_battery");
+            notices.push(MessageType::LowBattery);
         }
         Some(b) if b > BATTERY_RECOVERED_PCT => outing.low_battery_notified = false,
         _ => {}
@@ -771,11 +765,11 @@ pub fn resolve_open_alert(
     let Some(mut alert) = store::alerts::find_for_update(conn, &id)? else {
         return Ok(());
     };
-    if alert.status == AlertStatus::Resolved.as_str() {
+    if alert.status == AlertStatus::Resolved {
         outing.open_alert_id = None;
         return Ok(());
     }
-    if AlertKind::parse(&alert.kind).is_none_or(AlertKind::hidden_from_owner) {
+    if alert.kind.hidden_from_owner() {
         return Ok(());
     }
     alerts::resolve(conn, &mut alert, resolution, None, None, now_ms)?;
@@ -796,7 +790,7 @@ pub fn end(
     now_ms: i64,
 ) -> Result<OutingRow, AppError> {
     let mut outing = own_outing_for_update(conn, caller, outing_id)?;
-    if outing.status == OutingStatus::Ended.as_str() {
+    if outing.status == OutingStatus::Ended {
         return Err(AppError::Conflict("this outing has already ended".into()));
     }
     match pin {
@@ -832,7 +826,7 @@ pub fn end(
         outing.inside_area = inside;
         location = last_location(std::slice::from_ref(&row));
     }
-    outing.status = OutingStatus::Ended.as_str().to_owned();
+    outing.status = OutingStatus::Ended;
     outing.ended_at = Some(now_ms);
     outing.updated_at = now_ms;
     if pin == PinCheck::Duress {

@@ -3,6 +3,7 @@
 //! it after, each in its own short transaction with the outing row locked.
 
 use crate::domain::checkin::PinCheck;
+use crate::domain::delivery::MessageType;
 use crate::domain::escalation::{AlertKind, OutingStatus};
 use crate::domain::ids::{OutingId, UserId};
 use crate::domain::pins::{self, Gate, PinAttempts};
@@ -41,9 +42,7 @@ impl Scope {
                 let Some(row) = store::outings::find(conn, id)? else {
                     return Ok(None);
                 };
-                if row.canvasser_id != user.to_string()
-                    || row.status == OutingStatus::Ended.as_str()
-                {
+                if row.canvasser_id != user.to_string() || row.status == OutingStatus::Ended {
                     return Ok(None);
                 }
                 Ok(Some(Scope {
@@ -157,7 +156,7 @@ pub fn raise_on(
     let Some(mut outing) = store::outings::find_for_update(conn, outing_id)? else {
         return Ok(());
     };
-    if outing.status == OutingStatus::Ended.as_str() {
+    if outing.status == OutingStatus::Ended {
         return Ok(());
     }
     let policy = org_policy(conn, outing.org()?, default_policy)?;
@@ -172,7 +171,7 @@ pub fn raise_on(
         now_ms,
     )?;
     if matches!(raised, Raised::Unchanged(_)) && kind == AlertKind::WrongPins {
-        notify::notice(conn, &outing, AlertKind::WrongPins.as_str(), now_ms)?;
+        notify::notice(conn, &outing, MessageType::WrongPins, now_ms)?;
     } else {
         notify::alert_raised(conn, &outing, &raised, now_ms)?;
     }

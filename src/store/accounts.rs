@@ -15,7 +15,7 @@ pub struct UserRow {
     pub email: String,
     pub password_hash: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub org_id: Option<String>,
     pub phone: Option<String>,
     pub safe_pin_hash: Option<String>,
@@ -56,8 +56,7 @@ impl TryFrom<&UserRow> for Account {
             id: parse_id(&row.id, "user")?,
             email: row.email.clone(),
             display_name: row.display_name.clone(),
-            role: Role::parse(&row.role)
-                .ok_or_else(|| DbError::corrupt(format!("stored role {:?}", row.role)))?,
+            role: row.role,
             org_id: row
                 .org_id
                 .as_deref()
@@ -117,7 +116,7 @@ pub fn insert(conn: &mut DbConn, new: NewUser<'_>) -> Result<Account, DbError> {
         email: new.email.to_owned(),
         password_hash: new.password_hash,
         display_name: new.display_name.to_owned(),
-        role: new.role.as_str().to_owned(),
+        role: new.role,
         org_id: new.org_id.map(|o| o.to_string()),
         phone: new.phone.map(str::to_owned),
         safe_pin_hash: None,
@@ -300,7 +299,7 @@ pub fn list(
         query = query.filter(users::org_id.eq(org.to_string()));
     }
     if let Some(role) = role {
-        query = query.filter(users::role.eq(role.as_str()));
+        query = query.filter(users::role.eq(role));
     }
     if let Some((at, id)) = after {
         query = query.filter(

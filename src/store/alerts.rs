@@ -1,5 +1,8 @@
 //! Alerts and their delivery records.
 
+use crate::domain::account::Role;
+use crate::domain::delivery::{Channel, DeliveryStatus};
+use crate::domain::escalation::AlertStatus;
 use diesel::prelude::*;
 
 use super::accounts::parse_id;
@@ -17,9 +20,9 @@ pub struct AlertRow {
     pub outing_id: String,
     pub org_id: String,
     pub canvasser_id: String,
-    pub kind: String,
+    pub kind: AlertKind,
     pub level: i32,
-    pub status: String,
+    pub status: AlertStatus,
     pub policy: String,
     pub opened_at: i64,
     pub escalated_at: Option<i64>,
@@ -121,7 +124,7 @@ pub fn find_for_update(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, 
 pub struct AlertFilter<'a> {
     pub orgs: Option<&'a [OrgId]>,
     pub canvasser: Option<UserId>,
-    pub status: Option<&'a str>,
+    pub status: Option<AlertStatus>,
     /// The viewer: alerts about them of kinds hidden from their owner are left out here, so
     /// that neither a page nor its cursor is ever built from one.
     pub hidden_from: UserId,
@@ -143,10 +146,7 @@ pub fn list(
         hidden_from,
         escalated_only,
     } = *filter;
-    let hidden_kinds: Vec<&str> = AlertKind::HIDDEN_FROM_OWNER
-        .iter()
-        .map(|k| k.as_str())
-        .collect();
+    let hidden_kinds = AlertKind::HIDDEN_FROM_OWNER;
     let mut query = alerts::table
         .select(AlertRow::as_select())
         .filter(diesel::dsl::not(
@@ -161,7 +161,7 @@ pub fn list(
         query = query.filter(
             alerts::level
                 .ge(2)
-                .or(alerts::kind.eq_any([AlertKind::Panic.as_str(), AlertKind::Duress.as_str()])),
+                .or(alerts::kind.eq_any([AlertKind::Panic, AlertKind::Duress])),
         );
     }
     if let Some(orgs) = orgs {
@@ -173,7 +173,7 @@ pub fn list(
         query = query.filter(alerts::canvasser_id.eq(canvasser.to_string()));
     }
     if let Some(status) = status {
-        query = query.filter(alerts::status.eq(status.to_owned()));
+        query = query.filter(alerts::status.eq(status));
     }
     if let Some((at, id)) = after {
         query = query.filter(
@@ -190,10 +190,10 @@ pub struct DeliveryRecord {
     /// `None` for an organisation's webhook.
     pub recipient_id: Option<String>,
     pub display_name: Option<String>,
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub level: i32,
-    pub channel: String,
-    pub status: String,
+    pub channel: Channel,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub sent_at: Option<i64>,
     pub last_error: Option<String>,
@@ -219,10 +219,10 @@ pub fn deliveries(conn: &mut DbConn, alert: &str) -> Result<Vec<DeliveryRecord>,
         .load::<(
             Option<String>,
             Option<String>,
-            Option<String>,
+            Option<Role>,
             i32,
-            String,
-            String,
+            Channel,
+            DeliveryStatus,
             i32,
             Option<i64>,
             Option<String>,

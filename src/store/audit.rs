@@ -88,10 +88,7 @@ pub fn list(
     after: Option<(i64, String)>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, DbError> {
-    let hidden_kinds: Vec<&str> = AlertKind::HIDDEN_FROM_OWNER
-        .iter()
-        .map(|k| k.as_str())
-        .collect();
+    let hidden_kinds = AlertKind::HIDDEN_FROM_OWNER;
     let hidden_alerts = alerts::table
         .select(alerts::id.nullable())
         .filter(alerts::canvasser_id.eq(viewer.to_owned()))

@@ -1,6 +1,7 @@
 //! The do-not-knock register's rows, and the grid cells each caution is indexed under (see
 //! `domain::caution`): a position's cautions are one lookup on (org, cell).
 
+use crate::domain::caution::Level;
 use diesel::prelude::*;
 
 use super::schema::{caution_cells, cautions};
@@ -14,7 +15,7 @@ pub struct CautionRow {
     pub lat: f64,
     pub lon: f64,
     pub radius_m: f64,
-    pub level: String,
+    pub level: Level,
     pub reason: String,
     pub created_by: String,
     pub created_at: i64,

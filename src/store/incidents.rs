@@ -1,6 +1,7 @@
 //! The incident log's rows: reports and their append-only entries. Nothing here updates an
 //! entry or a report's content; closing sets only `status` and `closed_at`.
 
+use crate::domain::incident::{Category, IncidentStatus};
 use diesel::prelude::*;
 
 use super::schema::{incident_entries, incidents};
@@ -12,7 +13,7 @@ pub struct IncidentRow {
     pub id: String,
     pub org_id: String,
     pub reporter_id: String,
-    pub category: String,
+    pub category: Category,
     pub description: String,
     pub occurred_at: i64,
     pub reported_at: i64,
@@ -20,7 +21,7 @@ pub struct IncidentRow {
     pub lon: Option<f64>,
     pub outing_id: Option<String>,
     pub share_with_police: bool,
-    pub status: String,
+    pub status: IncidentStatus,
     pub closed_at: Option<i64>,
     pub hash: String,
 }
@@ -86,7 +87,7 @@ pub fn append(conn: &mut DbConn, entry: &EntryRow) -> Result<(), DbError> {
 pub fn mark_closed(conn: &mut DbConn, id: &str, at: i64) -> Result<(), DbError> {
     diesel::update(incidents::table.find(id))
         .set((
-            incidents::status.eq("closed"),
+            incidents::status.eq(IncidentStatus::Closed),
             incidents::closed_at.eq(Some(at)),
         ))
         .execute(conn)?;
@@ -141,14 +142,14 @@ pub fn list(
 /// Removes incidents closed before `cutoff` with their entries (retention).
 pub fn forget_closed_before(conn: &mut DbConn, cutoff: i64) -> Result<usize, DbError> {
     let old = incidents::table
-        .filter(incidents::status.eq("closed"))
+        .filter(incidents::status.eq(IncidentStatus::Closed))
         .filter(incidents::closed_at.lt(cutoff))
         .select(incidents::id);
     diesel::delete(incident_entries::table.filter(incident_entries::incident_id.eq_any(old)))
         .execute(conn)?;
     Ok(diesel::delete(
         incidents::table
-            .filter(incidents::status.eq("closed"))
+            .filter(incidents::status.eq(IncidentStatus::Closed))
             .filter(incidents::closed_at.lt(cutoff)),
     )
     .execute(conn)?)

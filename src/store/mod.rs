@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod cautions;
+mod columns;
 pub mod connection;
 mod error;
 pub mod events;

@@ -1,6 +1,8 @@
 //! The outbox: one row per (step, recipient, channel), written in the same transaction as the
 //! state change that causes it. The unique `dedupe_key` makes every step exactly-once.
 
+use crate::domain::account::Role;
+use crate::domain::delivery::{Channel, DeliveryStatus, MessageType};
 use diesel::prelude::*;
 
 use super::accounts::parse_id;
@@ -19,12 +21,12 @@ pub struct NotificationRow {
     pub outing_id: Option<String>,
     /// Null for an organisation's webhook (not a person).
     pub recipient_id: Option<String>,
-    pub channel: String,
+    pub channel: Channel,
     pub step: String,
-    pub message_type: String,
+    pub message_type: MessageType,
     pub level: i32,
     pub payload: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub due_at: Option<i64>,
     pub created_at: i64,
@@ -85,7 +87,7 @@ pub fn organisers_of(conn: &mut DbConn, org: OrgId) -> Result<Vec<UserId>, DbErr
     let org = org.to_string();
     ids(on_backend!(conn, c => users::table
         .filter(users::org_id.eq(&org))
-        .filter(users::role.eq("organiser"))
+        .filter(users::role.eq(Role::Organiser))
         .filter(users::disabled_at.is_null())
         .select(users::id)
         .load(c))?)

@@ -1,5 +1,6 @@
 //! Outings, companions, check-ins and idempotency records.
 
+use crate::domain::escalation::OutingStatus;
 use diesel::prelude::*;
 
 use super::accounts::parse_id;
@@ -15,7 +16,7 @@ pub struct OutingRow {
     pub id: String,
     pub canvasser_id: String,
     pub org_id: String,
-    pub status: String,
+    pub status: OutingStatus,
     pub started_at: i64,
     pub ended_at: Option<i64>,
     pub checkin_interval_s: i64,
@@ -110,7 +111,7 @@ pub fn insert_outing(
 pub fn open_outing_of(conn: &mut DbConn, canvasser: UserId) -> Result<Option<String>, DbError> {
     Ok(outings::table
         .filter(outings::canvasser_id.eq(canvasser.to_string()))
-        .filter(outings::status.ne("ended"))
+        .filter(outings::status.ne(OutingStatus::Ended))
         .select(outings::id)
         .get_result(conn)
         .optional()?)
@@ -674,7 +675,7 @@ pub enum OutingScope {
 pub fn list(
     conn: &mut DbConn,
     scope: &OutingScope,
-    status: Option<&str>,
+    status: Option<OutingStatus>,
     after: Option<(i64, String)>,
     limit: i64,
 ) -> Result<Vec<OutingRow>, DbError> {
@@ -701,7 +702,7 @@ pub fn list(
         }
     }
     if let Some(status) = status {
-        query = query.filter(outings::status.eq(status.to_owned()));
+        query = query.filter(outings::status.eq(status));
     }
     if let Some((at, id)) = after {
         query = query.filter(
@@ -910,7 +911,7 @@ pub fn not_ended(conn: &mut DbConn, orgs: &[OrgId]) -> Result<Vec<OutingRow>, Db
     let orgs: Vec<String> = orgs.iter().map(ToString::to_string).collect();
     Ok(outings::table
         .filter(outings::org_id.eq_any(orgs))
-        .filter(outings::status.ne("ended"))
+        .filter(outings::status.ne(OutingStatus::Ended))
         .order(outings::started_at)
         .select(OutingRow::as_select())
         .load(conn)?)
@@ -940,7 +941,7 @@ mod tests {
             id: "o".into(),
             canvasser_id: "c".into(),
             org_id: "g".into(),
-            status: "active".into(),
+            status: OutingStatus::Active,
             started_at: 1,
             ended_at: None,
             checkin_interval_s: 600,
@@ -1011,7 +1012,7 @@ mod tests {
 
         // A status or any other column changed too: the whole row is written.
         let mut overdue = checked_in.clone();
-        overdue.status = "overdue".into();
+        overdue.status = OutingStatus::Overdue;
         overdue.next_action_at = Some(2_000_000);
         update_from(&mut conn, &checked_in, &overdue).unwrap();
         assert_eq!(format!("{:?}", read(&mut conn)), format!("{overdue:?}"));
@@ -1055,7 +1056,7 @@ mod tests {
     fn only_the_step_columns_may_be_written_alone() {
         let before = outing();
         let mut step = before.clone();
-        step.status = "overdue".into();
+        step.status = OutingStatus::Overdue;
         step.reminder_sent_for = Some(601_000);
         step.open_alert_id = Some("a".into());
         step.next_action_at = Some(3_000_000);

@@ -1,6 +1,9 @@
 //! Push subscriptions, and the delivery worker's claims on the outbox.
 
+use crate::domain::escalation::AlertStatus;
 use diesel::prelude::*;
+
+use crate::domain::delivery::{Channel, DeliveryStatus, MessageType};
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
 use super::native::{on_backend, UpdateRow};
@@ -348,7 +351,7 @@ impl<Conn> RunQueryDsl<Conn> for DeliveryUpsert<'_> {}
 /// The notification's new state after an attempt; only the lease holder may write it.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub status: &'static str,
+    pub status: DeliveryStatus,
     pub next_attempt_at: i64,
     pub sent_at: Option<i64>,
     pub last_error: Option<String>,
@@ -440,7 +443,7 @@ pub fn finish_attempts(
         DbConn::Pg(pg) if ends.len() > 1 => Ok(PgAttemptsFinished {
             worker,
             ids: ends.iter().map(|(id, _)| *id).collect(),
-            statuses: ends.iter().map(|(_, o)| o.status).collect(),
+            statuses: ends.iter().map(|(_, o)| o.status.as_str()).collect(),
             next_attempt_at: ends.iter().map(|(_, o)| o.next_attempt_at).collect(),
             sent_at: ends.iter().map(|(_, o)| o.sent_at).collect(),
             errors: ends.iter().map(|(_, o)| o.last_error.as_deref()).collect(),
@@ -579,7 +582,7 @@ pub fn delivery_contexts(
     use std::collections::{HashMap, HashSet};
     let alert_ids: Vec<&str> = rows
         .iter()
-        .filter(|r| r.message_type != "all_clear")
+        .filter(|r| r.message_type != MessageType::AllClear)
         .filter_map(|r| r.alert_id.as_deref())
         .collect::<HashSet<_>>()
         .into_iter()
@@ -589,13 +592,13 @@ pub fn delivery_contexts(
     } else {
         alerts::table
             .filter(alerts::id.eq_any(&alert_ids))
-            .filter(alerts::status.eq("resolved"))
+            .filter(alerts::status.eq(AlertStatus::Resolved))
             .select(alerts::id)
             .load::<String>(conn)?
             .into_iter()
             .collect()
     };
-    let is_push = |r: &&NotificationRow| r.channel == "webpush" && r.recipient_id.is_some();
+    let is_push = |r: &&NotificationRow| r.channel == Channel::Webpush && r.recipient_id.is_some();
     let recipients: Vec<&str> = rows
         .iter()
         .filter(is_push)
@@ -638,7 +641,7 @@ pub fn delivery_contexts(
     Ok(rows
         .iter()
         .map(|r| {
-            let alert_resolved = r.message_type != "all_clear"
+            let alert_resolved = r.message_type != MessageType::AllClear
                 && r.alert_id.as_ref().is_some_and(|a| resolved.contains(a));
             let push = is_push(&r) && !alert_resolved;
             DeliveryContext {
@@ -670,12 +673,12 @@ mod tests {
             alert_id: None,
             outing_id: None,
             recipient_id: None,
-            channel: "webhook".into(),
+            channel: Channel::Webhook,
             step: "test".into(),
-            message_type: "test".into(),
+            message_type: MessageType::Test,
             level: 0,
             payload: "{}".into(),
-            status: "pending".into(),
+            status: DeliveryStatus::Pending,
             attempts: 0,
             due_at: None,
             created_at: due_ms,
@@ -745,7 +748,7 @@ mod tests {
         diesel::connection::SimpleConnection::batch_execute(conn, "PRAGMA foreign_keys = OFF")
             .unwrap();
         let mut row = message("n1", 1_000);
-        row.channel = "webpush".into();
+        row.channel = Channel::Webpush;
         row.recipient_id = Some("u1".into());
         insert_if_new(conn, &row).unwrap();
         for (id, created) in [("s1", 1), ("s2", 2)] {
@@ -783,7 +786,7 @@ mod tests {
         )
         .unwrap();
         let retry = Outcome {
-            status: "pending",
+            status: DeliveryStatus::Pending,
             next_attempt_at: 2_000,
             sent_at: None,
             last_error: Some("busy".into()),

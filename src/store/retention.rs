@@ -1,6 +1,8 @@
 //! What retention removes: coordinates of long-ended outings, replayable answers, old login
 //! attempts. The rule of when is `service::retention`'s.
 
+use crate::domain::delivery::DeliveryStatus;
+use crate::domain::escalation::{AlertStatus, OutingStatus};
 use diesel::prelude::*;
 
 use super::schema::{alerts, checkins, idempotency_keys, login_attempts, notifications, outings};
@@ -20,7 +22,7 @@ pub struct Forgotten {
 /// their record (who, when, outcome); messages keep their delivery record.
 pub fn forget_locations(conn: &mut DbConn, cutoff: i64, now_ms: i64) -> Result<Forgotten, DbError> {
     let expired = outings::table
-        .filter(outings::status.eq("ended"))
+        .filter(outings::status.eq(OutingStatus::Ended))
         .filter(outings::ended_at.lt(cutoff))
         .select(outings::id);
     let checkins = diesel::update(
@@ -36,13 +38,13 @@ pub fn forget_locations(conn: &mut DbConn, cutoff: i64, now_ms: i64) -> Result<F
     ))
     .execute(conn)?;
     let expired = outings::table
-        .filter(outings::status.eq("ended"))
+        .filter(outings::status.eq(OutingStatus::Ended))
         .filter(outings::ended_at.lt(cutoff))
         .select(outings::id);
     let alerts = diesel::update(
         alerts::table
             .filter(alerts::outing_id.eq_any(expired))
-            .filter(alerts::status.eq("resolved"))
+            .filter(alerts::status.eq(AlertStatus::Resolved))
             .filter(alerts::last_lat.is_not_null()),
     )
     .set((
@@ -52,7 +54,7 @@ pub fn forget_locations(conn: &mut DbConn, cutoff: i64, now_ms: i64) -> Result<F
     ))
     .execute(conn)?;
     let expired = outings::table
-        .filter(outings::status.eq("ended"))
+        .filter(outings::status.eq(OutingStatus::Ended))
         .filter(outings::ended_at.lt(cutoff))
         .select(outings::id.nullable());
     // Delivered or abandoned messages keep their delivery record; their text (with the last
@@ -60,7 +62,7 @@ pub fn forget_locations(conn: &mut DbConn, cutoff: i64, now_ms: i64) -> Result<F
     let notifications = diesel::update(
         notifications::table
             .filter(notifications::outing_id.eq_any(expired))
-            .filter(notifications::status.ne("pending"))
+            .filter(notifications::status.ne(DeliveryStatus::Pending))
             .filter(notifications::payload.ne("{}")),
     )
     .set(notifications::payload.eq("{}"))

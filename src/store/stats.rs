@@ -1,5 +1,6 @@
 //! Counts for `/metrics`, read from the database so every replica reports the same truth.
 
+use crate::domain::escalation::{AlertStatus, OutingStatus};
 use diesel::prelude::*;
 
 use super::schema::{alerts, outings};
@@ -14,12 +15,12 @@ pub struct Gauges {
 
 pub fn gauges(conn: &mut DbConn) -> Result<Gauges, DbError> {
     let active_outings = outings::table
-        .filter(outings::status.ne("ended"))
+        .filter(outings::status.ne(OutingStatus::Ended))
         .count()
         .get_result(conn)?;
     let open_at = |conn: &mut DbConn, level: i32| -> Result<i64, DbError> {
         Ok(alerts::table
-            .filter(alerts::status.ne("resolved"))
+            .filter(alerts::status.ne(AlertStatus::Resolved))
             .filter(alerts::level.eq(level))
             .count()
             .get_result(conn)?)

@@ -277,7 +277,10 @@ async fn a_police_contact_without_push_gets_the_escalation_by_email(backend: Bac
         .outbox(None, None)
         .await
         .into_iter()
-        .find(|r| r.channel == "email" && r.recipient_id.as_deref() == Some(org.police.id.as_str()))
+        .find(|r| {
+            r.channel.as_str() == "email"
+                && r.recipient_id.as_deref() == Some(org.police.id.as_str())
+        })
         .and_then(|r| r.alert_id)
         .expect("the police email row");
     let seen = wait_for(8, "the police email recorded as sent", || async {
@@ -307,16 +310,19 @@ async fn an_smtp_server_that_is_down_is_retried_until_the_mail_arrives(backend: 
 
     let organiser = org.organiser.id.clone();
     let email_row = || async {
-        app.outbox(None, None)
-            .await
-            .into_iter()
-            .find(|r| r.channel == "email" && r.recipient_id.as_deref() == Some(&organiser))
+        app.outbox(None, None).await.into_iter().find(|r| {
+            r.channel.as_str() == "email" && r.recipient_id.as_deref() == Some(&organiser)
+        })
     };
     let failed_once = wait_for(10, "a failed email attempt", || async {
         email_row().await.filter(|r| r.attempts >= 2)
     })
     .await;
-    assert_eq!(failed_once.status, "pending", "still to be retried");
+    assert_eq!(
+        failed_once.status.as_str(),
+        "pending",
+        "still to be retried"
+    );
     assert!(
         failed_once.last_error.is_some(),
         "the failure is recorded: {failed_once:?}"
@@ -332,7 +338,7 @@ async fn an_smtp_server_that_is_down_is_retried_until_the_mail_arrives(backend: 
         Some("Missed check-in: Jo Bloggs")
     );
     let row = wait_for(5, "the email row sent", || async {
-        email_row().await.filter(|r| r.status == "sent")
+        email_row().await.filter(|r| r.status.as_str() == "sent")
     })
     .await;
     assert!(row.attempts >= 3, "{row:?}");
@@ -378,7 +384,7 @@ async fn a_webhook_answering_500_then_200_is_delivered_once_under_one_event_id(b
         app.outbox(None, None)
             .await
             .into_iter()
-            .find(|r| r.id == id && r.status == "sent")
+            .find(|r| r.id == id && r.status.as_str() == "sent")
     })
     .await;
     assert_eq!(row.attempts, 2);

@@ -1,6 +1,7 @@
 use std::collections::BTreeSet;
 
 use doorstep::domain::account::Role;
+use doorstep::domain::delivery::{Channel, DeliveryStatus, MessageType};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -74,7 +75,7 @@ async fn full_timeline_reminder_missed_level2_checkin_all_clear(backend: Backend
     let reminder = wait_for(5, "the reminder", || async {
         let rows = app.outbox(None, Some(&outing_id)).await;
         rows.into_iter()
-            .find(|r| r.message_type == "checkin_reminder")
+            .find(|r| r.message_type.as_str() == "checkin_reminder")
     })
     .await;
     assert_eq!(
@@ -155,7 +156,7 @@ async fn full_timeline_reminder_missed_level2_checkin_all_clear(backend: Backend
     assert!(rows
         .iter()
         .filter(|r| r.step == "escalate:2")
-        .all(|r| r.message_type == "escalation" && r.level == 2));
+        .all(|r| r.message_type.as_str() == "escalation" && r.level == 2));
     let (status, police_view) = app
         .get(&format!("/api/v1/alerts/{alert_id}"), &org.police.token)
         .await;
@@ -387,7 +388,7 @@ async fn panic_upgrades_an_open_alert(backend: Backend) {
     assert_eq!(panic["last_location"]["lat"], 51.6);
     let rows = app.outbox(Some(&alert_id), None).await;
     let upgrade: Vec<_> = rows.iter().filter(|r| r.step == "upgrade:panic").collect();
-    assert!(upgrade.iter().all(|r| r.message_type == "panic"));
+    assert!(upgrade.iter().all(|r| r.message_type.as_str() == "panic"));
     let to: BTreeSet<String> = upgrade
         .iter()
         .filter_map(|r| r.recipient_id.clone())
@@ -444,7 +445,7 @@ async fn a_step_due_while_the_server_was_down_fires_once_on_restart(backend: Bac
     assert!(
         !outing_rows
             .iter()
-            .any(|r| r.message_type == "checkin_reminder"),
+            .any(|r| r.message_type.as_str() == "checkin_reminder"),
         "a reminder for a deadline already missed is skipped, not sent late"
     );
 }
@@ -460,12 +461,12 @@ async fn outbox_rows_written_together_keep_one_per_dedupe_key(backend: Backend) 
         alert_id: None,
         outing_id: None,
         recipient_id: None,
-        channel: "webhook".into(),
+        channel: Channel::Webhook,
         step: "test".into(),
-        message_type: "test".into(),
+        message_type: MessageType::Test,
         level: 0,
         payload: "{}".into(),
-        status: "failed".into(),
+        status: DeliveryStatus::Failed,
         attempts: 0,
         due_at: None,
         created_at: 0,

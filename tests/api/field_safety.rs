@@ -9,11 +9,13 @@ use crate::helpers::{spawn_app_with, Backend, TestApp};
 use crate::on_both_backends;
 use crate::outings::{org, Org};
 use crate::push_receiver::PushReceiver;
+use crate::webhook_receiver::WebhookReceiver;
 
 on_both_backends!(
     incidents_are_seen_by_exactly_who_the_contract_says,
     incidents_are_append_only_and_a_changed_entry_breaks_the_export_chain,
     a_new_incident_pushes_the_organisers_and_when_shared_the_police,
+    a_new_incident_reaches_the_org_webhook_and_the_personal_webhooks_it_may,
     bad_incident_input_names_the_field,
     cautions_visibility_expiry_and_retirement,
     a_pairs_only_caution_refuses_a_solo_outing_and_start_lists_cautions,
@@ -287,6 +289,85 @@ async fn a_new_incident_pushes_the_organisers_and_when_shared_the_police(backend
     assert!(push.received_for("sam").is_empty());
     assert!(push.received_for("jo").is_empty());
     assert_eq!(push.received_for("pc").len(), 1);
+}
+
+const ORG_SECRET: &str = "an organisation secret of 32 chars";
+
+async fn a_new_incident_reaches_the_org_webhook_and_the_personal_webhooks_it_may(backend: Backend) {
+    let app = app(backend).await;
+    let admin = app.admin().await;
+    let party = org(&app, &admin, "Party").await;
+    let org_hook = WebhookReceiver::start(ORG_SECRET).await;
+    let police_hook = WebhookReceiver::start("not yet known").await;
+    let (status, body) = app
+        .put(
+            &format!("/api/v1/orgs/{}/webhook", party.id),
+            &party.organiser.token,
+            json!({"url": org_hook.url, "secret": ORG_SECRET}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .put(
+            "/api/v1/me/channels",
+            &party.police.token,
+            json!({"email": false, "webhook_url": police_hook.url}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    police_hook.set_secret(
+        body["webhook_secret"]
+            .as_str()
+            .expect("the webhook's secret"),
+    );
+
+    // Not shared: the organisation's webhook hears of it; the police contact's does not.
+    let unshared = report(&app, &party.canvasser.token, threat(false)).await;
+    org_hook
+        .wait_for("the org webhook", Duration::from_secs(8), |r| {
+            r.iter().any(|r| r.status == 200)
+        })
+        .await;
+    let request = org_hook.requests().remove(0);
+    assert!(request.verified, "signed with the organisation's secret");
+    let event = request.json();
+    assert_eq!(event["type"], "incident");
+    assert_eq!(event["event_id"].as_str(), request.event_id.as_deref());
+    assert!(event["recipient"].is_null());
+    assert_eq!(event["incident"]["id"], unshared["id"]);
+    assert_eq!(event["incident"]["category"], "threat");
+    assert_eq!(event["incident"]["share_with_police"], false);
+    // The report's words and position stay behind a login.
+    let text = event.to_string();
+    assert!(!text.contains("Shouted"), "{text}");
+    assert!(!text.contains("51.5072"), "{text}");
+    assert!(event.get("alert").is_none());
+
+    // Shared: the police contact's own webhook names them.
+    let shared = report(&app, &party.canvasser.token, threat(true)).await;
+    police_hook
+        .wait_for("the police webhook", Duration::from_secs(8), |r| {
+            r.iter().any(|r| r.status == 200)
+        })
+        .await;
+    org_hook
+        .wait_for("the second org event", Duration::from_secs(8), |r| {
+            r.iter().filter(|r| r.status == 200).count() == 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let police_events = police_hook.requests();
+    assert_eq!(
+        police_events.len(),
+        1,
+        "the unshared incident never reached the police"
+    );
+    assert!(police_events[0].verified);
+    let event = police_events[0].json();
+    assert_eq!(event["incident"]["id"], shared["id"]);
+    assert_eq!(event["recipient"]["id"], party.police.id.as_str());
+    org_hook.stop().await;
+    police_hook.stop().await;
 }
 
 async fn bad_incident_input_names_the_field(backend: Backend) {

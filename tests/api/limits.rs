@@ -472,7 +472,7 @@ async fn smtp_needs_starttls_by_default(backend: Backend) {
         app.outbox(Some(&alert_id), None)
             .await
             .into_iter()
-            .find(|r| r.channel == "email" && r.attempts > 0)
+            .find(|r| r.channel.as_str() == "email" && r.attempts > 0)
             .and_then(|r| r.last_error)
     })
     .await;

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use doorstep::domain::account::Role;
+use doorstep::domain::delivery::{Channel, DeliveryStatus, MessageType};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -383,12 +384,12 @@ async fn results_written_as_a_batch_count_attempts_and_respect_leases(backend: B
                         alert_id: None,
                         outing_id: None,
                         recipient_id: Some(user.clone()),
-                        channel: "webpush".into(),
+                        channel: Channel::Webpush,
                         step: "test".into(),
-                        message_type: "test".into(),
+                        message_type: MessageType::Test,
                         level: 0,
                         payload: "{}".into(),
-                        status: "pending".into(),
+                        status: DeliveryStatus::Pending,
                         attempts: 0,
                         due_at: None,
                         created_at: later,
@@ -429,7 +430,7 @@ async fn results_written_as_a_batch_count_attempts_and_respect_leases(backend: B
             // The laptop's second attempt at the first message.
             push::record_deliveries(conn, &results[1..2])?;
             let sent = Outcome {
-                status: "sent",
+                status: DeliveryStatus::Sent,
                 next_attempt_at: later,
                 sent_at: Some(later),
                 last_error: None,

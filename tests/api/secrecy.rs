@@ -526,7 +526,7 @@ async fn wrong_pins_lock_and_silently_alert_the_organisers(backend: Backend) {
     let rows = app.outbox(Some(&alert_id), None).await;
     assert!(rows.iter().any(
         |r| r.recipient_id.as_deref() == Some(org.organiser.id.as_str())
-            && r.message_type == "wrong_pins"
+            && r.message_type.as_str() == "wrong_pins"
     ));
     // Police only once it escalates.
     let (_, police_alerts) = app.get("/api/v1/alerts", &org.police.token).await;

@@ -478,7 +478,7 @@ async fn low_battery_and_left_area_notices_once_per_episode(backend: Backend) {
             app.outbox(None, Some(&id))
                 .await
                 .into_iter()
-                .filter(|n| n.message_type == kind)
+                .filter(|n| n.message_type.as_str() == kind)
                 .filter_map(|n| n.recipient_id)
                 .collect::<Vec<_>>()
         }
