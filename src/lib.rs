@@ -19,7 +19,7 @@ pub mod ceiling;
 pub mod config;
 /// Pure rules and types, no I/O: ids, roles, visibility, escalation, PINs, areas, deadlines.
 pub mod domain;
-/// `AppError`, mapped once to RFC 9457 problem+json.
+/// `AppError`, the use cases' error; `http::problem` maps it to problem+json at the edge.
 pub mod error;
 /// Owner-only folders and files (the data folder, the SQLite database, key files).
 pub mod files;

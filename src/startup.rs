@@ -28,6 +28,8 @@ pub enum StartError {
     Mailer(#[from] crate::push::email::MailerError),
     #[error(transparent)]
     Webhooks(#[from] crate::push::webhook::WebhookError),
+    #[error("cannot index the do-not-knock register: {0}")]
+    Cautions(String),
     #[error("cannot create the data folder {path}: {source}")]
     DataDir {
         path: String,
@@ -56,6 +58,12 @@ impl Application {
         let applied = store.migrate()?;
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
+        }
+        let indexed = store
+            .write_blocking(crate::service::cautions::index_unindexed)
+            .map_err(|e| StartError::Cautions(e.to_string()))?;
+        if indexed > 0 {
+            tracing::info!(indexed, "cautions indexed under the current grid");
         }
         match store.database_warnings() {
             Ok(warnings) => {

@@ -11,7 +11,7 @@ use crate::domain::account::Role;
 use crate::domain::caution::Level;
 use crate::domain::delivery::{Channel, DeliveryStatus};
 use crate::domain::escalation::{AlertKind, AlertStatus, OutingStatus};
-use crate::domain::ids::UserId;
+use crate::domain::ids::{AlertId, OrgId, OutingId, UserId};
 use crate::domain::incident::{Category, IncidentStatus};
 use chrono::{DateTime, Utc};
 
@@ -87,8 +87,8 @@ pub struct DeliveryView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AlertView {
-    pub id: String,
-    pub outing_id: String,
+    pub id: AlertId,
+    pub outing_id: OutingId,
     pub canvasser: PersonRef,
     pub kind: AlertKind,
     pub level: i32,
@@ -143,10 +143,10 @@ pub fn alert_view(
         })
         .collect::<Result<_, AppError>>()?;
     Ok(AlertView {
-        id: row.id.clone(),
-        outing_id: row.outing_id.clone(),
+        id: row.id,
+        outing_id: row.outing_id,
         canvasser: PersonRef {
-            id: row.canvasser()?,
+            id: row.canvasser_id,
             display_name: canvasser_name,
         },
         kind: row.kind,
@@ -166,9 +166,9 @@ pub fn alert_view(
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OutingView {
-    pub id: String,
+    pub id: OutingId,
     pub canvasser: PersonRef,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub status: OutingStatus,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -199,12 +199,12 @@ pub struct OutingParts {
 pub fn outing_view(row: &OutingRow, parts: OutingParts) -> Result<OutingView, AppError> {
     let sees_location = parts.last_checkin.is_some();
     Ok(OutingView {
-        id: row.id.clone(),
+        id: row.id,
         canvasser: PersonRef {
-            id: row.canvasser()?,
+            id: row.canvasser_id,
             display_name: parts.canvasser_name,
         },
-        org_id: row.org_id.clone(),
+        org_id: row.org_id,
         status: row.status,
         started_at: from_millis(row.started_at),
         ended_at: row.ended_at.map(from_millis),

@@ -100,7 +100,12 @@ pub async fn seed(
         store
             .write(move |conn| {
                 for o in chunk_start..(chunk_start + 50).min(orgs) {
-                    let org = store::orgs::insert(conn, &format!("Bench org {o}"), now)?;
+                    let org = store::orgs::insert(
+                        conn,
+                        &format!("Bench org {o}"),
+                        chrono_tz::Europe::London,
+                        now,
+                    )?;
                     diesel::update(store::schema::organisations::table.find(org.id.to_string()))
                         .set(store::schema::organisations::escalation_policy.eq(Some(policy)))
                         .execute(conn)?;
@@ -143,7 +148,7 @@ pub async fn seed(
     let emails = client_emails.clone();
     store
         .write(move |conn| {
-            let org = store::orgs::insert(conn, "Bench clients", now)?;
+            let org = store::orgs::insert(conn, "Bench clients", chrono_tz::Europe::London, now)?;
             let mut author = None;
             for email in &emails {
                 let local = email.split('@').next().unwrap_or("client");
@@ -224,9 +229,9 @@ fn insert_user(
 
 fn parked(i: usize, canvasser: crate::domain::ids::UserId, org: OrgId, base: i64) -> OutingRow {
     OutingRow {
-        id: OutingId::new().to_string(),
-        canvasser_id: canvasser.to_string(),
-        org_id: org.to_string(),
+        id: OutingId::new(),
+        canvasser_id: canvasser,
+        org_id: org,
         status: crate::domain::escalation::OutingStatus::Active,
         // The index orders the deadlines when they are armed.
         started_at: base + i as i64,

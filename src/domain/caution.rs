@@ -158,10 +158,13 @@ pub fn touches(circle: &Circle, area: &Area) -> bool {
     area::contains(area, circle.lat, circle.lon, Some(circle.radius_m))
 }
 
-/// Grid cells are 0.01° of latitude by 0.01° of longitude (about 1.1 km by 0.7 km in
-/// Britain). A cell is one integer: row and column packed.
-pub const CELL_DEGREES: f64 = 0.01;
-const COLUMNS: i64 = 36_001;
+/// Grid cells are 0.001° of latitude by 0.001° of longitude (about 111 m by 70 m in
+/// Britain): small enough that a check-in's own cell holds only the few cautions around it
+/// (10,000 over a town's 100 km² put about four in a cell), large enough that a 500 m
+/// caution is indexed under at most a few hundred. A cell is one integer: row and column
+/// packed.
+pub const CELL_DEGREES: f64 = 0.001;
+const COLUMNS: i64 = 360_001;
 
 fn row_of(lat: f64) -> i64 {
     ((lat.clamp(-90.0, 90.0) + 90.0) / CELL_DEGREES).floor() as i64
@@ -201,8 +204,8 @@ fn degrees_for(metres: f64, lat: f64) -> (f64, f64) {
     (dlat * 1.01, (dlat / cos) * 1.01)
 }
 
-/// Every cell the circle touches: what storage indexes a caution under. At most a handful
-/// (a 500 m circle spans at most 2 × 3 cells in Britain).
+/// Every cell the circle touches: what storage indexes a caution under (a 500 m circle spans
+/// at most 11 × 17 cells in Britain).
 pub fn cells_of_circle(circle: &Circle) -> Vec<i64> {
     let (dlat, dlon) = degrees_for(circle.radius_m, circle.lat);
     cells_of_box(
@@ -243,10 +246,10 @@ pub fn cells_near_area(area: &Area, max: usize) -> Option<Vec<i64>> {
     cells_of_box(south, west, north, east, max)
 }
 
-/// The cells within `metres` of a position.
-pub fn cells_near(lat: f64, lon: f64, metres: f64) -> Vec<i64> {
+/// The cells within `metres` of a position, or `None` when there are more than `max`.
+pub fn cells_near(lat: f64, lon: f64, metres: f64, max: usize) -> Option<Vec<i64>> {
     let (dlat, dlon) = degrees_for(metres, lat);
-    cells_of_box(lat - dlat, lon - dlon, lat + dlat, lon + dlon, 10_000).unwrap_or_default()
+    cells_of_box(lat - dlat, lon - dlon, lat + dlat, lon + dlon, max)
 }
 
 #[cfg(test)]
@@ -420,7 +423,7 @@ mod tests {
                 radius_m: radius,
             };
             let cells = cells_of_circle(&circle);
-            assert!(cells.len() <= 12, "{cells:?}");
+            assert!(cells.len() <= 250, "{} cells", cells.len());
             for i in 0..72 {
                 let bearing = f64::from(i) * 5.0_f64.to_radians();
                 for fraction in [0.0, 0.5, 0.99] {
@@ -449,7 +452,7 @@ mod tests {
             100,
         )
         .unwrap();
-        let cells = cells_near_area(&square, 1_000).unwrap();
+        let cells = cells_near_area(&square, 2_000).unwrap();
         let edge = Circle {
             lat: 51.512,
             lon: -0.12,
@@ -457,6 +460,9 @@ mod tests {
         };
         assert!(cells_of_circle(&edge).iter().any(|c| cells.contains(c)));
         assert!(cells_near_area(&square, 3).is_none());
-        assert!(cells_near(51.5, -0.12, 1_000.0).contains(&cell_of(51.5, -0.12)));
+        assert!(cells_near(51.5, -0.12, 1_000.0, 2_000)
+            .unwrap()
+            .contains(&cell_of(51.5, -0.12)));
+        assert!(cells_near(51.5, -0.12, 5_500.0, 2_000).is_none());
     }
 }

@@ -34,6 +34,30 @@ pub fn rfc3339(t: Instant) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// An IANA time zone name (`Europe/London`), as an organisation's `timezone`.
+pub fn parse_timezone(
+    field: &str,
+    raw: &str,
+) -> Result<chrono_tz::Tz, super::field_error::FieldError> {
+    raw.parse::<chrono_tz::Tz>().map_err(|_| {
+        super::field_error::FieldError::new(
+            field,
+            "must be an IANA time zone name, such as Europe/London",
+        )
+    })
+}
+
+/// A time as people read it in `zone` (`2026-06-12 19:42:05 BST`), right across clock
+/// changes, followed by the same instant in UTC.
+pub fn local_and_utc(at: Instant, zone: chrono_tz::Tz) -> String {
+    let local = at.with_timezone(&zone);
+    format!(
+        "{} ({} UTC)",
+        local.format("%Y-%m-%d %H:%M:%S %Z"),
+        at.format("%H:%M:%S")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,10 +6,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{path_id, ApiJson, Caller, OptionalJson};
 use super::pagination::{self, Page};
+use super::problem::Problem;
 use crate::domain::account::Role;
 use crate::domain::escalation::AlertStatus;
 use crate::domain::ids::AlertId;
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::service::{alerts as service, outings as outing_service};
 use crate::state::AppState;
 use crate::store::{self, DbConn};
@@ -76,10 +77,10 @@ fn view(
     if !service::access(conn, caller, row)?.visible {
         return Ok(None);
     }
-    let name = store::outings::display_name(conn, &row.canvasser_id)?;
+    let name = store::outings::display_name(conn, &row.canvasser_id.to_string())?;
     let view = outing_service::for_viewer(outing_service::alert_view(conn, row, name)?, caller);
     let audited = matches!(caller.role, Role::Organiser | Role::Police)
-        && row.canvasser_id != caller.id.to_string()
+        && row.canvasser_id != caller.id
         && view.last_location.is_some();
     Ok(Some((view, audited)))
 }
@@ -135,15 +136,15 @@ pub async fn list_alerts(
                 let rows = store::alerts::list(conn, &filter, after.clone(), limit + 1)?;
                 for row in &rows {
                     if let Some((view, audited)) = view(conn, &reader, row)? {
-                        items.push((view, audited, row.org_id.clone()));
-                        keys.push((row.opened_at, row.id.clone()));
+                        items.push((view, audited, row.org_id));
+                        keys.push((row.opened_at, row.id.to_string()));
                     }
                 }
                 let exhausted = (rows.len() as i64) < limit + 1;
                 if exhausted || items.len() as i64 > limit {
                     break;
                 }
-                after = rows.last().map(|r| (r.opened_at, r.id.clone()));
+                after = rows.last().map(|r| (r.opened_at, r.id.to_string()));
             }
             let more = items.len() as i64 > limit;
             items.truncate(usize::try_from(limit).unwrap_or(0));
@@ -155,7 +156,7 @@ pub async fn list_alerts(
     let audited: Vec<(AlertView, String)> = items
         .iter()
         .filter(|(_, a, _)| *a)
-        .map(|(v, _, org)| (v.clone(), org.clone()))
+        .map(|(v, _, org)| (v.clone(), org.to_string()))
         .collect();
     if !audited.is_empty() {
         let now_ms = state.clock.now_ms();
@@ -188,8 +189,7 @@ pub async fn get_alert(
     let (view, audited, org) = state
         .store
         .read(move |conn| {
-            let row = store::alerts::find(conn, &alert_id.to_string())?
-                .ok_or(AppError::NotFound("alert"))?;
+            let row = store::alerts::find(conn, alert_id)?.ok_or(AppError::NotFound("alert"))?;
             let (view, audited) = view(conn, &reader, &row)?.ok_or(AppError::NotFound("alert"))?;
             Ok((view, audited, row.org_id))
         })
@@ -199,7 +199,9 @@ pub async fn get_alert(
         let v = view.clone();
         state
             .store
-            .write(move |conn| super::audit::alert_read(conn, &caller, "alert", &v, &org, now_ms))
+            .write(move |conn| {
+                super::audit::alert_read(conn, &caller, "alert", &v, &org.to_string(), now_ms)
+            })
             .await?;
     }
     Ok(HttpResponse::Ok().json(view))
@@ -224,7 +226,7 @@ pub async fn acknowledge(
         .store
         .write(move |conn| {
             let row = service::acknowledge_by_contact(conn, &caller, alert_id, body.note, now_ms)?;
-            let name = store::outings::display_name(conn, &row.canvasser_id)?;
+            let name = store::outings::display_name(conn, &row.canvasser_id.to_string())?;
             outing_service::alert_view(conn, &row, name)
         })
         .await?;
@@ -259,7 +261,7 @@ pub async fn resolve(
                 &default_policy,
                 now_ms,
             )?;
-            let name = store::outings::display_name(conn, &row.canvasser_id)?;
+            let name = store::outings::display_name(conn, &row.canvasser_id.to_string())?;
             outing_service::alert_view(conn, &row, name)
         })
         .await?;

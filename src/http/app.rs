@@ -6,7 +6,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use rust_embed::RustEmbed;
 
-use crate::error::problem_response;
+use super::problem::problem_response;
 
 #[derive(RustEmbed)]
 #[folder = "web/app/"]

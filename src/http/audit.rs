@@ -6,9 +6,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::Caller;
 use super::pagination::{self, Page};
+use super::problem::Problem;
 use crate::domain::account::Role;
 use crate::domain::time::from_millis;
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::audit::LocationRead;
 use crate::store::{self, DbConn};
@@ -28,9 +29,9 @@ pub fn outing_read(
             actor_role: caller.role.as_str(),
             action,
             subject_id: outing.canvasser.id.to_string(),
-            org_id: outing.org_id.clone(),
-            outing_id: Some(outing.id.clone()),
-            alert_id: outing.open_alert.as_ref().map(|a| a.id.clone()),
+            org_id: outing.org_id.to_string(),
+            outing_id: Some(outing.id.to_string()),
+            alert_id: outing.open_alert.as_ref().map(|a| a.id.to_string()),
         },
         now_ms,
     )?)
@@ -53,8 +54,8 @@ pub fn alert_read(
             action,
             subject_id: alert.canvasser.id.to_string(),
             org_id: org_id.to_owned(),
-            outing_id: Some(alert.outing_id.clone()),
-            alert_id: Some(alert.id.clone()),
+            outing_id: Some(alert.outing_id.to_string()),
+            alert_id: Some(alert.id.to_string()),
         },
         now_ms,
     )?)

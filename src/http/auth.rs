@@ -5,11 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, Caller};
+use super::problem::Problem;
 use super::totp::verify_second_factor as second_factor;
 use crate::auth::password;
 use crate::domain::account::Role;
 use crate::domain::ids::{OrgId, SessionId, UserId};
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::store;
 use crate::store::accounts::Account;

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{path_id, ApiJson, Caller};
+use super::problem::Problem;
 use crate::domain::caution;
 use crate::domain::ids::OrgId;
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::service::cautions as service;
 use crate::state::AppState;
 use crate::wire::CautionView;

@@ -7,9 +7,10 @@ use utoipa::ToSchema;
 
 use super::extract::{path_id, ApiJson, Caller};
 use super::orgs::can_see_org;
+use super::problem::Problem;
 use crate::domain::account::Role;
 use crate::domain::ids::OrgId;
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::push::ssrf;
 use crate::push::webhook::SECRET_CHARS;
 use crate::state::AppState;

@@ -8,12 +8,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{path_id, ApiJson, Caller, OptionalJson};
 use super::pagination::{self, Page};
+use super::problem::Problem;
 use crate::domain::checkin::{Latitude, Longitude};
 use crate::domain::field_error::FieldErrors;
 use crate::domain::ids::OutingId;
 use crate::domain::incident::{self, Category};
-use crate::domain::time::{from_millis, rfc3339};
-use crate::error::{AppError, Problem};
+use crate::domain::time::{from_millis, local_and_utc, rfc3339};
+use crate::error::AppError;
 use crate::service::incidents::{self as service, NewIncident, Seen};
 use crate::state::AppState;
 use crate::store::DbConn;
@@ -271,7 +272,8 @@ pub async fn export_incident(
         .write(move |conn| {
             let seen = service::read(conn, &caller, &id.to_string())?;
             let view = view_audited(conn, &caller, &seen, now_ms)?;
-            Ok(render_export(&view, &service::check(&seen), now_ms))
+            let zone = service::zone_of(conn, &seen)?;
+            Ok(render_export(&view, &service::check(&seen), zone, now_ms))
         })
         .await?;
     Ok(HttpResponse::Ok()
@@ -302,18 +304,15 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn when(at: DateTime<Utc>) -> String {
-    // The organisation's own zone joins UTC here when organisations have one.
-    format!("{} UTC", at.format("%Y-%m-%d %H:%M:%S"))
-}
-
 /// The evidence record: every fact of the report, every entry with its time, author and hash,
 /// and whether each link of the chain still matches its content.
 fn render_export(
     view: &IncidentView,
     links: &[crate::domain::incident::CheckedLink],
+    zone: chrono_tz::Tz,
     now_ms: i64,
 ) -> String {
+    let when = |at: DateTime<Utc>| local_and_utc(at, zone);
     let intact = links.iter().all(|l| l.intact);
     let link_state = |i: usize| match links.get(i) {
         Some(l) if l.intact => "intact".to_owned(),

@@ -9,7 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next};
 use actix_web::Error;
 
-use crate::error::{problem_response, PROBLEM_JSON};
+use super::problem::{problem_response, PROBLEM_JSON};
 
 /// Counts requests and records latency by method, route pattern and status.
 pub async fn record_metrics(

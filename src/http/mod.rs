@@ -14,6 +14,7 @@ pub mod ops;
 pub mod orgs;
 pub mod outings;
 pub mod pagination;
+pub mod problem;
 pub mod push;
 pub mod totp;
 pub mod users;
@@ -23,7 +24,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::{problem_response, AppError};
+use crate::error::AppError;
+use problem::problem_response;
 
 /// Every route of the service, in one place.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -62,6 +64,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/me/password", web::post().to(users::change_own_password))
                 .route("/orgs", web::post().to(orgs::create_org))
                 .route("/orgs/{id}", web::get().to(orgs::get_org))
+                .route("/orgs/{id}", web::patch().to(orgs::update_org))
                 .route(
                     "/orgs/{id}/escalation-policy",
                     web::put().to(orgs::put_policy),

@@ -19,7 +19,7 @@ use super::{
         totp::enroll, totp::confirm, totp::disable,
         users::create_user, users::list_users, users::patch_user, users::change_own_password,
         users::reset_password, users::disable_user, users::enable_user,
-        orgs::create_org, orgs::get_org, orgs::put_policy,
+        orgs::create_org, orgs::get_org, orgs::update_org, orgs::put_policy,
         orgs::get_security, orgs::put_security,
         orgs::add_police_contact, orgs::remove_police_contact,
         outings::start_outing, outings::get_outing, outings::list_outings, outings::list_checkins,
@@ -36,7 +36,7 @@ use super::{
         watch::overdue, watch::planned, watch::stream, audit::list,
         ops::healthz, ops::readyz, ops::metrics_text,
     ),
-    components(schemas(crate::error::Problem, crate::domain::field_error::FieldError)),
+    components(schemas(crate::http::problem::Problem, crate::domain::field_error::FieldError)),
     modifiers(&BearerAuth, &DescribedResponses),
     tags(
         (name = "auth", description = "Login, token refresh, logout, the caller, two-factor authentication"),

@@ -3,7 +3,8 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::error::{AppError, Problem};
+use super::problem::Problem;
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::telemetry;

@@ -5,10 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{path_id, ApiJson, Caller};
+use super::problem::Problem;
 use crate::domain::account::{DisplayName, Role};
 use crate::domain::ids::{OrgId, UserId};
 use crate::domain::policy::EscalationPolicy;
-use crate::error::{AppError, Problem};
+use crate::domain::time::parse_timezone;
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{self, DbConn};
 
@@ -16,6 +18,16 @@ use crate::store::{self, DbConn};
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgRequest {
     pub name: String,
+    /// IANA time zone name; `Europe/London` when left out.
+    pub timezone: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrgRequest {
+    pub name: Option<String>,
+    /// IANA time zone name (`Europe/London`): the times in messages and evidence records.
+    pub timezone: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -24,6 +36,8 @@ pub struct OrgResponse {
     pub name: String,
     /// The policy in force: the organisation's own, or the server default.
     pub escalation_policy: EscalationPolicy,
+    /// IANA time zone name: times people read are local to it.
+    pub timezone: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -55,6 +69,7 @@ fn org_response(org: store::orgs::Organisation, default: &EscalationPolicy) -> O
         escalation_policy: org.policy(default),
         id: org.id,
         name: org.name,
+        timezone: org.timezone.name().to_owned(),
     }
 }
 
@@ -67,11 +82,19 @@ pub async fn create_org(
     ApiJson(body): ApiJson<CreateOrgRequest>,
 ) -> Result<HttpResponse, AppError> {
     caller.require_role(&[Role::Admin])?;
-    let name = DisplayName::parse("name", &body.name).map_err(|e| AppError::Validation(vec![e]))?;
+    let mut errors = Vec::new();
+    let name = DisplayName::parse("name", &body.name).map_err(|e| errors.push(e));
+    let timezone = match body.timezone.as_deref() {
+        Some(raw) => parse_timezone("timezone", raw).map_err(|e| errors.push(e)),
+        None => Ok(chrono_tz::Europe::London),
+    };
+    let (Ok(name), Ok(timezone)) = (name, timezone) else {
+        return Err(AppError::Validation(errors));
+    };
     let now_ms = state.clock.now_ms();
     let org = state
         .store
-        .write(move |conn| Ok(store::orgs::insert(conn, name.as_str(), now_ms)?))
+        .write(move |conn| Ok(store::orgs::insert(conn, name.as_str(), timezone, now_ms)?))
         .await?;
     Ok(HttpResponse::Created().json(org_response(org, &state.settings.escalation)))
 }
@@ -95,6 +118,47 @@ pub async fn get_org(
         })
         .await?
         .ok_or(AppError::NotFound("organisation"))?;
+    Ok(HttpResponse::Ok().json(org_response(org, &state.settings.escalation)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/orgs/{id}", tag = "organisations", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = UpdateOrgRequest,
+    responses((status = 200, body = OrgResponse), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_org(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    ApiJson(body): ApiJson<UpdateOrgRequest>,
+) -> Result<HttpResponse, AppError> {
+    let org_id: OrgId = path_id(&id, "organisation")?;
+    let mut errors = Vec::new();
+    let name = body
+        .name
+        .as_deref()
+        .map(|raw| DisplayName::parse("name", raw))
+        .transpose()
+        .map_err(|e| errors.push(e));
+    let timezone = body
+        .timezone
+        .as_deref()
+        .map(|raw| parse_timezone("timezone", raw))
+        .transpose()
+        .map_err(|e| errors.push(e));
+    let (Ok(name), Ok(timezone)) = (name, timezone) else {
+        return Err(AppError::Validation(errors));
+    };
+    let org = state
+        .store
+        .write(move |conn| {
+            if !can_see_org(conn, &caller, org_id)? {
+                return Err(AppError::NotFound("organisation"));
+            }
+            caller.require_role(&[Role::Admin, Role::Organiser])?;
+            store::orgs::update(conn, org_id, name.as_ref().map(|n| n.as_str()), timezone)?;
+            store::orgs::find(conn, org_id)?.ok_or(AppError::NotFound("organisation"))
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(org_response(org, &state.settings.escalation)))
 }
 

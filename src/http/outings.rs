@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{path_id, ApiJson, Caller, OptionalJson, RawJson};
 use super::pagination::{self, Page};
+use super::problem::Problem;
 use crate::auth::password;
 use crate::domain::account::Role;
 use crate::domain::area;
@@ -20,7 +21,7 @@ use crate::domain::escalation::{AlertKind, OutingStatus};
 use crate::domain::field_error::FieldError;
 use crate::domain::ids::{OutingId, UserId};
 use crate::domain::time::Instant;
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::service::checkins::LiveCheckin;
 use crate::service::outings::{self as service, NewCheckin, StartOuting};
 use crate::service::pins as pin_service;
@@ -496,8 +497,10 @@ pub async fn list_outings(
                     items.push(seen);
                 }
             }
-            let keys: Vec<(i64, String)> =
-                rows.iter().map(|r| (r.started_at, r.id.clone())).collect();
+            let keys: Vec<(i64, String)> = rows
+                .iter()
+                .map(|r| (r.started_at, r.id.to_string()))
+                .collect();
             Ok((items, keys))
         })
         .await?;
@@ -549,7 +552,7 @@ pub async fn list_checkins(
             }
             let (view, audited) =
                 service::view(conn, &reader, &row)?.ok_or(AppError::NotFound("outing"))?;
-            let rows = store::outings::trail(conn, &row.id, after, limit)?;
+            let rows = store::outings::trail(conn, &row.id.to_string(), after, limit)?;
             Ok((rows, view, audited))
         })
         .await?;
@@ -742,11 +745,11 @@ pub async fn panic(
         .write(move |conn| {
             let (outing, raised) =
                 service::panic(conn, &caller, outing_id, position, &default_policy, now_ms)?;
-            let name = store::outings::display_name(conn, &outing.canvasser_id)?;
+            let name = store::outings::display_name(conn, &outing.canvasser_id.to_string())?;
             let mut view =
                 service::for_viewer(service::alert_view(conn, raised.alert(), name)?, &caller);
             // Pressing panic must not reveal a silent duress alert to whoever holds the phone.
-            if view.kind.hidden_from_owner() && outing.canvasser_id == caller.id.to_string() {
+            if view.kind.hidden_from_owner() && outing.canvasser_id == caller.id {
                 view.kind = AlertKind::Panic;
                 view.notifications.clear();
             }

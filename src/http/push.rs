@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{path_id, ApiJson, Caller};
+use super::problem::Problem;
 use crate::domain::delivery::{Channel, DeliveryStatus, MessageType};
 use crate::domain::field_error::FieldError;
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::push::ssrf;
 use crate::state::AppState;
 use crate::store::notifications::NotificationRow;

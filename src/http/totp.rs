@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, Caller};
+use super::problem::Problem;
 use crate::auth::{password, totp};
 use crate::domain::account::Role;
 use crate::domain::ids::UserId;
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::store;
 use crate::store::accounts::UserRow;

@@ -6,12 +6,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{path_id, ApiJson, Caller};
 use super::pagination::{self, Page};
+use super::problem::Problem;
 use crate::auth::password;
 use crate::domain::account::{parse_e164, parse_language, DisplayName, Email, NewPassword, Role};
 use crate::domain::field_error::FieldErrors;
 use crate::domain::ids::{OrgId, UserId};
 use crate::domain::management::Change;
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::service::accounts as account_service;
 use crate::state::AppState;
 use crate::store;

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::Caller;
+use super::problem::Problem;
 use crate::domain::account::Role;
 use crate::domain::escalation::OutingStatus;
 use crate::domain::time::from_millis;
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::service::{alerts as alert_service, outings as outing_service};
 use crate::state::AppState;
 use crate::store::{self, DbConn};
@@ -182,11 +183,14 @@ pub async fn planned(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
             for row in rows {
                 items.push(PlannedOuting {
                     canvasser: PersonRef {
-                        id: row.canvasser()?,
-                        display_name: store::outings::display_name(conn, &row.canvasser_id)?,
+                        id: row.canvasser_id,
+                        display_name: store::outings::display_name(
+                            conn,
+                            &row.canvasser_id.to_string(),
+                        )?,
                     },
-                    outing_id: row.id,
-                    org_id: row.org_id,
+                    outing_id: row.id.to_string(),
+                    org_id: row.org_id.to_string(),
                     status: row.status,
                     started_at: from_millis(row.started_at),
                     planned_end_at: row.planned_end_at.map(from_millis),
@@ -298,13 +302,16 @@ async fn render_event(
     let view = state
         .store
         .read(move |conn| {
-            let Some(row) = store::alerts::find(conn, &alert_id)? else {
+            let Ok(alert_id) = alert_id.parse() else {
+                return Ok(None);
+            };
+            let Some(row) = store::alerts::find(conn, alert_id)? else {
                 return Ok(None);
             };
             if !alert_service::access(conn, &caller, &row)?.visible {
                 return Ok(None);
             }
-            let name = store::outings::display_name(conn, &row.canvasser_id)?;
+            let name = store::outings::display_name(conn, &row.canvasser_id.to_string())?;
             Ok(Some((
                 outing_service::alert_view(conn, &row, name)?,
                 caller,

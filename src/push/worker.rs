@@ -499,13 +499,13 @@ async fn webhook_attempt(
     let found = state
         .store
         .read(move |conn| {
-            let alert = match &alert_id {
-                Some(id) => store::alerts::find(conn, id)?,
-                None => None,
+            let alert = match alert_id.as_deref().map(str::parse) {
+                Some(Ok(id)) => store::alerts::find(conn, id)?,
+                _ => None,
             };
             let mut view = match &alert {
                 Some(alert) => {
-                    let name = store::outings::display_name(conn, &alert.canvasser_id)?;
+                    let name = store::outings::display_name(conn, &alert.canvasser_id.to_string())?;
                     Some(crate::service::outings::alert_view(conn, alert, name)?)
                 }
                 None => None,
@@ -516,7 +516,7 @@ async fn webhook_attempt(
             };
             let org_id = alert
                 .as_ref()
-                .map(|a| a.org_id.clone())
+                .map(|a| a.org_id.to_string())
                 .or_else(|| incident.as_ref().map(|i| i.org_id.clone()));
             let target = match &recipient {
                 Some(user) => store::accounts::webhook_of(conn, user)?,

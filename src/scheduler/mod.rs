@@ -166,7 +166,7 @@ fn process_batch(
     let mut lookups = Lookups::deferring_writes();
     let outings = store::schedule::claim_due_outings(conn, now_ms, limit)?;
     let mut done = outings.len();
-    lookups.prefetch_people(conn, outings.iter().map(|o| o.canvasser_id.as_str()))?;
+    lookups.prefetch_people(conn, outings.iter().map(|o| o.canvasser_id))?;
     lookups.prefetch_locations(
         conn,
         outings.iter().filter_map(|o| o.last_checkin_id.as_deref()),
@@ -177,7 +177,7 @@ fn process_batch(
     lookups.flush(conn)?;
     let alerts = store::schedule::claim_due_alerts(conn, now_ms, limit)?;
     done = done.max(alerts.len());
-    lookups.prefetch_people(conn, alerts.iter().map(|a| a.canvasser_id.as_str()))?;
+    lookups.prefetch_people(conn, alerts.iter().map(|a| a.canvasser_id))?;
     for alert in alerts {
         escalation::fire_alert(conn, &mut lookups, alert, now_ms)?;
     }
@@ -207,18 +207,17 @@ async fn process_one_by_one(
     let policy = *default_policy;
     let count = outing_ids.len().max(alert_ids.len());
     for id in outing_ids {
-        let key = id.clone();
+        let key = id;
         let result = state
             .store
-            .write(move |conn| {
-                let id: crate::domain::ids::OutingId = store::accounts::parse_id(&key, "outing")?;
-                match store::outings::find_for_update(conn, id)? {
+            .write(
+                move |conn| match store::outings::find_for_update(conn, key)? {
                     Some(row) if row.next_action_at.is_some_and(|at| at <= now_ms) => {
                         escalation::fire_outing(conn, &mut Lookups::default(), row, now_ms, &policy)
                     }
                     _ => Ok(()),
-                }
-            })
+                },
+            )
             .await;
         if let Err(e) = result {
             tracing::error!(outing = %id, error = %e, "scheduler cannot process outing; postponed 5 s");
@@ -227,7 +226,7 @@ async fn process_one_by_one(
                 .write(move |conn| {
                     Ok(store::schedule::postpone(
                         conn,
-                        Some(&id),
+                        Some(&id.to_string()),
                         None,
                         now_ms + 5_000,
                     )?)
@@ -236,11 +235,11 @@ async fn process_one_by_one(
         }
     }
     for id in alert_ids {
-        let key = id.clone();
+        let key = id;
         let result = state
             .store
             .write(
-                move |conn| match store::alerts::find_for_update(conn, &key)? {
+                move |conn| match store::alerts::find_for_update(conn, key)? {
                     Some(row) if row.next_action_at.is_some_and(|at| at <= now_ms) => {
                         escalation::fire_alert(conn, &mut Lookups::default(), row, now_ms)
                     }
@@ -256,7 +255,7 @@ async fn process_one_by_one(
                     Ok(store::schedule::postpone(
                         conn,
                         None,
-                        Some(&id),
+                        Some(&id.to_string()),
                         now_ms + 5_000,
                     )?)
                 })

@@ -53,7 +53,7 @@ pub fn raise(
     policy: &EscalationPolicy,
     now_ms: i64,
 ) -> Result<Raised, AppError> {
-    let existing = match outing.open_alert_id.as_deref() {
+    let existing = match outing.open_alert_id {
         Some(id) => {
             store::alerts::find_for_update(conn, id)?.filter(|a| a.status != AlertStatus::Resolved)
         }
@@ -79,10 +79,10 @@ pub fn raise(
                 policy: *policy,
             };
             let mut row = AlertRow {
-                id: AlertId::new().to_string(),
-                outing_id: outing.id.clone(),
-                org_id: outing.org_id.clone(),
-                canvasser_id: outing.canvasser_id.clone(),
+                id: AlertId::new(),
+                outing_id: outing.id,
+                org_id: outing.org_id,
+                canvasser_id: outing.canvasser_id,
                 kind,
                 level: 0,
                 status: AlertStatus::Open,
@@ -116,7 +116,7 @@ pub fn raise(
             set_location(&mut row, location);
             lookups.insert_alert(conn, row.clone())?;
             lookups.record_event(conn, &row, "alert.opened", now_ms)?;
-            outing.open_alert_id = Some(row.id.clone());
+            outing.open_alert_id = Some(row.id);
             Raised::Opened(row)
         }
         (Opening::Upgrade { kind, to_level, .. }, Some(mut row)) => {
@@ -161,7 +161,7 @@ pub fn resolve(
         .map_err(|e| AppError::Conflict(e.to_string()))?;
     apply_clock(row, &resolved, now_ms);
     row.resolved_at = Some(now_ms);
-    row.resolved_by = by.map(|u| u.to_string());
+    row.resolved_by = by;
     row.resolution = Some(resolution.to_owned());
     if note.is_some() {
         row.note = note;
@@ -169,8 +169,8 @@ pub fn resolve(
     store::alerts::update(conn, row)?;
     Ok(store::events::record(
         conn,
-        &row.id,
-        &row.org_id,
+        &row.id.to_string(),
+        &row.org_id.to_string(),
         "alert.resolved",
         now_ms,
     )?)
@@ -188,7 +188,7 @@ pub fn access(
     row: &AlertRow,
 ) -> Result<AlertAccess, AppError> {
     use crate::domain::visibility::{alert_visible, may_handle_alert, AlertFacts, Viewer};
-    let companions: Vec<UserId> = store::outings::companions(conn, &row.outing_id)?
+    let companions: Vec<UserId> = store::outings::companions(conn, row.outing_id)?
         .into_iter()
         .map(|(id, _)| id)
         .collect();
@@ -204,8 +204,8 @@ pub fn access(
         police_orgs: &police_orgs,
     };
     let facts = AlertFacts {
-        canvasser: row.canvasser()?,
-        org_id: row.org()?,
+        canvasser: row.canvasser_id,
+        org_id: row.org_id,
         companions: &companions,
         level: row.level(),
         kind: row.kind,
@@ -223,25 +223,22 @@ fn handled_alert(
     caller: &crate::domain::caller::Caller,
     alert_id: AlertId,
 ) -> Result<(OutingRow, AlertRow), AppError> {
-    let peek =
-        store::alerts::find(conn, &alert_id.to_string())?.ok_or(AppError::NotFound("alert"))?;
+    let peek = store::alerts::find(conn, alert_id)?.ok_or(AppError::NotFound("alert"))?;
     let outing_id: crate::domain::ids::OutingId =
-        store::accounts::parse_id(&peek.outing_id, "outing")?;
+        store::accounts::parse_id(&peek.outing_id.to_string(), "outing")?;
     let outing =
         store::outings::find_for_update(conn, outing_id)?.ok_or(AppError::NotFound("alert"))?;
-    let row = store::alerts::find_for_update(conn, &peek.id)?.ok_or(AppError::NotFound("alert"))?;
+    let row = store::alerts::find_for_update(conn, peek.id)?.ok_or(AppError::NotFound("alert"))?;
     let access = access(conn, caller, &row)?;
     if !access.visible {
         return Err(AppError::NotFound("alert"));
     }
     if !access.may_handle {
-        return Err(AppError::Forbidden(
-            if row.canvasser_id == caller.id.to_string() {
-                "you cannot acknowledge or resolve your own alert: check in instead".into()
-            } else {
-                "only organisers and police contacts handle alerts".into()
-            },
-        ));
+        return Err(AppError::Forbidden(if row.canvasser_id == caller.id {
+            "you cannot acknowledge or resolve your own alert: check in instead".into()
+        } else {
+            "only organisers and police contacts handle alerts".into()
+        }));
     }
     Ok((outing, row))
 }
@@ -260,12 +257,18 @@ pub fn acknowledge_by_contact(
         .map_err(|e| AppError::Conflict(e.to_string()))?;
     apply_clock(&mut row, &acknowledged, now_ms);
     row.acknowledged_at = Some(now_ms);
-    row.acknowledged_by = Some(caller.id.to_string());
+    row.acknowledged_by = Some(caller.id);
     if note.is_some() {
         row.note = note;
     }
     store::alerts::update(conn, &row)?;
-    store::events::record(conn, &row.id, &row.org_id, "alert.acknowledged", now_ms)?;
+    store::events::record(
+        conn,
+        &row.id.to_string(),
+        &row.org_id.to_string(),
+        "alert.acknowledged",
+        now_ms,
+    )?;
     Ok(row)
 }
 
@@ -283,11 +286,11 @@ pub fn resolve_by_contact(
     let (mut outing, mut row) = handled_alert(conn, caller, alert_id)?;
     resolve(conn, &mut row, outcome, Some(caller.id), note, now_ms)?;
     crate::service::notify::all_clear(conn, &outing, &row, now_ms)?;
-    if outing.open_alert_id.as_deref() == Some(row.id.as_str()) {
+    if outing.open_alert_id == Some(row.id) {
         outing.open_alert_id = None;
     }
     if outing.status == escalation::OutingStatus::Overdue {
-        let policy = facts::org_policy(conn, outing.org()?, default_policy)?;
+        let policy = facts::org_policy(conn, outing.org_id, default_policy)?;
         let due = crate::domain::deadline::next_checkin_due_at(
             from_millis(now_ms),
             outing.checkin_interval_s,

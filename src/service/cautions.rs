@@ -13,7 +13,7 @@ use crate::store::{self, DbConn};
 use crate::wire::{CautionView, PersonRef};
 
 /// Most cells an area may span before its cautions are found by the organisation's list.
-const MAX_AREA_CELLS: usize = 400;
+const MAX_AREA_CELLS: usize = 2_000;
 /// Most cautions a list answers with.
 const MAX_LISTED: i64 = 500;
 
@@ -108,9 +108,17 @@ pub fn list(
     Ok(match near {
         None => store::cautions::active(conn, &org_id, now_ms, MAX_LISTED)?,
         Some((lat, lon, within_m)) => {
-            let cells = caution::cells_near(lat, lon, within_m + caution::MAX_RADIUS_M);
-            store::cautions::in_cells(conn, &org_id, &cells, now_ms)?
-                .into_iter()
+            // A wide search reads the organisation's cautions rather than thousands of cells.
+            let rows = match caution::cells_near(
+                lat,
+                lon,
+                within_m + caution::MAX_RADIUS_M,
+                MAX_AREA_CELLS,
+            ) {
+                Some(cells) => store::cautions::in_cells(conn, &org_id, &cells, now_ms)?,
+                None => store::cautions::active(conn, &org_id, now_ms, i64::MAX)?,
+            };
+            rows.into_iter()
                 .filter(|row| {
                     let grown = Circle {
                         radius_m: row.radius_m + within_m,
@@ -225,4 +233,14 @@ pub fn view(conn: &mut DbConn, row: &CautionRow) -> Result<CautionView, AppError
 
 pub fn views(conn: &mut DbConn, rows: &[CautionRow]) -> Result<Vec<CautionView>, AppError> {
     rows.iter().map(|row| view(conn, row)).collect()
+}
+
+/// Indexes every caution that has no grid cells (those marked before the grid last changed:
+/// its migration empties `caution_cells`). Runs at start; a no-op once all are indexed.
+pub fn index_unindexed(conn: &mut DbConn) -> Result<usize, AppError> {
+    let rows = store::cautions::unindexed(conn)?;
+    for row in &rows {
+        store::cautions::insert_cells(conn, row, &caution::cells_of_circle(&circle(row)))?;
+    }
+    Ok(rows.len())
 }

@@ -80,9 +80,13 @@ fn response_body(
         .map(|(view, _)| view)
         .ok_or(AppError::NotFound("outing"))?;
     let cautions = match (checkin.lat, checkin.lon) {
-        (Some(lat), Some(lon)) => {
-            crate::service::cautions::covering(conn, &outing.org_id, lat, lon, checkin.received_at)?
-        }
+        (Some(lat), Some(lon)) => crate::service::cautions::covering(
+            conn,
+            &outing.org_id.to_string(),
+            lat,
+            lon,
+            checkin.received_at,
+        )?,
         _ => Vec::new(),
     };
     let mut pushed = false;
@@ -166,7 +170,7 @@ fn plain_checkin(
     rules: &OutingRules,
 ) -> Option<(CheckinRow, OutingRow)> {
     let (outing, custom_policy) = loaded?;
-    if outing.canvasser_id != live.caller.id.to_string()
+    if outing.canvasser_id != live.caller.id
         || outing.status == OutingStatus::Ended
         || outing.open_alert_id.is_some()
         || live.item.client_id.is_some()
@@ -174,7 +178,7 @@ fn plain_checkin(
     {
         return None;
     }
-    let policy = store::orgs::parse_policy(&outing.org_id, custom_policy.as_deref())
+    let policy = store::orgs::parse_policy(&outing.org_id.to_string(), custom_policy.as_deref())
         .ok()?
         .unwrap_or(rules.default_policy);
     let mut plan = service::plan_checkins(
@@ -214,7 +218,7 @@ pub fn record_live_batch(
     let loaded: HashMap<String, (OutingRow, Option<String>)> =
         store::outings::find_many_for_update_with_policy(conn, &ids)?
             .into_iter()
-            .map(|(outing, policy)| (outing.id.clone(), (outing, policy)))
+            .map(|(outing, policy)| (outing.id.to_string(), (outing, policy)))
             .collect();
     let keyed: Vec<(String, String)> = batch
         .iter()

@@ -36,7 +36,7 @@ pub fn fire_outing(
     now_ms: i64,
     default_policy: &EscalationPolicy,
 ) -> Result<(), AppError> {
-    let policy = lookups.policy(conn, outing.org()?, default_policy)?;
+    let policy = lookups.policy(conn, outing.org_id, default_policy)?;
     let before = outing.clone();
     let now = from_millis(now_ms);
     // At most a skipped reminder and a missed check-in can be due together.
@@ -51,7 +51,7 @@ pub fn fire_outing(
         match &step {
             Step::Reminder { due_at } => {
                 let scheduled = to_millis(escalation::reminder_at(&policy, *due_at));
-                let recipients = [outing.canvasser()?];
+                let recipients = [outing.canvasser_id];
                 notify::record(
                     conn,
                     lookups,
@@ -123,7 +123,7 @@ pub fn fire_alert(
     now_ms: i64,
 ) -> Result<(), AppError> {
     let outing_id: crate::domain::ids::OutingId =
-        store::accounts::parse_id(&alert.outing_id, "outing")?;
+        store::accounts::parse_id(&alert.outing_id.to_string(), "outing")?;
     let outing = store::outings::find(conn, outing_id)?
         .ok_or_else(|| AppError::internal(format!("alert {} has no outing", alert.id)))?;
     let now = from_millis(now_ms);

@@ -49,7 +49,7 @@ pub fn companions_of(
     if row.solo {
         return Ok(Vec::new());
     }
-    Ok(store::outings::companions(conn, &row.id)?)
+    Ok(store::outings::companions(conn, row.id)?)
 }
 
 /// Where the canvasser was last seen, copied onto the alert so it survives location retention.

@@ -109,8 +109,7 @@ pub fn report(
     if let Some(outing) = new.outing_id {
         let row = store::outings::find(conn, outing)?;
         let theirs = row.is_some_and(|o| {
-            o.org_id == org.to_string()
-                && (o.canvasser_id == caller.id.to_string() || caller.role == Role::Organiser)
+            o.org_id == org && (o.canvasser_id == caller.id || caller.role == Role::Organiser)
         });
         if !theirs {
             return Err(AppError::field(
@@ -393,4 +392,14 @@ pub fn view(conn: &mut DbConn, seen: &Seen) -> Result<IncidentView, AppError> {
             .map_or(row.hash.clone(), |e| e.hash.clone()),
         entries,
     })
+}
+
+/// The time zone of the incident's organisation: the evidence record gives local times.
+pub fn zone_of(conn: &mut DbConn, seen: &Seen) -> Result<chrono_tz::Tz, AppError> {
+    let org = seen
+        .row
+        .org_id
+        .parse()
+        .map_err(|_| AppError::internal("an incident's organisation id is not a UUID"))?;
+    Ok(store::orgs::find(conn, org)?.map_or(chrono_tz::Europe::London, |org| org.timezone))
 }

@@ -156,12 +156,18 @@ impl Lookups {
     ) -> Result<(), AppError> {
         match self.deferred.as_mut() {
             Some(deferred) => deferred.events.push(NewEvent {
-                alert_id: alert.id.clone(),
-                org_id: alert.org_id.clone(),
+                alert_id: alert.id.to_string(),
+                org_id: alert.org_id.to_string(),
                 event: event.to_owned(),
                 at,
             }),
-            None => store::events::record(conn, &alert.id, &alert.org_id, event, at)?,
+            None => store::events::record(
+                conn,
+                &alert.id.to_string(),
+                &alert.org_id.to_string(),
+                event,
+                at,
+            )?,
         }
         Ok(())
     }
@@ -253,15 +259,15 @@ impl Lookups {
 
     /// Reads the names and channels of `ids` (a batch's canvassers, who each get a message)
     /// in one statement, instead of two per step.
-    pub fn prefetch_people<'a>(
+    pub fn prefetch_people(
         &mut self,
         conn: &mut DbConn,
-        ids: impl IntoIterator<Item = &'a str>,
+        ids: impl IntoIterator<Item = UserId>,
     ) -> Result<(), AppError> {
         let missing: Vec<String> = ids
             .into_iter()
-            .filter(|id| !self.names.contains_key(*id))
-            .map(str::to_owned)
+            .map(|id| id.to_string())
+            .filter(|id| !self.names.contains_key(id))
             .collect::<std::collections::HashSet<_>>()
             .into_iter()
             .collect();
@@ -344,9 +350,9 @@ impl OutingPeople {
         lookups: &mut Lookups,
         outing: &OutingRow,
     ) -> Result<Self, AppError> {
-        let org = outing.org()?;
+        let org = outing.org_id;
         Ok(OutingPeople {
-            canvasser: outing.canvasser()?,
+            canvasser: outing.canvasser_id,
             organisers: lookups.organisers(conn, org)?,
             companions: facts::companions_of(conn, outing)?
                 .into_iter()
@@ -378,7 +384,7 @@ pub fn record(
     step: &StepRecord<'_>,
     now_ms: i64,
 ) -> Result<usize, AppError> {
-    let canvasser_name = lookups.display_name(conn, &step.outing.canvasser_id)?;
+    let canvasser_name = lookups.display_name(conn, &step.outing.canvasser_id.to_string())?;
     let last_location = match step.alert {
         Some(alert) => match (alert.last_lat, alert.last_lon, alert.last_recorded_at) {
             (Some(lat), Some(lon), Some(at)) => Some(Location {
@@ -406,13 +412,17 @@ pub fn record(
         }
         _ => None,
     };
+    let (alert_id, outing_id) = (
+        step.alert.map(|a| a.id.to_string()),
+        step.outing.id.to_string(),
+    );
     let body = payload::build(&Message {
         message_type: step.message_type,
-        alert_id: step.alert.map(|a| a.id.as_str()),
-        outing_id: Some(step.outing.id.as_str()),
+        alert_id: alert_id.as_deref(),
+        outing_id: Some(&outing_id),
         level: step.level,
         canvasser: Some(CanvasserRef {
-            id: step.outing.canvasser_id.clone(),
+            id: step.outing.canvasser_id.to_string(),
             name: canvasser_name,
         }),
         last_location,
@@ -448,7 +458,7 @@ pub fn record(
                 targets.push((Some(id), Channel::Webhook));
             }
         }
-        if lookups.has_org_webhook(conn, &step.outing.org_id)? {
+        if lookups.has_org_webhook(conn, &step.outing.org_id.to_string())? {
             targets.push((None, Channel::Webhook));
         }
     }
@@ -464,8 +474,8 @@ pub fn record(
         let row = NotificationRow {
             id: new_id(),
             dedupe_key: format!("{subject}:{}:{who}:{channel}", step.step_key),
-            alert_id: step.alert.map(|a| a.id.clone()),
-            outing_id: Some(step.outing.id.clone()),
+            alert_id: step.alert.map(|a| a.id.to_string()),
+            outing_id: Some(step.outing.id.to_string()),
             recipient_id: recipient,
             channel,
             step: step.step_key.to_owned(),
@@ -552,8 +562,8 @@ pub fn all_clear(
     now_ms: i64,
 ) -> Result<(), AppError> {
     let kind = alert.kind;
-    let notified = store::notifications::notified_about(conn, &alert.id)?;
-    let recipients = escalation::all_clear_recipients(kind, outing.canvasser()?, &notified);
+    let notified = store::notifications::notified_about(conn, &alert.id.to_string())?;
+    let recipients = escalation::all_clear_recipients(kind, outing.canvasser_id, &notified);
     record(
         conn,
         &mut Lookups::default(),
@@ -581,10 +591,10 @@ pub fn notice(
     kind: MessageType,
     now_ms: i64,
 ) -> Result<(), AppError> {
-    let organisers = store::notifications::organisers_of(conn, outing.org()?)?;
+    let organisers = store::notifications::organisers_of(conn, outing.org_id)?;
     let recipients: Vec<UserId> = organisers
         .into_iter()
-        .filter(|id| id.to_string() != outing.canvasser_id)
+        .filter(|id| *id != outing.canvasser_id)
         .collect();
     record(
         conn,
@@ -694,7 +704,7 @@ pub fn caution_reached(
     caution: &store::cautions::CautionRow,
     now_ms: i64,
 ) -> Result<(), AppError> {
-    let recipients = [outing.canvasser()?];
+    let recipients = [outing.canvasser_id];
     record(
         conn,
         &mut Lookups::default(),

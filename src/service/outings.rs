@@ -147,11 +147,11 @@ pub fn start(
         req.interval.as_secs(),
         req.planned_end_at,
     );
-    let id = OutingId::new().to_string();
+    let id = OutingId::new();
     let mut row = OutingRow {
-        id: id.clone(),
-        canvasser_id: caller.id.to_string(),
-        org_id: org.to_string(),
+        id,
+        canvasser_id: caller.id,
+        org_id: org,
         status: OutingStatus::Active,
         started_at: now_ms,
         ended_at: None,
@@ -186,7 +186,7 @@ pub fn start(
             )
         });
         let checkin = checkin_row(
-            &id,
+            &id.to_string(),
             caller.id,
             &position,
             None,
@@ -203,7 +203,7 @@ pub fn start(
         store::outings::insert_outing(conn, &row, &req.companions)?;
         store::outings::insert_checkin(conn, &checkin)?;
         if inside == Some(false) {
-            store::outings::record_event(conn, &id, "left_area", now_ms, None)?;
+            store::outings::record_event(conn, &id.to_string(), "left_area", now_ms, None)?;
         }
     } else {
         reschedule(&mut row, &policy)?;
@@ -262,7 +262,7 @@ pub struct Seen {
 pub fn visibility(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result<Seen, AppError> {
     let companions = companions_of(conn, row)?;
     let companion_ids: Vec<UserId> = companions.iter().map(|(id, _)| *id).collect();
-    let open_alert = match row.open_alert_id.as_deref() {
+    let open_alert = match row.open_alert_id {
         Some(id) => store::alerts::find(conn, id)?.filter(|a| a.status != AlertStatus::Resolved),
         None => None,
     };
@@ -278,8 +278,8 @@ pub fn visibility(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result
         police_orgs: &police_orgs,
     };
     let facts = OutingFacts {
-        canvasser: row.canvasser()?,
-        org_id: row.org()?,
+        canvasser: row.canvasser_id,
+        org_id: row.org_id,
         companions: &companion_ids,
         open_alert_level: open_alert.as_ref().map(store::alerts::AlertRow::level),
         open_alert_is_panic_or_duress: open_alert
@@ -301,7 +301,7 @@ fn own_outing_for_update(
     id: OutingId,
 ) -> Result<OutingRow, AppError> {
     let row = store::outings::find_for_update(conn, id)?.ok_or(AppError::NotFound("outing"))?;
-    if row.canvasser_id != caller.id.to_string() {
+    if row.canvasser_id != caller.id {
         return Err(not_theirs(conn, caller, &row)?);
     }
     Ok(row)
@@ -341,12 +341,12 @@ pub fn view_with(
     if visibility == OutingVisibility::None {
         return Ok(None);
     }
-    let is_canvasser = row.canvasser_id == caller.id.to_string();
-    let canvasser = row.canvasser()?;
+    let is_canvasser = row.canvasser_id == caller.id;
+    let canvasser = row.canvasser_id;
     let canvasser_name = if is_canvasser {
         caller.display_name.clone()
     } else {
-        store::outings::display_name(conn, &row.canvasser_id)?
+        store::outings::display_name(conn, &row.canvasser_id.to_string())?
     };
     let last_checkin = if visibility.sees_location() {
         Some(match row.last_checkin_id.as_deref() {
@@ -408,14 +408,14 @@ pub fn alert_view(
     row: &store::alerts::AlertRow,
     canvasser_name: String,
 ) -> Result<views::AlertView, AppError> {
-    let acknowledged_by = match row.acknowledged_by.as_deref() {
+    let acknowledged_by = match row.acknowledged_by {
         Some(id) => Some(PersonRef {
-            id: store::accounts::parse_id(id, "user")?,
-            display_name: store::outings::display_name(conn, id)?,
+            id,
+            display_name: store::outings::display_name(conn, &id.to_string())?,
         }),
         None => None,
     };
-    let deliveries = store::alerts::deliveries(conn, &row.id)?;
+    let deliveries = store::alerts::deliveries(conn, &row.id.to_string())?;
     views::alert_view(row, canvasser_name, acknowledged_by, deliveries)
 }
 
@@ -455,7 +455,7 @@ pub fn record_checkins(
     // The outing and its organisation's policy in one statement (one round trip).
     let (outing, custom_policy) = store::outings::find_for_update_with_policy(conn, outing_id)?
         .ok_or(AppError::NotFound("outing"))?;
-    if outing.canvasser_id != caller.id.to_string() {
+    if outing.canvasser_id != caller.id {
         return Err(not_theirs(conn, caller, &outing)?);
     }
     if outing.status == OutingStatus::Ended {
@@ -468,7 +468,7 @@ pub fn record_checkins(
     let client_ids: Vec<String> = items.iter().filter_map(|i| i.client_id.clone()).collect();
     if !client_ids.is_empty() {
         let mut seen: std::collections::HashSet<String> =
-            store::outings::existing_client_ids(conn, &outing.id, &client_ids)?
+            store::outings::existing_client_ids(conn, &outing.id.to_string(), &client_ids)?
                 .into_iter()
                 .collect();
         items.retain(|i| match &i.client_id {
@@ -477,9 +477,9 @@ pub fn record_checkins(
         });
     }
 
-    let policy = store::orgs::parse_policy(&outing.org_id, custom_policy.as_deref())?
+    let policy = store::orgs::parse_policy(&outing.org_id.to_string(), custom_policy.as_deref())?
         .unwrap_or(rules.default_policy);
-    let open_alert_kind = match outing.open_alert_id.as_deref() {
+    let open_alert_kind = match outing.open_alert_id {
         Some(id) => store::alerts::find(conn, id)?
             .filter(|a| a.status != AlertStatus::Resolved)
             .map(|a| a.kind),
@@ -585,7 +585,7 @@ pub fn plan_checkins(
         let effect = checkin_effect(&state, &incoming);
         let order = DisplayOrder::new(item.recorded_at, received_at);
         let row = checkin_row(
-            &outing.id,
+            &outing.id.to_string(),
             user,
             position,
             item.battery_pct,
@@ -669,7 +669,7 @@ fn apply_plan(
         store::outings::insert_checkin(conn, row)?;
     }
     for _ in 0..left_area_events {
-        store::outings::record_event(conn, &outing.id, "left_area", now_ms, None)?;
+        store::outings::record_event(conn, &outing.id.to_string(), "left_area", now_ms, None)?;
     }
     let mut changes = crate::service::Changes::default();
     for notice in notices {
@@ -677,7 +677,7 @@ fn apply_plan(
         changes.outbox = true;
     }
     let location = last_location(&stored);
-    let alert_before = outing.open_alert_id.clone();
+    let alert_before = outing.open_alert_id;
     if let Some(kind) = raise {
         let raised = alerts::raise(
             conn,
@@ -759,10 +759,10 @@ pub fn resolve_open_alert(
     resolution: &str,
     now_ms: i64,
 ) -> Result<(), AppError> {
-    let Some(id) = outing.open_alert_id.clone() else {
+    let Some(id) = outing.open_alert_id else {
         return Ok(());
     };
-    let Some(mut alert) = store::alerts::find_for_update(conn, &id)? else {
+    let Some(mut alert) = store::alerts::find_for_update(conn, id)? else {
         return Ok(());
     };
     if alert.status == AlertStatus::Resolved {
@@ -798,7 +798,7 @@ pub fn end(
         PinCheck::Missing => return Err(AppError::field("pin", "is required: you have set PINs")),
         PinCheck::NotSet | PinCheck::Safe | PinCheck::Duress => {}
     }
-    let policy = org_policy(conn, outing.org()?, default_policy)?;
+    let policy = org_policy(conn, outing.org_id, default_policy)?;
     let mut location = None;
     if let Some(position) = position {
         let inside = parse_area(&outing).map(|a| {
@@ -810,7 +810,7 @@ pub fn end(
             )
         });
         let row = checkin_row(
-            &outing.id,
+            &outing.id.to_string(),
             caller.id,
             &position,
             None,
@@ -860,7 +860,7 @@ pub fn panic(
 ) -> Result<(OutingRow, Raised), AppError> {
     let mut outing =
         store::outings::find_for_update(conn, outing_id)?.ok_or(AppError::NotFound("outing"))?;
-    let is_canvasser = outing.canvasser_id == caller.id.to_string();
+    let is_canvasser = outing.canvasser_id == caller.id;
     if !is_canvasser {
         let companions = companions_of(conn, &outing)?;
         if !companions.iter().any(|(id, _)| *id == caller.id) {
@@ -873,7 +873,7 @@ pub fn panic(
             });
         }
     }
-    let policy = org_policy(conn, outing.org()?, default_policy)?;
+    let policy = org_policy(conn, outing.org_id, default_policy)?;
     let location = position.map(|p| LastLocation {
         lat: p.lat.get(),
         lon: p.lon.get(),

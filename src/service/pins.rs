@@ -42,11 +42,11 @@ impl Scope {
                 let Some(row) = store::outings::find(conn, id)? else {
                     return Ok(None);
                 };
-                if row.canvasser_id != user.to_string() || row.status == OutingStatus::Ended {
+                if row.canvasser_id != user || row.status == OutingStatus::Ended {
                     return Ok(None);
                 }
                 Ok(Some(Scope {
-                    key: row.id,
+                    key: row.id.to_string(),
                     outing: Some(id),
                 }))
             }
@@ -159,7 +159,7 @@ pub fn raise_on(
     if outing.status == OutingStatus::Ended {
         return Ok(());
     }
-    let policy = org_policy(conn, outing.org()?, default_policy)?;
+    let policy = org_policy(conn, outing.org_id, default_policy)?;
     let location = facts::last_location_of(conn, &outing)?;
     let raised = alerts::raise(
         conn,

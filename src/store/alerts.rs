@@ -5,21 +5,20 @@ use crate::domain::delivery::{Channel, DeliveryStatus};
 use crate::domain::escalation::AlertStatus;
 use diesel::prelude::*;
 
-use super::accounts::parse_id;
 use super::native::{on_backend, UpdateRow};
 use super::schema::{alerts, notifications, users};
 use super::DbConn;
 use super::DbError;
 use crate::domain::escalation::AlertKind;
-use crate::domain::ids::{AlertId, OrgId, UserId};
+use crate::domain::ids::{AlertId, OrgId, OutingId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = alerts, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct AlertRow {
-    pub id: String,
-    pub outing_id: String,
-    pub org_id: String,
-    pub canvasser_id: String,
+    pub id: AlertId,
+    pub outing_id: OutingId,
+    pub org_id: OrgId,
+    pub canvasser_id: UserId,
     pub kind: AlertKind,
     pub level: i32,
     pub status: AlertStatus,
@@ -27,9 +26,9 @@ pub struct AlertRow {
     pub opened_at: i64,
     pub escalated_at: Option<i64>,
     pub acknowledged_at: Option<i64>,
-    pub acknowledged_by: Option<String>,
+    pub acknowledged_by: Option<UserId>,
     pub resolved_at: Option<i64>,
-    pub resolved_by: Option<String>,
+    pub resolved_by: Option<UserId>,
     pub resolution: Option<String>,
     pub note: Option<String>,
     pub last_lat: Option<f64>,
@@ -50,18 +49,6 @@ impl AlertRow {
     /// the nearer of the two, and an unreadable one as 2, the safer.
     pub fn level(&self) -> u8 {
         u8::try_from(self.level).map_or(2, |level| level.clamp(1, 2))
-    }
-}
-
-impl AlertRow {
-    pub fn alert_id(&self) -> Result<AlertId, DbError> {
-        parse_id(&self.id, "alert")
-    }
-    pub fn org(&self) -> Result<OrgId, DbError> {
-        parse_id(&self.org_id, "organisation")
-    }
-    pub fn canvasser(&self) -> Result<UserId, DbError> {
-        parse_id(&self.canvasser_id, "user")
     }
 }
 
@@ -92,12 +79,13 @@ pub fn insert_all(conn: &mut DbConn, rows: &[AlertRow]) -> Result<(), DbError> {
 }
 
 pub fn update(conn: &mut DbConn, row: &AlertRow) -> Result<(), DbError> {
-    let update = UpdateRow::<AlertRow, _>::new("alerts", row.as_changeset(), &row.id);
+    let id = row.id.to_string();
+    let update = UpdateRow::<AlertRow, _>::new("alerts", row.as_changeset(), &id);
     on_backend!(conn, c => update.execute(c))?;
     Ok(())
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, DbError> {
+pub fn find(conn: &mut DbConn, id: AlertId) -> Result<Option<AlertRow>, DbError> {
     Ok(on_backend!(conn, c => alerts::table
         .find(id)
         .select(AlertRow::as_select())
@@ -106,7 +94,7 @@ pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, DbError> {
 }
 
 /// Loads an alert for change, locked on PostgreSQL until the transaction ends.
-pub fn find_for_update(conn: &mut DbConn, id: &str) -> Result<Option<AlertRow>, DbError> {
+pub fn find_for_update(conn: &mut DbConn, id: AlertId) -> Result<Option<AlertRow>, DbError> {
     match conn {
         DbConn::Pg(pg) => Ok(alerts::table
             .find(id)

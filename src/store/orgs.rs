@@ -6,6 +6,8 @@ use super::native::on_backend;
 use super::schema::organisations;
 use super::DbConn;
 use super::DbError;
+use chrono_tz::Tz;
+
 use crate::domain::ids::OrgId;
 use crate::domain::policy::EscalationPolicy;
 
@@ -19,6 +21,7 @@ pub struct OrgRow {
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<String>,
     pub created_at: i64,
+    pub timezone: String,
 }
 
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct Organisation {
     pub name: String,
     /// `None` when the organisation follows the server's default policy.
     pub custom_policy: Option<EscalationPolicy>,
+    /// The zone its people's times are read in.
+    pub timezone: Tz,
 }
 
 impl Organisation {
@@ -40,10 +45,15 @@ impl TryFrom<OrgRow> for Organisation {
 
     fn try_from(row: OrgRow) -> Result<Self, DbError> {
         let custom_policy = parse_policy(&row.id, row.escalation_policy.as_deref())?;
+        let timezone = row
+            .timezone
+            .parse::<Tz>()
+            .map_err(|_| DbError::corrupt(format!("stored time zone {:?}", row.timezone)))?;
         Ok(Organisation {
             id: super::accounts::parse_id(&row.id, "organisation")?,
             name: row.name,
             custom_policy,
+            timezone,
         })
     }
 }
@@ -57,7 +67,12 @@ pub fn parse_policy(org: &str, stored: Option<&str>) -> Result<Option<Escalation
         .map_err(|e| DbError::corrupt(format!("stored policy of org {org}: {e}")))
 }
 
-pub fn insert(conn: &mut DbConn, name: &str, now_ms: i64) -> Result<Organisation, DbError> {
+pub fn insert(
+    conn: &mut DbConn,
+    name: &str,
+    timezone: Tz,
+    now_ms: i64,
+) -> Result<Organisation, DbError> {
     let row = OrgRow {
         id: OrgId::new().to_string(),
         name: name.to_owned(),
@@ -66,6 +81,7 @@ pub fn insert(conn: &mut DbConn, name: &str, now_ms: i64) -> Result<Organisation
         webhook_url: None,
         webhook_secret: None,
         created_at: now_ms,
+        timezone: timezone.name().to_owned(),
     };
     diesel::insert_into(organisations::table)
         .values(&row)
@@ -138,5 +154,26 @@ pub fn set_webhook(
             organisations::webhook_secret.eq(secret),
         ))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Renames an organisation and/or moves it to another time zone.
+pub fn update(
+    conn: &mut DbConn,
+    id: OrgId,
+    name: Option<&str>,
+    timezone: Option<Tz>,
+) -> Result<(), DbError> {
+    let id = id.to_string();
+    if let Some(name) = name {
+        diesel::update(organisations::table.find(&id))
+            .set(organisations::name.eq(name))
+            .execute(conn)?;
+    }
+    if let Some(timezone) = timezone {
+        diesel::update(organisations::table.find(&id))
+            .set(organisations::timezone.eq(timezone.name()))
+            .execute(conn)?;
+    }
     Ok(())
 }

@@ -8,14 +8,14 @@ use super::native::{on_backend, UpdateRow};
 use super::schema::{checkins, idempotency_keys, outing_companions, outing_events, outings, users};
 use super::DbError;
 use super::{new_id, DbConn};
-use crate::domain::ids::{OrgId, OutingId, UserId};
+use crate::domain::ids::{AlertId, OrgId, OutingId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = outings, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct OutingRow {
-    pub id: String,
-    pub canvasser_id: String,
-    pub org_id: String,
+    pub id: OutingId,
+    pub canvasser_id: UserId,
+    pub org_id: OrgId,
     pub status: OutingStatus,
     pub started_at: i64,
     pub ended_at: Option<i64>,
@@ -31,7 +31,7 @@ pub struct OutingRow {
     pub low_battery_notified: bool,
     pub outside_area_notified: bool,
     pub reminder_sent_for: Option<i64>,
-    pub open_alert_id: Option<String>,
+    pub open_alert_id: Option<AlertId>,
     pub next_action_at: Option<i64>,
     pub claimed_by: Option<String>,
     pub claimed_until: Option<i64>,
@@ -48,16 +48,6 @@ impl OutingRow {
         self.last_checkin_id = Some(checkin.id.clone());
         self.last_checkin_recorded_at = Some(checkin.recorded_at);
         self.last_checkin_received_at = Some(checkin.received_at);
-    }
-
-    pub fn outing_id(&self) -> Result<OutingId, DbError> {
-        parse_id(&self.id, "outing")
-    }
-    pub fn canvasser(&self) -> Result<UserId, DbError> {
-        parse_id(&self.canvasser_id, "user")
-    }
-    pub fn org(&self) -> Result<OrgId, DbError> {
-        parse_id(&self.org_id, "organisation")
     }
 }
 
@@ -333,10 +323,10 @@ pub fn update_after_steps(conn: &mut DbConn, rows: &[OutingRow]) -> Result<(), D
 /// PostgreSQL: the columns a scheduler step changes, for many outings in one prepared
 /// statement (one array per column).
 struct PgStepUpdates<'a> {
-    ids: Vec<&'a str>,
+    ids: Vec<OutingId>,
     statuses: Vec<&'a str>,
     reminder: Vec<Option<i64>>,
-    open_alert: Vec<Option<&'a str>>,
+    open_alert: Vec<Option<AlertId>>,
     next_action: Vec<Option<i64>>,
     updated: Vec<i64>,
 }
@@ -344,10 +334,10 @@ struct PgStepUpdates<'a> {
 impl<'a> PgStepUpdates<'a> {
     fn new(rows: &'a [OutingRow]) -> Self {
         PgStepUpdates {
-            ids: rows.iter().map(|r| r.id.as_str()).collect(),
+            ids: rows.iter().map(|r| r.id).collect(),
             statuses: rows.iter().map(|r| r.status.as_str()).collect(),
             reminder: rows.iter().map(|r| r.reminder_sent_for).collect(),
-            open_alert: rows.iter().map(|r| r.open_alert_id.as_deref()).collect(),
+            open_alert: rows.iter().map(|r| r.open_alert_id).collect(),
             next_action: rows.iter().map(|r| r.next_action_at).collect(),
             updated: rows.iter().map(|r| r.updated_at).collect(),
         }
@@ -410,7 +400,7 @@ pub fn update_after_checkins(conn: &mut DbConn, rows: &[OutingRow]) -> Result<()
 /// PostgreSQL: the columns a plain check-in changes, for many outings in one prepared
 /// statement (one array per column).
 struct PgCheckinUpdates<'a> {
-    ids: Vec<&'a str>,
+    ids: Vec<OutingId>,
     statuses: Vec<&'a str>,
     due: Vec<Option<i64>>,
     last_ids: Vec<Option<&'a str>>,
@@ -428,7 +418,7 @@ struct PgCheckinUpdates<'a> {
 impl<'a> PgCheckinUpdates<'a> {
     fn new(rows: &'a [OutingRow]) -> Self {
         PgCheckinUpdates {
-            ids: rows.iter().map(|r| r.id.as_str()).collect(),
+            ids: rows.iter().map(|r| r.id).collect(),
             statuses: rows.iter().map(|r| r.status.as_str()).collect(),
             due: rows.iter().map(|r| r.next_checkin_due_at).collect(),
             last_ids: rows.iter().map(|r| r.last_checkin_id.as_deref()).collect(),
@@ -547,20 +537,21 @@ pub fn update_from(
         last_checkin_recorded_at: after.last_checkin_recorded_at,
         last_checkin_received_at: after.last_checkin_received_at,
     };
-    let update =
-        UpdateRow::<CheckinColumnsUpdate, _>::new("outings", changes.as_changeset(), &after.id);
+    let id = after.id.to_string();
+    let update = UpdateRow::<CheckinColumnsUpdate, _>::new("outings", changes.as_changeset(), &id);
     on_backend!(conn, c => update.execute(c))?;
     Ok(())
 }
 
 pub fn update(conn: &mut DbConn, row: &OutingRow) -> Result<(), DbError> {
-    let update = UpdateRow::<OutingRow, _>::new("outings", row.as_changeset(), &row.id);
+    let id = row.id.to_string();
+    let update = UpdateRow::<OutingRow, _>::new("outings", row.as_changeset(), &id);
     on_backend!(conn, c => update.execute(c))?;
     Ok(())
 }
 
 /// Companions with their display names, in a stable order.
-pub fn companions(conn: &mut DbConn, outing: &str) -> Result<Vec<(UserId, String)>, DbError> {
+pub fn companions(conn: &mut DbConn, outing: OutingId) -> Result<Vec<(UserId, String)>, DbError> {
     let rows: Vec<(String, String)> = on_backend!(conn, c => outing_companions::table
         .inner_join(users::table.on(users::id.eq(outing_companions::user_id)))
         .filter(outing_companions::outing_id.eq(outing))
@@ -938,9 +929,9 @@ mod tests {
 
     fn outing() -> OutingRow {
         OutingRow {
-            id: "o".into(),
-            canvasser_id: "c".into(),
-            org_id: "g".into(),
+            id: OutingId::new(),
+            canvasser_id: UserId::new(),
+            org_id: OrgId::new(),
             status: OutingStatus::Active,
             started_at: 1,
             ended_at: None,
@@ -972,9 +963,11 @@ mod tests {
     #[test]
     fn a_checkin_writes_its_columns_alone_and_anything_more_whole() {
         let (mut conn, cached) = crate::store::sqlite_recording_prepared();
+        let before = outing();
+        let id = before.id;
         let read = |conn: &mut DbConn| -> OutingRow {
             on_backend!(conn, c => outings::table
-                .find("o")
+                .find(id)
                 .select(OutingRow::as_select())
                 .get_result(c))
             .unwrap()
@@ -982,7 +975,6 @@ mod tests {
         // The outing alone, without the canvasser and organisation it names.
         diesel::connection::SimpleConnection::batch_execute(&mut conn, "PRAGMA foreign_keys = OFF")
             .unwrap();
-        let before = outing();
         on_backend!(&mut conn, c => diesel::insert_into(outings::table).values(&before).execute(c))
             .unwrap();
 
@@ -1037,7 +1029,7 @@ mod tests {
             |o| o.ended_at = Some(2),
             |o| o.area = Some("{}".into()),
             |o| o.note = Some("n".into()),
-            |o| o.open_alert_id = Some("a".into()),
+            |o| o.open_alert_id = Some(AlertId::new()),
             |o| o.claimed_by = Some("w".into()),
             |o| o.claimed_until = Some(9),
             |o| o.planned_end_at = Some(9),
@@ -1058,7 +1050,7 @@ mod tests {
         let mut step = before.clone();
         step.status = OutingStatus::Overdue;
         step.reminder_sent_for = Some(601_000);
-        step.open_alert_id = Some("a".into());
+        step.open_alert_id = Some(AlertId::new());
         step.next_action_at = Some(3_000_000);
         step.updated_at = 2;
         assert!(only_step_columns_differ(&before, &step));

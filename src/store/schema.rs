@@ -10,6 +10,7 @@ diesel::table! {
         webhook_url -> Nullable<Text>,
         webhook_secret -> Nullable<Text>,
         created_at -> BigInt,
+        timezone -> Text,
     }
 }
 

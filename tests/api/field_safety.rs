@@ -17,6 +17,7 @@ on_both_backends!(
     a_new_incident_pushes_the_organisers_and_when_shared_the_police,
     a_new_incident_reaches_the_org_webhook_and_the_personal_webhooks_it_may,
     bad_incident_input_names_the_field,
+    the_export_reads_in_the_organisations_time_zone_and_utc,
     cautions_visibility_expiry_and_retirement,
     a_pairs_only_caution_refuses_a_solo_outing_and_start_lists_cautions,
     a_checkin_answers_with_its_cautions_and_do_not_knock_pushes_once,
@@ -368,6 +369,97 @@ async fn a_new_incident_reaches_the_org_webhook_and_the_personal_webhooks_it_may
     assert_eq!(event["recipient"]["id"], party.police.id.as_str());
     org_hook.stop().await;
     police_hook.stop().await;
+}
+
+async fn the_export_reads_in_the_organisations_time_zone_and_utc(backend: Backend) {
+    let app = app(backend).await;
+    let admin = app.admin().await;
+    let party = org(&app, &admin, "Party").await;
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/orgs/{}", party.id),
+            &party.organiser.token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["timezone"], "Europe/London", "the default zone");
+    // Bad zones and the wrong people are refused.
+    let path = format!("/api/v1/orgs/{}", party.id);
+    let (status, body) = app
+        .patch(
+            &path,
+            &party.organiser.token,
+            json!({"timezone": "Mars/Olympus"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "timezone");
+    let (status, _) = app
+        .patch(
+            &path,
+            &party.canvasser.token,
+            json!({"timezone": "Europe/Dublin"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let other = org(&app, &admin, "Other").await;
+    let (status, _) = app
+        .patch(
+            &path,
+            &other.organiser.token,
+            json!({"timezone": "Europe/Dublin"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Summer in London: 18:42 UTC is 19:42 BST; in winter the same clock reads GMT.
+    let mut summer = threat(false);
+    summer["occurred_at"] = json!("2026-06-12T18:42:05Z");
+    let incident = report(&app, &party.canvasser.token, summer).await;
+    let export = |id: String| {
+        let app = &app;
+        let token = party.organiser.token.clone();
+        async move {
+            let response = app
+                .client
+                .get(format!("{}/api/v1/incidents/{id}/export", app.address))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.text().await.unwrap()
+        }
+    };
+    let html = export(incident["id"].as_str().unwrap().to_owned()).await;
+    assert!(
+        html.contains("2026-06-12 19:42:05 BST (18:42:05 UTC)"),
+        "{html}"
+    );
+    let mut winter = threat(false);
+    winter["occurred_at"] = json!("2025-12-12T18:42:05Z");
+    let incident = report(&app, &party.canvasser.token, winter).await;
+    let html = export(incident["id"].as_str().unwrap().to_owned()).await;
+    assert!(
+        html.contains("2025-12-12 18:42:05 GMT (18:42:05 UTC)"),
+        "{html}"
+    );
+
+    // Another zone, set by the organiser.
+    let (status, body) = app
+        .patch(
+            &path,
+            &party.organiser.token,
+            json!({"timezone": "America/New_York"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["timezone"], "America/New_York");
+    let html = export(incident["id"].as_str().unwrap().to_owned()).await;
+    assert!(
+        html.contains("2025-12-12 13:42:05 EST (18:42:05 UTC)"),
+        "{html}"
+    );
 }
 
 async fn bad_incident_input_names_the_field(backend: Backend) {
