@@ -22,6 +22,7 @@ on_both_backends!(
     a_pairs_only_caution_refuses_a_solo_outing_and_start_lists_cautions,
     a_checkin_answers_with_its_cautions_and_do_not_knock_pushes_once,
     bad_caution_input_names_the_field,
+    cautions_left_unindexed_by_a_grid_change_are_indexed_again,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -906,4 +907,56 @@ async fn bad_caution_input_names_the_field(backend: Backend) {
             "{query}: {problem}"
         );
     }
+}
+
+async fn cautions_left_unindexed_by_a_grid_change_are_indexed_again(backend: Backend) {
+    let app = app(backend).await;
+    let admin = app.admin().await;
+    let party = org(&app, &admin, "Party").await;
+    mark(
+        &app,
+        &party,
+        &party.organiser.token,
+        caution("do_not_knock", 51.5, -0.12, 40.0),
+    )
+    .await;
+    let path = format!(
+        "/api/v1/orgs/{}/cautions?near=51.5001,-0.12&within_m=0",
+        party.id
+    );
+    let token = party.canvasser.token.clone();
+    let near = || async {
+        let (status, body) = app.get(&path, &token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(near().await, 1);
+    // What the grid migration does: the cells go; the position finds nothing until re-indexed.
+    app.state
+        .store
+        .write(|conn| {
+            use diesel::prelude::*;
+            diesel::delete(doorstep::store::schema::caution_cells::table)
+                .execute(conn)
+                .map_err(doorstep::error::AppError::from)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(near().await, 0);
+    let indexed = app
+        .state
+        .store
+        .write(doorstep::service::cautions::index_unindexed)
+        .await
+        .unwrap();
+    assert_eq!(indexed, 1);
+    assert_eq!(near().await, 1);
+    let again = app
+        .state
+        .store
+        .write(doorstep::service::cautions::index_unindexed)
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "a no-op once every caution is indexed");
 }
