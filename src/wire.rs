@@ -25,6 +25,9 @@ use crate::store::outings::{CheckinRow, OutingRow};
 pub struct PersonRef {
     pub id: UserId,
     pub display_name: String,
+    /// E.164, for a call: shown to those who may see the person's live location, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -100,6 +103,8 @@ pub struct AlertView {
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolution: Option<String>,
     pub note: Option<String>,
+    /// Why it opened, beyond its kind: a "check on me" note, an unanswered "are you OK?".
+    pub reason: Option<String>,
     pub last_location: Option<LocationView>,
     pub notifications: Vec<DeliveryView>,
 }
@@ -107,6 +112,7 @@ pub struct AlertView {
 pub fn alert_view(
     row: &AlertRow,
     canvasser_name: String,
+    canvasser_phone: Option<String>,
     acknowledged_by: Option<PersonRef>,
     deliveries: Vec<DeliveryRecord>,
 ) -> Result<AlertView, AppError> {
@@ -148,6 +154,7 @@ pub fn alert_view(
         canvasser: PersonRef {
             id: row.canvasser_id,
             display_name: canvasser_name,
+            phone: canvasser_phone,
         },
         kind: row.kind,
         level: row.level,
@@ -159,6 +166,7 @@ pub fn alert_view(
         resolved_at: row.resolved_at.map(from_millis),
         resolution: row.resolution.clone(),
         note: row.note.clone(),
+        reason: row.reason.clone(),
         last_location,
         notifications,
     })
@@ -190,6 +198,8 @@ pub struct OutingView {
 /// What of an outing the viewer gets.
 pub struct OutingParts {
     pub canvasser_name: String,
+    /// Only for a viewer who may see live location.
+    pub canvasser_phone: Option<String>,
     pub companions: Vec<PersonRef>,
     /// `None` when the viewer may not see live location.
     pub last_checkin: Option<Option<CheckinRow>>,
@@ -203,6 +213,7 @@ pub fn outing_view(row: &OutingRow, parts: OutingParts) -> Result<OutingView, Ap
         canvasser: PersonRef {
             id: row.canvasser_id,
             display_name: parts.canvasser_name,
+            phone: parts.canvasser_phone,
         },
         org_id: row.org_id,
         status: row.status,

@@ -233,6 +233,9 @@ fn admin_create_prompts_for_the_password_at_a_terminal() {
         assert!(n == 1, "no prompt: {}", String::from_utf8_lossy(&seen));
         seen.push(byte[0]);
     }
+    // rpassword writes the prompt and only then turns echo off: typing in between would be
+    // echoed by the terminal, whatever the program does. A person takes longer than this.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     child
         .stdin
         .take()

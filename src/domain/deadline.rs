@@ -58,6 +58,15 @@ pub fn deadline_after_checkin(
     }
 }
 
+/// The deadline that rules: the earliest of the regular one and every pending one-off
+/// deadline (a check-on-me, an "are you OK?" welfare check).
+pub fn earliest_due(
+    regular: DateTime<Utc>,
+    pending: impl IntoIterator<Item = Option<DateTime<Utc>>>,
+) -> DateTime<Utc> {
+    pending.into_iter().flatten().fold(regular, DateTime::min)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +75,21 @@ mod tests {
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 6, 1, h, m, s).unwrap()
+    }
+
+    #[test]
+    fn the_earliest_pending_deadline_rules() {
+        let regular = at(10, 15, 0);
+        assert_eq!(earliest_due(regular, [None, None]), regular);
+        assert_eq!(
+            earliest_due(regular, [Some(at(10, 5, 0)), None]),
+            at(10, 5, 0)
+        );
+        assert_eq!(
+            earliest_due(regular, [Some(at(10, 12, 0)), Some(at(10, 7, 0))]),
+            at(10, 7, 0)
+        );
+        assert_eq!(earliest_due(regular, [Some(at(10, 30, 0))]), regular);
     }
 
     #[test]

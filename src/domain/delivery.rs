@@ -84,6 +84,8 @@ wire_enum!(
         LowBattery => "low_battery",
         Incident => "incident",
         Caution => "caution",
+        /// "Are you OK?": the canvasser's phone offers "I'm OK" and "I need help".
+        WelfareCheck => "welfare_check",
         Test => "test",
     }
 );

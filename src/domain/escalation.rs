@@ -1433,6 +1433,7 @@ mod tests {
             repeat_s: i64::MAX,
             ack_timeout_s: i64::MIN,
             solo_max_checkin_interval_s: Some(i64::MIN),
+            welfare_reply_s: i64::MAX,
         };
         for now in [DateTime::<Utc>::MIN_UTC, t(0), DateTime::<Utc>::MAX_UTC] {
             for due in [DateTime::<Utc>::MIN_UTC, t(0), DateTime::<Utc>::MAX_UTC] {
@@ -1849,6 +1850,7 @@ mod tests {
                 repeat_s: rep,
                 ack_timeout_s: ack,
                 solo_max_checkin_interval_s: None,
+                welfare_reply_s: 120,
             })
     }
 

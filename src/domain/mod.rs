@@ -5,6 +5,7 @@ pub mod area;
 pub mod caller;
 pub mod caution;
 pub mod checkin;
+pub mod checks;
 pub mod deadline;
 pub mod delivery;
 pub mod escalation;

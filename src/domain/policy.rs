@@ -24,6 +24,15 @@ pub struct EscalationPolicy {
     /// If set, an outing with no companions may not ask for a longer check-in interval.
     #[serde(default)]
     pub solo_max_checkin_interval_s: Option<i64>,
+    /// An "are you OK?" welfare check unanswered this long opens a missed check-in alert.
+    #[serde(default = "default_welfare_reply_s")]
+    pub welfare_reply_s: i64,
+}
+
+pub const DEFAULT_WELFARE_REPLY_S: i64 = 120;
+
+fn default_welfare_reply_s() -> i64 {
+    DEFAULT_WELFARE_REPLY_S
 }
 
 impl Default for EscalationPolicy {
@@ -35,6 +44,7 @@ impl Default for EscalationPolicy {
             repeat_s: 300,
             ack_timeout_s: 900,
             solo_max_checkin_interval_s: None,
+            welfare_reply_s: DEFAULT_WELFARE_REPLY_S,
         }
     }
 }
@@ -59,6 +69,12 @@ impl EscalationPolicy {
         check("police_after_s", self.police_after_s, min_interval_s, false);
         check("repeat_s", self.repeat_s, min_interval_s, true);
         check("ack_timeout_s", self.ack_timeout_s, min_interval_s, false);
+        check(
+            "welfare_reply_s",
+            self.welfare_reply_s,
+            min_interval_s,
+            false,
+        );
         if let Some(solo) = self.solo_max_checkin_interval_s {
             check("solo_max_checkin_interval_s", solo, min_interval_s, false);
         }
@@ -95,6 +111,7 @@ mod tests {
             repeat_s: 30,
             ack_timeout_s: 0,
             solo_max_checkin_interval_s: Some(10),
+            welfare_reply_s: 59,
         };
         let errors = p.validate(60).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -106,6 +123,7 @@ mod tests {
                 "police_after_s",
                 "repeat_s",
                 "ack_timeout_s",
+                "welfare_reply_s",
                 "solo_max_checkin_interval_s"
             ]
         );

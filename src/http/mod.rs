@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod cautions;
 pub mod channels;
+pub mod checks;
 pub mod extract;
 pub mod incidents;
 pub mod middleware;
@@ -132,6 +133,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/outings/{id}/panic", web::post().to(outings::panic))
                 .route("/outings/{id}/end", web::post().to(outings::end_outing))
+                .route("/outings/{id}", web::patch().to(checks::change_outing))
+                .route(
+                    "/outings/{id}/check-on-me",
+                    web::post().to(checks::check_on_me),
+                )
+                .route(
+                    "/outings/{id}/welfare-check",
+                    web::post().to(checks::welfare_check),
+                )
+                .route(
+                    "/outings/{id}/welfare-reply",
+                    web::post().to(checks::welfare_reply),
+                )
+                .route("/outings/{id}/all-clear", web::post().to(checks::all_clear))
                 .route("/alerts", web::get().to(alerts::list_alerts))
                 .route("/alerts/{id}", web::get().to(alerts::get_alert))
                 .route("/alerts/{id}/ack", web::post().to(alerts::acknowledge))

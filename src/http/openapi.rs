@@ -4,8 +4,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    alerts, audit, auth, cautions, channels, incidents, ops, orgs, outings, push, totp, users,
-    watch,
+    alerts, audit, auth, cautions, channels, checks, incidents, ops, orgs, outings, push, totp,
+    users, watch,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +25,8 @@ use super::{
         outings::start_outing, outings::get_outing, outings::list_outings, outings::list_checkins,
         outings::check_in, outings::check_in_batch, outings::panic, outings::end_outing,
         outings::put_pins,
+        checks::change_outing, checks::check_on_me, checks::welfare_check, checks::welfare_reply,
+        checks::all_clear,
         alerts::list_alerts, alerts::get_alert, alerts::acknowledge, alerts::resolve,
         incidents::report_incident, incidents::list_incidents, incidents::get_incident, incidents::add_incident_entry,
         incidents::close_incident, incidents::export_incident,

@@ -31,7 +31,7 @@ use crate::store::{self, DbConn};
 use crate::wire::{AlertView, CheckinResponse, CheckinView, OutingView};
 
 pub const MAX_BATCH: usize = 500;
-const MAX_NOTE_CHARS: usize = 500;
+pub(super) const MAX_NOTE_CHARS: usize = 500;
 const MAX_COMPANIONS: usize = 20;
 
 #[derive(Deserialize, ToSchema)]
@@ -257,7 +257,7 @@ fn parse_checkin(
 /// against the caller's stored PIN hashes (argon2, off the async threads), under the
 /// wrong-PIN lockout: the attempt is counted before the hash and settled after; while the
 /// prompt is locked the answer is 429 whatever was typed (a duress PIN still raises duress).
-async fn check_pin(
+pub(super) async fn check_pin(
     state: &AppState,
     user: UserId,
     outing: Option<OutingId>,
@@ -319,7 +319,7 @@ async fn check_pin(
 }
 
 /// Builds the caller's view of an outing inside the current transaction.
-fn view_in_tx(
+pub(super) fn view_in_tx(
     conn: &mut DbConn,
     caller: &Caller,
     row: &store::outings::OutingRow,

@@ -223,7 +223,7 @@ pub async fn test_push(
     let payload =
         crate::push::payload::build(&crate::push::payload::Message::of(MessageType::Test))
             .to_string();
-    let recipient = caller.id.to_string();
+    let (recipient, caller_id) = (caller.id.to_string(), caller.id);
     state
         .store
         .write(move |conn| {
@@ -245,7 +245,7 @@ pub async fn test_push(
                     id,
                     alert_id: None,
                     outing_id: None,
-                    recipient_id: Some(recipient),
+                    recipient_id: Some(caller_id),
                     channel: Channel::Webpush,
                     step: "test".into(),
                     message_type: MessageType::Test,

@@ -188,6 +188,8 @@ pub async fn planned(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
                             conn,
                             &row.canvasser_id.to_string(),
                         )?,
+                        // The planned board shows no live location, so no phone either.
+                        phone: None,
                     },
                     outing_id: row.id.to_string(),
                     org_id: row.org_id.to_string(),

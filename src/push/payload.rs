@@ -50,8 +50,11 @@ pub struct Message<'a> {
     pub incident_id: Option<&'a str>,
     /// A `caution`'s id.
     pub caution_id: Option<&'a str>,
-    /// What the text says besides the canvasser: an incident's category, a caution's reason.
+    /// What the text says besides the canvasser: an incident's category, a caution's reason,
+    /// a welfare check's question, why an alert opened.
     pub note: Option<&'a str>,
+    /// A `welfare_check`'s answer token (for the notification's "I'm OK" / "I need help").
+    pub reply_token: Option<&'a str>,
 }
 
 impl Message<'_> {
@@ -69,6 +72,7 @@ impl Message<'_> {
             incident_id: None,
             caution_id: None,
             note: None,
+            reply_token: None,
         }
     }
 }
@@ -91,6 +95,8 @@ struct Payload<'a> {
     incident_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     caution_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_token: Option<&'a str>,
 }
 
 fn clock(ms: i64) -> String {
@@ -136,9 +142,26 @@ fn texts(m: &Message<'_>) -> (String, String) {
         ),
         MessageType::MissedCheckin => (
             format!("Missed check-in: {name}"),
-            match m.due_at_ms {
-                Some(due) => format!("{name} did not check in by {}. {location}", clock(due)),
-                None => format!("{name} has missed a check-in. {location}"),
+            match (m.due_at_ms, m.note) {
+                (Some(due), Some(reason)) => format!(
+                    "{name} did not check in by {}: \"{reason}\". {location}",
+                    clock(due)
+                ),
+                (Some(due), None) => {
+                    format!("{name} did not check in by {}. {location}", clock(due))
+                }
+                (None, Some(reason)) => {
+                    format!("{name} has missed a check-in: \"{reason}\". {location}")
+                }
+                (None, None) => format!("{name} has missed a check-in. {location}"),
+            },
+        ),
+        MessageType::WelfareCheck => (
+            "Are you OK?".to_owned(),
+            match m.note {
+                Some(note) => format!("{note} Tap \"I'm OK\" or \"I need help\"."),
+                None => "Your organiser asks if you are OK. Tap \"I'm OK\" or \"I need help\"."
+                    .to_owned(),
             },
         ),
         MessageType::Escalation => (
@@ -242,6 +265,7 @@ pub fn build(m: &Message<'_>) -> serde_json::Value {
         url,
         incident_id: m.incident_id,
         caution_id: m.caution_id,
+        reply_token: m.reply_token,
     };
     serde_json::to_value(payload).unwrap_or(serde_json::Value::Null)
 }

@@ -176,10 +176,12 @@ enum AttemptEnd {
 
 fn topic_of(row: &NotificationRow) -> Option<String> {
     // A UUID without dashes is 32 base64url characters: the most a Topic may have.
-    let subject = row.alert_id.as_deref().or(row.outing_id.as_deref())?;
-    uuid::Uuid::parse_str(subject)
-        .ok()
-        .map(|u| u.simple().to_string())
+    let subject = match (row.alert_id, row.outing_id) {
+        (Some(alert), _) => alert.as_uuid(),
+        (None, Some(outing)) => outing.as_uuid(),
+        (None, None) => return None,
+    };
+    Some(subject.simple().to_string())
 }
 
 /// One attempt at one notification, whatever its channel: expiry, supersession, the channel's
@@ -457,7 +459,7 @@ async fn email_attempt(
             error: "email is not configured on this server (smtp.url is unset)".into(),
         });
     };
-    let Some(recipient) = row.recipient_id.clone() else {
+    let Some(recipient) = row.recipient_id else {
         return Ok(Attempt::Failed {
             status: DeliveryStatus::Failed,
             error: "an email needs a recipient".into(),
@@ -465,7 +467,7 @@ async fn email_attempt(
     };
     let Some((address, name)) = state
         .store
-        .read(move |conn| Ok(store::accounts::email_of(conn, &recipient)?))
+        .read(move |conn| Ok(store::accounts::email_of(conn, &recipient.to_string())?))
         .await?
     else {
         return Ok(Attempt::Failed {
@@ -486,11 +488,7 @@ async fn webhook_attempt(
     row: &NotificationRow,
     now_ms: i64,
 ) -> Result<Attempt, AppError> {
-    let (recipient, alert_id, outing_id) = (
-        row.recipient_id.clone(),
-        row.alert_id.clone(),
-        row.outing_id.clone(),
-    );
+    let (recipient, alert_id, outing_id) = (row.recipient_id, row.alert_id, row.outing_id);
     // An incident's event names the incident (its id is in the stored push payload).
     let incident_id = (row.message_type == MessageType::Incident)
         .then(|| serde_json::from_str::<serde_json::Value>(&row.payload).ok())
@@ -499,9 +497,9 @@ async fn webhook_attempt(
     let found = state
         .store
         .read(move |conn| {
-            let alert = match alert_id.as_deref().map(str::parse) {
-                Some(Ok(id)) => store::alerts::find(conn, id)?,
-                _ => None,
+            let alert = match alert_id {
+                Some(id) => store::alerts::find(conn, id)?,
+                None => None,
             };
             let mut view = match &alert {
                 Some(alert) => {
@@ -519,7 +517,7 @@ async fn webhook_attempt(
                 .map(|a| a.org_id.to_string())
                 .or_else(|| incident.as_ref().map(|i| i.org_id.clone()));
             let target = match &recipient {
-                Some(user) => store::accounts::webhook_of(conn, user)?,
+                Some(user) => store::accounts::webhook_of(conn, &user.to_string())?,
                 None => match &org_id {
                     Some(org) => {
                         store::orgs::webhook_of(conn, org)?.map(|(url, secret)| (url, Some(secret)))
@@ -528,13 +526,10 @@ async fn webhook_attempt(
                 },
             };
             let incident = incident.map(|i| crate::wire::incident_event(&i));
-            let account = match &recipient {
-                Some(user) => {
-                    let id = store::accounts::parse_id(user, "user")?;
-                    store::accounts::find(conn, id)?
-                        .map(|u| store::accounts::Account::try_from(&u))
-                        .transpose()?
-                }
+            let account = match recipient {
+                Some(id) => store::accounts::find(conn, id)?
+                    .map(|u| store::accounts::Account::try_from(&u))
+                    .transpose()?,
                 None => None,
             };
             let person = account.as_ref().map(

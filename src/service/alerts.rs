@@ -42,17 +42,30 @@ pub fn apply_clock(row: &mut AlertRow, clock: &AlertClock, now_ms: i64) {
     row.updated_at = now_ms;
 }
 
+/// What is raised: a kind, and why when the kind does not say it all (a check-on-me's note).
+pub struct Raising {
+    pub kind: AlertKind,
+    pub reason: Option<String>,
+}
+
+impl From<AlertKind> for Raising {
+    fn from(kind: AlertKind) -> Self {
+        Raising { kind, reason: None }
+    }
+}
+
 /// Opens an alert of `kind` on the outing, or upgrades its unresolved one (an outing has at
 /// most one). The policy is snapshotted onto a new alert. The caller saves the outing.
 pub fn raise(
     conn: &mut DbConn,
     lookups: &mut Lookups,
     outing: &mut OutingRow,
-    kind: AlertKind,
+    raising: impl Into<Raising>,
     location: Option<LastLocation>,
     policy: &EscalationPolicy,
     now_ms: i64,
 ) -> Result<Raised, AppError> {
+    let Raising { kind, reason } = raising.into();
     let existing = match outing.open_alert_id {
         Some(id) => {
             store::alerts::find_for_update(conn, id)?.filter(|a| a.status != AlertStatus::Resolved)
@@ -107,6 +120,7 @@ pub fn raise(
                 claimed_by: None,
                 claimed_until: None,
                 updated_at: now_ms,
+                reason,
             };
             apply_clock(&mut row, &clock, now_ms);
             let location = match location {

@@ -225,6 +225,7 @@ pub fn view(conn: &mut DbConn, row: &CautionRow) -> Result<CautionView, AppError
         created_by: PersonRef {
             id: store::accounts::parse_id(&row.created_by, "user")?,
             display_name: store::outings::display_name(conn, &row.created_by)?,
+            phone: None,
         },
         created_at: from_millis(row.created_at),
         expires_at: from_millis(row.expires_at),

@@ -4,11 +4,12 @@
 //! outbox rows, the event, the outing's next time. The scheduler only claims rows, calls these
 //! inside its transaction, and commits.
 
+use crate::domain::checks;
 use crate::domain::escalation::{self, AlertKind, Step};
 use crate::domain::policy::EscalationPolicy;
 use crate::domain::time::{from_millis, to_millis};
 use crate::error::AppError;
-use crate::service::alerts;
+use crate::service::alerts::{self, Raising};
 use crate::service::facts::{self, Raised};
 use crate::service::notify::{self, Lookups, OutingPeople, StepRecord};
 use crate::store::alerts::AlertRow;
@@ -67,6 +68,7 @@ pub fn fire_outing(
                         expires_at_ms: Some(to_millis(*due_at)),
                         resolution: None,
                         caution: None,
+                        welfare: None,
                     },
                     now_ms,
                 )?;
@@ -74,11 +76,27 @@ pub fn fire_outing(
             }
             Step::Missed { due_at } => {
                 let scheduled = to_millis(escalation::missed_at(&policy, *due_at));
+                // A missed check-on-me or "are you OK?" says so on the alert; the alert now
+                // stands for every pending deadline, so they are spent.
+                let missed = checks::which_missed(
+                    *due_at,
+                    outing.check_on_me_due_at.map(from_millis),
+                    outing.welfare_due_at.map(from_millis),
+                );
+                let note = match missed {
+                    checks::Missed::CheckOnMe => outing.check_on_me_note.clone(),
+                    checks::Missed::Welfare => outing.welfare_note.clone(),
+                    checks::Missed::Regular => None,
+                };
+                clear_pending_checks(&mut outing);
                 let raised = alerts::raise(
                     conn,
                     lookups,
                     &mut outing,
-                    AlertKind::MissedCheckin,
+                    Raising {
+                        kind: AlertKind::MissedCheckin,
+                        reason: checks::reason(missed, note.as_deref()),
+                    },
                     None,
                     &policy,
                     now_ms,
@@ -100,6 +118,7 @@ pub fn fire_outing(
                             expires_at_ms: None,
                             resolution: None,
                             caution: None,
+                            welfare: None,
                         },
                         now_ms,
                     )?;
@@ -113,6 +132,15 @@ pub fn fire_outing(
     facts::reschedule(&mut outing, &policy)?;
     outing.updated_at = now_ms;
     lookups.save_outing(conn, &before, outing)
+}
+
+/// Forgets a pending check-on-me and "are you OK?" (answered, or overtaken by an alert).
+pub fn clear_pending_checks(outing: &mut OutingRow) {
+    outing.check_on_me_due_at = None;
+    outing.check_on_me_note = None;
+    outing.welfare_due_at = None;
+    outing.welfare_note = None;
+    outing.welfare_token_hash = None;
 }
 
 /// Applies every step of an alert due at `now_ms` (repeat, escalation, ack timeout).
@@ -159,6 +187,7 @@ pub fn fire_alert(
                 expires_at_ms: None,
                 resolution: None,
                 caution: None,
+                welfare: None,
             },
             now_ms,
         )?;

@@ -354,6 +354,7 @@ pub fn view(conn: &mut DbConn, seen: &Seen) -> Result<IncidentView, AppError> {
         Ok(PersonRef {
             id: store::accounts::parse_id(id, "user")?,
             display_name: store::outings::display_name(conn, id)?,
+            phone: None,
         })
     };
     let row = &seen.row;

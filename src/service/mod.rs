@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod cautions;
 pub mod checkins;
+pub mod checks;
 pub mod escalation;
 pub mod facts;
 pub mod incidents;

@@ -45,6 +45,9 @@ pub struct StepRecord<'a> {
     pub resolution: Option<&'a str>,
     /// A `caution` step's caution: its id and reason.
     pub caution: Option<(&'a str, &'a str)>,
+    /// A `welfare_check`: the asker's note, and the token its "I'm OK" / "I need help" answer
+    /// with (the phone's service worker has no login).
+    pub welfare: Option<(Option<&'a str>, &'a str)>,
 }
 
 /// Facts that many steps of one transaction share, read once: a scheduler batch fires steps
@@ -429,7 +432,12 @@ pub fn record(
         due_at_ms,
         resolution: step.resolution,
         caution_id: step.caution.map(|c| c.0),
-        note: step.caution.map(|c| c.1),
+        note: step
+            .caution
+            .map(|c| c.1)
+            .or(step.welfare.and_then(|w| w.0))
+            .or(step.alert.and_then(|a| a.reason.as_deref())),
+        reply_token: step.welfare.map(|w| w.1),
         incident_id: None,
     })
     .to_string();
@@ -474,9 +482,13 @@ pub fn record(
         let row = NotificationRow {
             id: new_id(),
             dedupe_key: format!("{subject}:{}:{who}:{channel}", step.step_key),
-            alert_id: step.alert.map(|a| a.id.to_string()),
-            outing_id: Some(step.outing.id.to_string()),
-            recipient_id: recipient,
+            alert_id: step.alert.map(|a| a.id),
+            outing_id: Some(step.outing.id),
+            recipient_id: recipient
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|_| AppError::internal("a step's recipient id is not a UUID"))?,
             channel,
             step: step.step_key.to_owned(),
             message_type: step.message_type,
@@ -547,6 +559,7 @@ pub fn alert_raised(
             expires_at_ms: None,
             resolution: None,
             caution: None,
+            welfare: None,
         },
         now_ms,
     )?;
@@ -578,6 +591,7 @@ pub fn all_clear(
             expires_at_ms: None,
             resolution: alert.resolution.as_deref(),
             caution: None,
+            welfare: None,
         },
         now_ms,
     )?;
@@ -611,6 +625,7 @@ pub fn notice(
             expires_at_ms: Some(now_ms + 3_600_000),
             resolution: None,
             caution: None,
+            welfare: None,
         },
         now_ms,
     )?;
@@ -667,8 +682,17 @@ pub fn incident_reported(
             id: new_id(),
             dedupe_key: format!("incident:{}:{who}:{channel}", incident.id),
             alert_id: None,
-            outing_id: incident.outing_id.clone(),
-            recipient_id: recipient,
+            outing_id: incident
+                .outing_id
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|_| AppError::internal("an incident's outing id is not a UUID"))?,
+            recipient_id: recipient
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|_| AppError::internal("an incident's recipient id is not a UUID"))?,
             channel,
             step: "reported".into(),
             message_type: MessageType::Incident,
@@ -720,6 +744,7 @@ pub fn caution_reached(
             expires_at_ms: Some(now_ms + 15 * 60_000),
             resolution: None,
             caution: Some((&caution.id, &caution.reason)),
+            welfare: None,
         },
         now_ms,
     )?;

@@ -164,6 +164,11 @@ pub fn start(
         last_checkin_id: None,
         last_checkin_recorded_at: None,
         last_checkin_received_at: None,
+        check_on_me_due_at: None,
+        check_on_me_note: None,
+        welfare_due_at: None,
+        welfare_note: None,
+        welfare_token_hash: None,
         last_received_at: now_ms,
         inside_area: None,
         low_battery_notified: false,
@@ -343,6 +348,26 @@ pub fn view_with(
     }
     let is_canvasser = row.canvasser_id == caller.id;
     let canvasser = row.canvasser_id;
+    // Phones go with live location: to those who may see where the person is.
+    let sees_location = visibility.sees_location();
+    let canvasser_phone = if sees_location {
+        store::accounts::phone_of(conn, canvasser)?
+    } else {
+        None
+    };
+    let mut companion_refs = Vec::with_capacity(companions.len());
+    for (id, display_name) in companions {
+        let phone = if sees_location {
+            store::accounts::phone_of(conn, id)?
+        } else {
+            None
+        };
+        companion_refs.push(PersonRef {
+            id,
+            display_name,
+            phone,
+        });
+    }
     let canvasser_name = if is_canvasser {
         caller.display_name.clone()
     } else {
@@ -375,10 +400,8 @@ pub fn view_with(
         row,
         OutingParts {
             canvasser_name,
-            companions: companions
-                .into_iter()
-                .map(|(id, display_name)| PersonRef { id, display_name })
-                .collect(),
+            canvasser_phone,
+            companions: companion_refs,
             last_checkin,
             open_alert,
         },
@@ -412,11 +435,14 @@ pub fn alert_view(
         Some(id) => Some(PersonRef {
             id,
             display_name: store::outings::display_name(conn, &id.to_string())?,
+            phone: None,
         }),
         None => None,
     };
     let deliveries = store::alerts::deliveries(conn, &row.id.to_string())?;
-    views::alert_view(row, canvasser_name, acknowledged_by, deliveries)
+    // Whoever may read an alert may see the person's live location: a call is one tap away.
+    let phone = store::accounts::phone_of(conn, row.canvasser_id)?;
+    views::alert_view(row, canvasser_name, phone, acknowledged_by, deliveries)
 }
 
 /// Check-ins as they arrived in one request.
@@ -628,6 +654,9 @@ pub fn plan_checkins(
     }
     outing.status = state.status;
     outing.next_checkin_due_at = state.next_checkin_due_at.map(to_millis);
+    // A check-in answers a pending check-on-me and an "are you OK?": the regular deadline
+    // alone rules again.
+    crate::service::escalation::clear_pending_checks(&mut outing);
     outing.last_received_at = now_ms;
     outing.updated_at = now_ms;
     let notices = notices(&mut outing, left_area_events > 0, latest_battery.flatten());

@@ -356,3 +356,13 @@ pub fn set_disabled(
         .execute(conn)?;
     Ok(())
 }
+
+/// The account's phone number (E.164), if it has one.
+pub fn phone_of(conn: &mut DbConn, user: UserId) -> Result<Option<String>, DbError> {
+    Ok(users::table
+        .find(user.to_string())
+        .select(users::phone)
+        .get_result::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}

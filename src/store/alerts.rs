@@ -42,6 +42,8 @@ pub struct AlertRow {
     pub claimed_by: Option<String>,
     pub claimed_until: Option<i64>,
     pub updated_at: i64,
+    /// Why it opened, beyond its kind: a check-on-me's note, an unanswered welfare check.
+    pub reason: Option<String>,
 }
 
 impl AlertRow {

@@ -10,17 +10,17 @@ use super::native::on_backend;
 use super::schema::{notifications, police_assignments, users};
 use super::DbConn;
 use super::DbError;
-use crate::domain::ids::{OrgId, UserId};
+use crate::domain::ids::{AlertId, OrgId, OutingId, UserId};
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = notifications, treat_none_as_default_value = false)]
 pub struct NotificationRow {
     pub id: String,
     pub dedupe_key: String,
-    pub alert_id: Option<String>,
-    pub outing_id: Option<String>,
+    pub alert_id: Option<AlertId>,
+    pub outing_id: Option<OutingId>,
     /// Null for an organisation's webhook (not a person).
-    pub recipient_id: Option<String>,
+    pub recipient_id: Option<UserId>,
     pub channel: Channel,
     pub step: String,
     pub message_type: MessageType,

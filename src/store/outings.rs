@@ -40,6 +40,14 @@ pub struct OutingRow {
     /// The latest check-in's display order (`recorded_at`, `received_at`), beside its id.
     pub last_checkin_recorded_at: Option<i64>,
     pub last_checkin_received_at: Option<i64>,
+    /// A pending "check on me": its deadline and note (cleared by a check-in or when it fires).
+    pub check_on_me_due_at: Option<i64>,
+    pub check_on_me_note: Option<String>,
+    /// A pending "are you OK?": its deadline, the asker's note, and the hash of the token the
+    /// phone's notification answers with.
+    pub welfare_due_at: Option<i64>,
+    pub welfare_note: Option<String>,
+    pub welfare_token_hash: Option<String>,
 }
 
 impl OutingRow {
@@ -229,6 +237,11 @@ pub fn only_checkin_columns_differ(before: &OutingRow, after: &OutingRow) -> boo
         updated_at: _,
         last_checkin_recorded_at: _,
         last_checkin_received_at: _,
+        check_on_me_due_at,
+        check_on_me_note,
+        welfare_due_at,
+        welfare_note,
+        welfare_token_hash,
     } = before;
     *id == after.id
         && *canvasser_id == after.canvasser_id
@@ -239,6 +252,11 @@ pub fn only_checkin_columns_differ(before: &OutingRow, after: &OutingRow) -> boo
         && *planned_end_at == after.planned_end_at
         && *area == after.area
         && *solo == after.solo
+        && *check_on_me_due_at == after.check_on_me_due_at
+        && *check_on_me_note == after.check_on_me_note
+        && *welfare_due_at == after.welfare_due_at
+        && *welfare_note == after.welfare_note
+        && *welfare_token_hash == after.welfare_token_hash
         && *note == after.note
         && *open_alert_id == after.open_alert_id
         && *claimed_by == after.claimed_by
@@ -279,8 +297,18 @@ pub fn only_step_columns_differ(before: &OutingRow, after: &OutingRow) -> bool {
         updated_at: _,
         last_checkin_recorded_at,
         last_checkin_received_at,
+        check_on_me_due_at,
+        check_on_me_note,
+        welfare_due_at,
+        welfare_note,
+        welfare_token_hash,
     } = before;
-    *id == after.id
+    *check_on_me_due_at == after.check_on_me_due_at
+        && *check_on_me_note == after.check_on_me_note
+        && *welfare_due_at == after.welfare_due_at
+        && *welfare_note == after.welfare_note
+        && *welfare_token_hash == after.welfare_token_hash
+        && *id == after.id
         && *canvasser_id == after.canvasser_id
         && *org_id == after.org_id
         && *started_at == after.started_at
@@ -955,6 +983,11 @@ mod tests {
             updated_at: 1,
             last_checkin_recorded_at: Some(1),
             last_checkin_received_at: Some(1),
+            check_on_me_due_at: None,
+            check_on_me_note: None,
+            welfare_due_at: None,
+            welfare_note: None,
+            welfare_token_hash: None,
         }
     }
 

@@ -580,10 +580,10 @@ pub fn delivery_contexts(
 ) -> Result<Vec<DeliveryContext>, DbError> {
     use super::schema::alerts;
     use std::collections::{HashMap, HashSet};
-    let alert_ids: Vec<&str> = rows
+    let alert_ids: Vec<String> = rows
         .iter()
         .filter(|r| r.message_type != MessageType::AllClear)
-        .filter_map(|r| r.alert_id.as_deref())
+        .filter_map(|r| r.alert_id.map(|a| a.to_string()))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -599,10 +599,10 @@ pub fn delivery_contexts(
             .collect()
     };
     let is_push = |r: &&NotificationRow| r.channel == Channel::Webpush && r.recipient_id.is_some();
-    let recipients: Vec<&str> = rows
+    let recipients: Vec<String> = rows
         .iter()
         .filter(is_push)
-        .filter_map(|r| r.recipient_id.as_deref())
+        .filter_map(|r| r.recipient_id.map(|u| u.to_string()))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -642,12 +642,16 @@ pub fn delivery_contexts(
         .iter()
         .map(|r| {
             let alert_resolved = r.message_type != MessageType::AllClear
-                && r.alert_id.as_ref().is_some_and(|a| resolved.contains(a));
+                && r.alert_id
+                    .is_some_and(|a| resolved.contains(&a.to_string()));
             let push = is_push(&r) && !alert_resolved;
             DeliveryContext {
                 alert_resolved,
                 subscriptions: match (&r.recipient_id, push) {
-                    (Some(user), true) => subscriptions.get(user).cloned().unwrap_or_default(),
+                    (Some(user), true) => subscriptions
+                        .get(&user.to_string())
+                        .cloned()
+                        .unwrap_or_default(),
                     _ => Vec::new(),
                 },
                 done: if push {
@@ -749,13 +753,14 @@ mod tests {
             .unwrap();
         let mut row = message("n1", 1_000);
         row.channel = Channel::Webpush;
-        row.recipient_id = Some("u1".into());
+        let user = crate::domain::ids::UserId::new();
+        row.recipient_id = Some(user);
         insert_if_new(conn, &row).unwrap();
         for (id, created) in [("s1", 1), ("s2", 2)] {
             diesel::insert_into(push_subscriptions::table)
                 .values(&SubscriptionRow {
                     id: id.into(),
-                    user_id: "u1".into(),
+                    user_id: user.to_string(),
                     endpoint: format!("https://push.example/{id}"),
                     p256dh: "k".into(),
                     auth: "a".into(),

@@ -126,6 +126,11 @@ diesel::table! {
         updated_at -> BigInt,
         last_checkin_recorded_at -> Nullable<BigInt>,
         last_checkin_received_at -> Nullable<BigInt>,
+        check_on_me_due_at -> Nullable<BigInt>,
+        check_on_me_note -> Nullable<Text>,
+        welfare_due_at -> Nullable<BigInt>,
+        welfare_note -> Nullable<Text>,
+        welfare_token_hash -> Nullable<Text>,
     }
 }
 
@@ -195,6 +200,7 @@ diesel::table! {
         claimed_by -> Nullable<Text>,
         claimed_until -> Nullable<BigInt>,
         updated_at -> BigInt,
+        reason -> Nullable<Text>,
     }
 }
 

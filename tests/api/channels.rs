@@ -214,7 +214,7 @@ async fn a_missed_checkin_reaches_an_organiser_by_push_email_and_the_org_webhook
 
     // The delivery record: a row per channel.
     let seen = wait_for(8, "every channel recorded as sent", || async {
-        let seen = alert(&app, &org.organiser.token, &alert_id).await;
+        let seen = alert(&app, &org.organiser.token, &alert_id.to_string()).await;
         let sent = |recipient: Option<&str>, channel: &str| {
             record(&seen, recipient, channel)
                 .iter()
@@ -279,12 +279,12 @@ async fn a_police_contact_without_push_gets_the_escalation_by_email(backend: Bac
         .into_iter()
         .find(|r| {
             r.channel.as_str() == "email"
-                && r.recipient_id.as_deref() == Some(org.police.id.as_str())
+                && r.recipient_id.map(|u| u.to_string()).as_deref() == Some(org.police.id.as_str())
         })
         .and_then(|r| r.alert_id)
         .expect("the police email row");
     let seen = wait_for(8, "the police email recorded as sent", || async {
-        let seen = alert(&app, &org.organiser.token, &alert_id).await;
+        let seen = alert(&app, &org.organiser.token, &alert_id.to_string()).await;
         record(&seen, Some(&org.police.id), "email")
             .iter()
             .any(|n| n["status"] == "sent" && n["level"] == 2)
@@ -311,7 +311,8 @@ async fn an_smtp_server_that_is_down_is_retried_until_the_mail_arrives(backend: 
     let organiser = org.organiser.id.clone();
     let email_row = || async {
         app.outbox(None, None).await.into_iter().find(|r| {
-            r.channel.as_str() == "email" && r.recipient_id.as_deref() == Some(&organiser)
+            r.channel.as_str() == "email"
+                && r.recipient_id.map(|u| u.to_string()).as_deref() == Some(&organiser)
         })
     };
     let failed_once = wait_for(10, "a failed email attempt", || async {
@@ -585,7 +586,7 @@ async fn without_smtp_email_is_recorded_as_failed_with_the_reason(backend: Backe
     assert_eq!(status, StatusCode::CREATED, "{panic}");
     let alert_id = panic["id"].as_str().unwrap().to_owned();
     let seen = wait_for(8, "the email row settled", || async {
-        let seen = alert(&app, &org.organiser.token, &alert_id).await;
+        let seen = alert(&app, &org.organiser.token, &alert_id.to_string()).await;
         record(&seen, Some(&org.organiser.id), "email")
             .iter()
             .any(|n| n["status"] == "failed")

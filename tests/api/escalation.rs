@@ -48,7 +48,7 @@ fn recipients_of(
 ) -> BTreeSet<String> {
     rows.iter()
         .filter(|r| r.step.starts_with(step_prefix))
-        .filter_map(|r| r.recipient_id.clone())
+        .filter_map(|r| r.recipient_id.map(|u| u.to_string()))
         .collect()
 }
 
@@ -79,7 +79,7 @@ async fn full_timeline_reminder_missed_level2_checkin_all_clear(backend: Backend
     })
     .await;
     assert_eq!(
-        reminder.recipient_id.as_deref(),
+        reminder.recipient_id.map(|u| u.to_string()).as_deref(),
         Some(org.canvasser.id.as_str())
     );
     assert_eq!(reminder.level, 0);
@@ -278,10 +278,8 @@ async fn acknowledge_repeat_ack_timeout_and_resolve(backend: Backend) {
     })
     .await;
     let rows = app.outbox(Some(&alert_id), None).await;
-    assert!(rows
-        .iter()
-        .any(|r| r.step == "ack_timeout:1"
-            && r.recipient_id.as_deref() == Some(org.police.id.as_str())));
+    assert!(rows.iter().any(|r| r.step == "ack_timeout:1"
+        && r.recipient_id.map(|u| u.to_string()).as_deref() == Some(org.police.id.as_str())));
     let ack_time = rows
         .iter()
         .find(|r| r.step == "ack_timeout:1")
@@ -337,9 +335,8 @@ async fn acknowledge_repeat_ack_timeout_and_resolve(backend: Backend) {
     assert_eq!(seen["status"], "active");
     assert!(seen["open_alert"].is_null());
     let rows = app.outbox(Some(&alert_id), None).await;
-    assert!(rows.iter().any(
-        |r| r.step == "all_clear" && r.recipient_id.as_deref() == Some(org.police.id.as_str())
-    ));
+    assert!(rows.iter().any(|r| r.step == "all_clear"
+        && r.recipient_id.map(|u| u.to_string()).as_deref() == Some(org.police.id.as_str())));
     let (_, list) = app
         .get("/api/v1/alerts?status=resolved", &org.organiser.token)
         .await;
@@ -391,7 +388,7 @@ async fn panic_upgrades_an_open_alert(backend: Backend) {
     assert!(upgrade.iter().all(|r| r.message_type.as_str() == "panic"));
     let to: BTreeSet<String> = upgrade
         .iter()
-        .filter_map(|r| r.recipient_id.clone())
+        .filter_map(|r| r.recipient_id.map(|u| u.to_string()))
         .collect();
     assert_eq!(
         to,
@@ -437,7 +434,7 @@ async fn a_step_due_while_the_server_was_down_fires_once_on_restart(backend: Bac
         .collect();
     let to: BTreeSet<String> = missed
         .iter()
-        .filter_map(|r| r.recipient_id.clone())
+        .filter_map(|r| r.recipient_id.map(|u| u.to_string()))
         .collect();
     assert_eq!(missed.len(), 2, "fired once: one row per recipient");
     assert_eq!(to, ids(&[&org.canvasser.id, &org.organiser.id]));

@@ -8,6 +8,7 @@ mod app;
 mod auth;
 mod channels;
 mod checkin_batch;
+mod checks;
 mod errors;
 mod escalation;
 mod field_safety;

@@ -383,7 +383,7 @@ async fn results_written_as_a_batch_count_attempts_and_respect_leases(backend: B
                         dedupe_key: format!("batch:{n}:{user}"),
                         alert_id: None,
                         outing_id: None,
-                        recipient_id: Some(user.clone()),
+                        recipient_id: Some(user.parse().unwrap()),
                         channel: Channel::Webpush,
                         step: "test".into(),
                         message_type: MessageType::Test,

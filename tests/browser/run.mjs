@@ -160,6 +160,7 @@ async function setUp() {
   await make('cat', 'Cat Rivers', 'canvasser', org.id);
   await make('dee', 'Dee Harper', 'canvasser', org.id);
   await make('eve', 'Eve Porter', 'canvasser', org.id);
+  await make('fay', 'Fay Walker', 'canvasser', org.id);
   await make('pat', 'PC Pat Lane', 'police');
   await ok('POST', `/orgs/${org.id}/police-contacts`, admin, { user_id: people.pat.id });
   // Missed at the deadline (no grace), no reminders or repeats, police only after 10 min.
@@ -888,6 +889,99 @@ async function organiserMarksAndRetiresCaution() {
   await context.close();
 }
 
+/** The newest `welfare_check` push recorded for an outing, read from the server's SQLite file
+ * (the browser has no push service to receive it from): its payload carries the reply token. */
+function welfarePush(outingId) {
+  const script = [
+    'import json, sqlite3, sys',
+    'db = sqlite3.connect(sys.argv[1], timeout=5)',
+    "row = db.execute(\"SELECT payload FROM notifications WHERE outing_id = ? AND message_type = 'welfare_check' ORDER BY created_at DESC LIMIT 1\", (sys.argv[2],)).fetchone()",
+    'print(row[0] if row else "")',
+  ].join('\n');
+  const out = spawnSync('python3', ['-c', script, path.join(tmp, 'doorstep.db'), outingId], { encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  return out.stdout.trim() ? JSON.parse(out.stdout) : null;
+}
+
+/** Clicks a notification's action inside the service worker, as the phone's shade would. */
+async function clickNotificationAction(context, tag, action) {
+  const worker = await waitFor('the service worker', () => context.serviceWorkers().find((w) => w.url().endsWith('/app/sw.js')), 5000);
+  return worker.evaluate(
+    async ([t, a]) => {
+      const [notification] = await self.registration.getNotifications({ tag: t });
+      if (!notification) return 'no notification';
+      self.dispatchEvent(new NotificationEvent('notificationclick', { notification, action: a }));
+      return 'clicked';
+    },
+    [tag, action],
+  );
+}
+
+async function checkOnMeAndWelfareFromTheNotification() {
+  const fay = people.fay;
+  const started = await ok('POST', '/outings', fay.token, {
+    checkin_interval_s: 3600, start_location: { lat: LONDON.latitude, lon: LONDON.longitude, accuracy_m: 10 },
+  });
+  const { context, page } = await phone();
+  await signIn(page, fay);
+  await page.goto('/app/outing');
+  await page.getByRole('heading', { name: 'Check on me' }).waitFor();
+  // One tap with a note: the deadline moves to ten minutes from now.
+  await page.getByLabel('Note for whoever is alerted (optional)').fill('Going into number 14');
+  const before = Date.now();
+  await page.getByRole('button', { name: '10 min' }).click();
+  await page.locator('#check-on-me-msg').getByText('the alarm is raised with your note').waitFor();
+  const seen = await ok('GET', `/outings/${started.id}`, fay.token);
+  const due = Date.parse(seen.next_checkin_due_at);
+  assert.ok(Math.abs(due - (before + 600_000)) < 5000, `the check-on-me rules: due ${seen.next_checkin_due_at}`);
+  await shot(page, 'check-on-me');
+
+  // "Are you OK?" asked by the organiser reaches the phone with two buttons.
+  assert.equal(await swReady(page), true);
+  const cdp = await context.newCDPSession(page);
+  const registrations = [];
+  cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => registrations.push(...e.registrations));
+  await cdp.send('ServiceWorker.enable');
+  const reg = await waitFor('the service worker registration', () => registrations.find((r) => r.scopeURL === `${BASE}/app/` && !r.isDeleted), 5000);
+  const ask = async () => {
+    await ok('POST', `/outings/${started.id}/welfare-check`, people.olive.token, { note: 'Are you OK, Fay?' });
+    const message = welfarePush(started.id);
+    assert.ok(message && message.reply_token, 'the push carries a reply token');
+    await cdp.send('ServiceWorker.deliverPushMessage', { origin: BASE, registrationId: reg.registrationId, data: JSON.stringify(message) });
+    const shown = await waitFor('the welfare notification', () =>
+      page.evaluate(async (tag) => {
+        // The question (it replaces the thank-you of an earlier answer, which has its tag).
+        const list = await (await navigator.serviceWorker.ready).getNotifications({ tag });
+        const n = list.find((x) => x.title === 'Are you OK?');
+        return n ? { title: n.title, actions: n.actions.map((a) => a.action), requireInteraction: n.requireInteraction } : null;
+      }, `welfare-${started.id}`), 5000);
+    assert.deepEqual(shown, { title: 'Are you OK?', actions: ['ok', 'need_help'], requireInteraction: true });
+    return message;
+  };
+  // "I'm OK" from the notification: answered without the app, the question spent.
+  const first = await ask();
+  assert.equal(await clickNotificationAction(context, `welfare-${started.id}`, 'ok'), 'clicked');
+  await waitFor('the thank-you notification', () =>
+    page.evaluate(async (tag) => {
+      const [n] = await (await navigator.serviceWorker.ready).getNotifications({ tag });
+      return n && n.title.startsWith('Thanks');
+    }, `welfare-${started.id}`), 5000);
+  const again = await call('POST', `/outings/${started.id}/welfare-reply`, null, { token: first.reply_token, kind: 'ok' });
+  assert.equal(again.status, 404, 'the token was spent by the notification\'s answer');
+  let now = await ok('GET', `/outings/${started.id}`, people.olive.token);
+  assert.equal(now.open_alert, null);
+  // "I need help" from the notification raises need_help.
+  await ask();
+  assert.equal(await clickNotificationAction(context, `welfare-${started.id}`, 'need_help'), 'clicked');
+  now = await waitFor('the need-help alert', async () => {
+    const o = await ok('GET', `/outings/${started.id}`, people.olive.token);
+    return o.open_alert && o.open_alert.kind === 'need_help' ? o : null;
+  }, 5000);
+  assert.equal(now.open_alert.kind, 'need_help');
+  await cdp.detach();
+  await context.close();
+}
+
 // [name, test, the scenarios whose pages it carries on with]
 const SCENARIOS = [
   ['1. canvasser starts an outing and checks in with an emulated position (stored by the server)', canvasserStartsAndChecksIn, []],
@@ -902,6 +996,7 @@ const SCENARIOS = [
   ['10. the organiser sees it in the incident list and its detail; adds, exports, closes', organiserSeesIncident, ['9.']],
   ['11. a caution marked through the API appears on the canvasser\'s start screen, outing and check-in', cautionOnStartScreen, []],
   ['12. the organiser marks, renews and retires a caution on the board', organiserMarksAndRetiresCaution, ['11.']],
+  ['13. check on me from the phone; "are you OK?" answered from the notification\'s buttons', checkOnMeAndWelfareFromTheNotification, []],
 ];
 
 async function main() {

@@ -236,6 +236,37 @@ function activeOuting(root, initial, ctx, cleanups, show) {
   const where = h('p', { class: 'location', id: 'location' });
   cleanups.push(locationLine(where));
   const alertLine = h('div', { id: 'open-alert' });
+  // "Check on me": one tap before going into a house.
+  const checkNote = h('input', { type: 'text', name: 'check-note', maxlength: '500', autocomplete: 'off', placeholder: 'e.g. going into number 14' });
+  const checkMsg = messageArea();
+  checkMsg.id = 'check-on-me-msg';
+  const checkButtons = [5, 10, 15, 30].map((m) =>
+    h('button', { type: 'button', class: 'secondary', 'data-minutes': String(m), id: `check-on-me-${m}` }, `${m} min`),
+  );
+  const checkCard = h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'check-on-me-title', id: 'check-on-me' },
+    h('h2', { id: 'check-on-me-title' }, 'Check on me'),
+    h('p', { class: 'hint' }, 'Going somewhere you are unsure of? If you have not checked in by then, the alarm is raised with your note.'),
+    field('Note for whoever is alerted (optional)', checkNote),
+    h('div', { class: 'row' }, ...checkButtons),
+    checkMsg,
+  );
+  // Changing the outing: more time, another interval.
+  const intervalSel = h(
+    'select',
+    { name: 'interval', id: 'change-interval' },
+    ...[5, 10, 15, 20, 30, 45, 60, 90, 120].map((m) => h('option', { value: String(m * 60) }, `every ${m} min`)),
+  );
+  const extend = h('button', { type: 'button', class: 'secondary', id: 'extend-30' }, 'Extend by 30 min');
+  const saveInterval = h('button', { type: 'button', class: 'secondary', id: 'save-interval' }, 'Change interval');
+  const changeMsg = messageArea();
+  changeMsg.id = 'change-msg';
+  // All clear: the owner cancels their own false alarm, with the safe PIN.
+  const clearPin = h('input', { type: 'password', inputmode: 'numeric', autocomplete: 'off', pattern: '[0-9]*', maxlength: '8', name: 'clear-pin', id: 'clear-pin' });
+  const clearBtn = h('button', { type: 'button', class: 'secondary', id: 'all-clear' }, 'All clear: cancel the alarm');
+  const clearMsg = messageArea();
+  clearMsg.id = 'all-clear-msg';
   const help = h('button', { type: 'button', class: 'warn', id: 'help' }, 'I need help');
   const panicProgress = h('progress', { max: '100', value: '0', id: 'panic-progress', 'aria-label': 'Panic hold progress' });
   const panic = h(
@@ -266,12 +297,22 @@ function activeOuting(root, initial, ctx, cleanups, show) {
     checkinMsg,
     queueLine,
     alertLine,
+    checkCard,
     h('section', { class: 'card' }, h('h2', {}, 'Your location'), where),
     h('div', { class: 'row emergency' }, help, h('div', { class: 'hold-wrap' }, panic, panicProgress)),
     panicHint,
     panicMsg,
     h('p', { class: 'links' }, report),
     cautions,
+    h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'change-title' },
+      h('h2', { id: 'change-title' }, 'Change this outing'),
+      h('div', { class: 'row' }, extend),
+      field('Check-in interval', intervalSel),
+      saveInterval,
+      changeMsg,
+    ),
     h('section', { class: 'card' }, h('h2', {}, 'Home safe?'), endForm),
     h('details', { class: 'card' }, h('summary', {}, 'Outing details'), details),
   );
@@ -299,15 +340,28 @@ function activeOuting(root, initial, ctx, cleanups, show) {
     alertLine.replaceChildren();
     const a = outing.open_alert;
     if (a) {
+      const missed = a.kind === 'missed_checkin';
       alertLine.append(
         h(
           'div',
           { class: 'card alert-card', role: 'status' },
-          h('p', {}, badge(a.kind === 'missed_checkin' ? 'warn' : 'danger', `${kindText(a.kind)} alert · ${a.status}`)),
-          h('p', {}, a.kind === 'missed_checkin' ? 'Check in to tell everyone you are safe.' : 'Your organisers have been told. A check-in clears it if you are safe.'),
+          h('p', {}, badge(missed ? 'warn' : 'danger', `${kindText(a.kind)} alert · ${a.status}`)),
+          a.reason ? h('p', {}, 'Because: ', h('q', {}, a.reason)) : '',
+          h(
+            'p',
+            {},
+            missed
+              ? 'Check in to tell everyone you are safe, or cancel the alarm below.'
+              : 'Your organisers and the police have been told. A check-in does not cancel it: if it was a mistake, cancel it below with your PIN.',
+          ),
+          ctx.me.has_pins ? field('PIN to cancel the alarm', clearPin) : '',
+          clearBtn,
+          clearMsg,
         ),
       );
     }
+    checkCard.hidden = outing.status !== 'active' || !!outing.offline;
+    intervalSel.value = String(outing.checkin_interval_s);
     details.replaceChildren(
       h('dt', {}, 'Started'), h('dd', {}, dateTime(outing.started_at)),
       h('dt', {}, 'Check in every'), h('dd', {}, duration(outing.checkin_interval_s)),
@@ -493,6 +547,90 @@ function activeOuting(root, initial, ctx, cleanups, show) {
       endMsg.show(err.message, 'error');
       endBtn.disabled = false;
     }
+  });
+
+  for (const button of checkButtons) {
+    button.addEventListener('click', async () => {
+      const minutes = Number(button.dataset.minutes);
+      checkMsg.show('');
+      checkButtons.forEach((b) => { b.disabled = true; });
+      try {
+        const req = { in_s: minutes * 60 };
+        if (checkNote.value.trim()) req.note = checkNote.value.trim();
+        const res = await api('POST', `/outings/${outing.id}/check-on-me`, req);
+        const text = `If you have not checked in by ${time(res.due_at)}, the alarm is raised${req.note ? ' with your note' : ''}. A check-in cancels it.`;
+        checkMsg.show(text, 'ok');
+        announce(text);
+        checkNote.value = '';
+        refresh();
+      } catch (err) {
+        checkMsg.show(err.message, 'error');
+      } finally {
+        checkButtons.forEach((b) => { b.disabled = false; });
+      }
+    });
+  }
+
+  const change = async (req, done) => {
+    changeMsg.show('');
+    extend.disabled = true;
+    saveInterval.disabled = true;
+    try {
+      outing = await api('PATCH', `/outings/${outing.id}`, req);
+      remember(outing);
+      render();
+      changeMsg.show(done(outing), 'ok');
+      announce(done(outing));
+    } catch (err) {
+      changeMsg.show(err.message, 'error');
+    } finally {
+      extend.disabled = false;
+      saveInterval.disabled = false;
+    }
+  };
+  extend.addEventListener('click', () => {
+    // 30 minutes more than planned; with no planned end, 30 minutes from now.
+    const base = outing.planned_end_at ? Math.max(Date.parse(outing.planned_end_at), serverNow()) : serverNow();
+    change({ planned_end_at: new Date(base + 30 * 60_000).toISOString() }, (o) => `Planned end moved to ${time(o.planned_end_at)}.`);
+  });
+  saveInterval.addEventListener('click', () => {
+    change({ checkin_interval_s: Number(intervalSel.value) }, (o) => `You now check in every ${duration(o.checkin_interval_s)}; next by ${time(o.next_checkin_due_at)}.`);
+  });
+
+  clearBtn.addEventListener('click', async () => {
+    clearMsg.show('');
+    const req = {};
+    if (ctx.me.has_pins) {
+      if (!/^\d{4,8}$/.test(clearPin.value)) {
+        clearMsg.show('Enter your PIN (4 to 8 digits).', 'error');
+        clearPin.focus();
+        return;
+      }
+      req.pin = clearPin.value;
+    }
+    clearBtn.disabled = true;
+    try {
+      outing = await api('POST', `/outings/${outing.id}/all-clear`, req);
+      clearPin.value = '';
+      remember(outing);
+      render();
+      checkinMsg.show('Alarm cancelled: everyone who was told has been sent the all clear.', 'ok');
+      announce('Alarm cancelled.');
+    } catch (err) {
+      clearMsg.show(err.message, 'error');
+      if (err instanceof ApiError && err.status === 409) refresh();
+    } finally {
+      clearBtn.disabled = false;
+    }
+  });
+
+  // An "are you OK?" answered from the notification: show the outing as it now is.
+  const onServiceWorker = (event) => {
+    if (event.data && event.data.type === 'welfare-answered') refresh();
+  };
+  if (navigator.serviceWorker) navigator.serviceWorker.addEventListener('message', onServiceWorker);
+  cleanups.push(() => {
+    if (navigator.serviceWorker) navigator.serviceWorker.removeEventListener('message', onServiceWorker);
   });
 
   render();

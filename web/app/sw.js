@@ -1,7 +1,8 @@
 // Doorstep service worker: keeps the app shell for offline use and shows push messages.
-// It never sees tokens and never caches API answers.
+// It never sees login tokens and never caches API answers. A welfare check ("are you OK?")
+// carries a one-question reply token: its notification's buttons answer with it, without the app.
 
-const VERSION = 'doorstep-shell-v2';
+const VERSION = 'doorstep-shell-v3';
 const SHELL = [
   '/app/',
   '/app/app.css',
@@ -22,7 +23,7 @@ const SHELL = [
 ];
 // Messages that must not be missed: they stay until dismissed, and vibrate hard. A caution is
 // one: it arrives as the canvasser checks in at a door they must not knock at.
-const URGENT = new Set(['missed_checkin', 'escalation', 'panic', 'duress', 'wrong_pins', 'need_help', 'caution']);
+const URGENT = new Set(['missed_checkin', 'escalation', 'panic', 'duress', 'wrong_pins', 'need_help', 'caution', 'welfare_check']);
 
 self.addEventListener('install', (event) => {
   event.waitUntil(
@@ -75,7 +76,9 @@ function options(msg) {
   const tag = msg.alert_id
     || (msg.incident_id ? `incident-${msg.incident_id}` : null)
     || (msg.caution_id ? `caution-${msg.caution_id}` : null)
-    || (msg.type === 'checkin_reminder' ? `reminder-${msg.outing_id}` : msg.type || 'doorstep');
+    || (msg.type === 'checkin_reminder' ? `reminder-${msg.outing_id}` : null)
+    || (msg.type === 'welfare_check' ? `welfare-${msg.outing_id}` : msg.type || 'doorstep');
+  const welfare = msg.type === 'welfare_check' && msg.reply_token && msg.outing_id;
   return {
     body: msg.body || '',
     tag, // a newer message about the same alert replaces the older one
@@ -86,7 +89,20 @@ function options(msg) {
     icon: '/app/icon-192.png',
     badge: '/app/badge-96.png',
     timestamp: msg.sent_at ? Date.parse(msg.sent_at) || Date.now() : Date.now(),
-    data: { url: safeUrl(msg.url), type: msg.type || null, alert_id: msg.alert_id || null },
+    data: {
+      url: safeUrl(msg.url),
+      type: msg.type || null,
+      alert_id: msg.alert_id || null,
+      outing_id: welfare ? msg.outing_id : null,
+      reply_token: welfare ? msg.reply_token : null,
+    },
+    // "Are you OK?" is answered from the notification itself.
+    actions: welfare
+      ? [
+          { action: 'ok', title: "I'm OK" },
+          { action: 'need_help', title: 'I need help' },
+        ]
+      : [],
   };
 }
 
@@ -120,9 +136,55 @@ self.addEventListener('push', (event) => {
   );
 });
 
+/** Answers a welfare check with the push's reply token (no login). True when the server took
+ * it; on failure the app opens instead, where the canvasser can check in. */
+async function answerWelfare(data, kind) {
+  if (!data || !data.reply_token || !/^[0-9a-f-]{36}$/.test(data.outing_id || '')) return false;
+  try {
+    const response = await fetch(`/api/v1/outings/${data.outing_id}/welfare-reply`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: data.reply_token, kind }),
+    });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+function notifyPages(message) {
+  return self.clients
+    .matchAll({ type: 'window' })
+    .then((clients) => clients.forEach((c) => c.postMessage(message)));
+}
+
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
-  const target = safeUrl(event.notification.data && event.notification.data.url);
+  const data = event.notification.data || {};
+  if (data.type === 'welfare_check' && (event.action === 'ok' || event.action === 'need_help')) {
+    event.waitUntil(
+      answerWelfare(data, event.action).then(async (answered) => {
+        if (answered) {
+          await notifyPages({ type: 'welfare-answered', kind: event.action, outing_id: data.outing_id });
+          if (event.action === 'ok') {
+            return self.registration.showNotification('Thanks: answered "I\'m OK"', {
+              body: 'Your organiser has been told. Your next check-in is due as before.',
+              tag: `welfare-${data.outing_id}`,
+              icon: '/app/icon-192.png',
+              badge: '/app/badge-96.png',
+            });
+          }
+        }
+        // "I need help", or no answer got through: open the app.
+        const clients = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+        const open = clients.find((c) => new URL(c.url).pathname.startsWith('/app/'));
+        if (open) return open.focus();
+        return self.clients.openWindow('/app/');
+      }),
+    );
+    return;
+  }
+  const target = safeUrl(data.url);
   event.waitUntil(
     self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((clients) => {
       const open = clients.find((c) => new URL(c.url).pathname.startsWith('/app/'));

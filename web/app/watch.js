@@ -189,6 +189,8 @@ export async function boardView(main, ctx) {
         positionText(lastPosition(item)),
         a && a.acknowledged_by ? h('p', {}, `Acknowledged by ${a.acknowledged_by.display_name} at ${time(a.acknowledged_at)}`) : '',
         a ? h('a', { class: 'button primary', href: `/app/alerts/${a.id}` }, 'Open alert') : '',
+        o.canvasser.phone && !(a && SILENT.has(a.kind)) ? h('a', { class: 'button secondary', href: `tel:${o.canvasser.phone}` }, `Call ${o.canvasser.phone}`) : '',
+        a && SILENT.has(a.kind) ? '' : welfareButton(o, msg),
       );
       list.append(li);
     }
@@ -242,6 +244,26 @@ export async function boardView(main, ctx) {
     clearInterval(poller);
     clearTimeout(pending);
   };
+}
+
+/** "Are you OK?": pushes the canvasser a question they answer from the notification. Not for a
+ * duress or wrong-PIN alert: whoever holds the phone must not be prompted. */
+function welfareButton(outing, msg) {
+  const button = h('button', { type: 'button', class: 'secondary', 'data-outing': outing.id }, 'Ask "Are you OK?"');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const res = await api('POST', `/outings/${outing.id}/welfare-check`, {});
+      const text = `Asked ${outing.canvasser.display_name}. No answer by ${time(res.due_at)} (plus grace) raises a missed check-in alert.`;
+      msg.show(text, 'ok');
+      announce(text);
+    } catch (err) {
+      msg.show(err.message, 'error');
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 const CHANNELS = { webpush: 'push', email: 'email', webhook: 'webhook' };
@@ -305,7 +327,7 @@ export async function alertView(main, ctx, id) {
     actions.replaceChildren(h('h2', {}, 'Take charge'));
     if (!canAct) {
       actions.append(
-        h('p', {}, alert.status === 'resolved' ? 'This alert is over.' : 'Your organisers have this alert. A check-in clears it if you are safe.'),
+        h('p', {}, alert.status === 'resolved' ? 'This alert is over.' : alert.kind === 'missed_checkin' ? 'Your organisers have this alert. A check-in clears it if you are safe.' : 'Your organisers have this alert. A check-in does not clear it: they resolve it, or you cancel a false alarm with your PIN (All clear) on your outing screen.'),
         h('a', { class: 'button primary', href: '/app/outing' }, 'Go to your outing'),
       );
       return;
@@ -371,6 +393,10 @@ export async function alertView(main, ctx, id) {
         alert.acknowledged_at ? [h('dt', {}, 'Acknowledged'), h('dd', {}, `${dateTime(alert.acknowledged_at)}${alert.acknowledged_by ? ` by ${alert.acknowledged_by.display_name}` : ''}`)] : '',
         alert.resolved_at ? [h('dt', {}, 'Resolved'), h('dd', {}, `${dateTime(alert.resolved_at)} (${(alert.resolution || '').replace(/_/g, ' ')})`)] : '',
         alert.note ? [h('dt', {}, 'Note'), h('dd', {}, alert.note)] : '',
+        alert.reason ? [h('dt', {}, 'Why'), h('dd', { id: 'alert-reason' }, alert.reason)] : '',
+        alert.canvasser.phone && !SILENT.has(alert.kind)
+          ? [h('dt', {}, 'Phone'), h('dd', {}, h('a', { href: `tel:${alert.canvasser.phone}`, id: 'alert-phone' }, alert.canvasser.phone))]
+          : '',
       ),
     );
     const loc = alert.last_location;
