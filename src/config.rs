@@ -24,6 +24,7 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub webhooks: WebhookSettings,
     pub scheduler: SchedulerSettings,
+    pub sms: SmsSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -190,6 +191,42 @@ pub struct WebhookSettings {
     /// organisation's with the organisation's. Accepted (and ignored, with a warning at
     /// start) so that older configuration files still start.
     pub signing_secret: Option<String>,
+}
+
+/// SMS and voice calls through a provider (Twilio's API). Unset (`provider` none or no
+/// credentials): the channels are off, and their delivery rows are recorded as failed with
+/// the reason.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSettings {
+    /// `twilio`, or none.
+    pub provider: Option<String>,
+    pub account_sid: Option<String>,
+    pub auth_token: Option<String>,
+    /// The sending number, E.164.
+    pub from: Option<String>,
+    /// The provider's API root (a test points it at a local fake).
+    pub api_base: String,
+    /// Where the provider reaches Doorstep for replies, keypad digits and status callbacks
+    /// (`https://doorstep.example.org`); the signature of each is checked against it.
+    pub public_url: Option<String>,
+    /// SMS an organisation may send in a calendar month (UTC); 0 = no ceiling. Beyond it,
+    /// SMS rows are recorded as failed with the reason; push, email and calls carry on.
+    pub monthly_limit: i64,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            account_sid: None,
+            auth_token: None,
+            from: None,
+            api_base: "https://api.twilio.com".into(),
+            public_url: None,
+            monthly_limit: 0,
+        }
+    }
 }
 
 impl Default for ServerSettings {

@@ -28,6 +28,8 @@ pub enum StartError {
     Mailer(#[from] crate::push::email::MailerError),
     #[error(transparent)]
     Webhooks(#[from] crate::push::webhook::WebhookError),
+    #[error(transparent)]
+    Sms(#[from] crate::push::twilio::TwilioError),
     #[error("cannot index the do-not-knock register: {0}")]
     Cautions(String),
     #[error("cannot create the data folder {path}: {source}")]
@@ -102,6 +104,8 @@ impl Application {
             std::sync::Arc::new(crate::push::sender::PushClient::new(&settings.push, vapid)?);
         let mailer = crate::push::email::Mailer::from_settings(&settings)?.map(Arc::new);
         let webhooks = Arc::new(crate::push::webhook::WebhookClient::new(&settings)?);
+        let twilio = crate::push::twilio::Twilio::from_settings(&settings.sms, &settings.push)?
+            .map(Arc::new);
         telemetry::metrics_handle();
         let listener =
             TcpListener::bind(&settings.server.bind).map_err(|source| StartError::Bind {
@@ -137,6 +141,7 @@ impl Application {
             push_client,
             mailer,
             webhooks,
+            twilio,
             watch: Default::default(),
         });
         let metrics_server = match state.settings.server.metrics_bind.clone() {

@@ -45,6 +45,8 @@ pub struct AppState {
     /// `None` when `smtp.url` is unset: the email channel is off.
     pub mailer: Option<std::sync::Arc<crate::push::email::Mailer>>,
     pub webhooks: std::sync::Arc<crate::push::webhook::WebhookClient>,
+    /// `None` when `[sms]` is not configured: the SMS and voice channels are off.
+    pub twilio: Option<std::sync::Arc<crate::push::twilio::Twilio>>,
     pub watch: crate::watch::hub::EventHub,
     /// Logins confirmed live in the last `auth.session_cache_ms`.
     pub sessions: crate::auth::session_cache::SessionCache,

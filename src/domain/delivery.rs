@@ -47,6 +47,8 @@ wire_enum!(
         Webpush => "webpush",
         Email => "email",
         Webhook => "webhook",
+        Sms => "sms",
+        Voice => "voice",
     }
 );
 

@@ -1434,6 +1434,7 @@ mod tests {
             ack_timeout_s: i64::MIN,
             solo_max_checkin_interval_s: Some(i64::MIN),
             welfare_reply_s: i64::MAX,
+            voice_after_s: i64::MIN,
         };
         for now in [DateTime::<Utc>::MIN_UTC, t(0), DateTime::<Utc>::MAX_UTC] {
             for due in [DateTime::<Utc>::MIN_UTC, t(0), DateTime::<Utc>::MAX_UTC] {
@@ -1851,6 +1852,7 @@ mod tests {
                 ack_timeout_s: ack,
                 solo_max_checkin_interval_s: None,
                 welfare_reply_s: 120,
+                voice_after_s: 60,
             })
     }
 

@@ -16,5 +16,6 @@ pub mod management;
 pub mod outing;
 pub mod pins;
 pub mod policy;
+pub mod sms;
 pub mod time;
 pub mod visibility;

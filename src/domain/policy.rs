@@ -27,6 +27,16 @@ pub struct EscalationPolicy {
     /// An "are you OK?" welfare check unanswered this long opens a missed check-in alert.
     #[serde(default = "default_welfare_reply_s")]
     pub welfare_reply_s: i64,
+    /// A level-2 (or panic/duress) step still unacknowledged this long later calls the
+    /// recipients who asked for voice calls.
+    #[serde(default = "default_voice_after_s")]
+    pub voice_after_s: i64,
+}
+
+pub const DEFAULT_VOICE_AFTER_S: i64 = 60;
+
+fn default_voice_after_s() -> i64 {
+    DEFAULT_VOICE_AFTER_S
 }
 
 pub const DEFAULT_WELFARE_REPLY_S: i64 = 120;
@@ -45,6 +55,7 @@ impl Default for EscalationPolicy {
             ack_timeout_s: 900,
             solo_max_checkin_interval_s: None,
             welfare_reply_s: DEFAULT_WELFARE_REPLY_S,
+            voice_after_s: DEFAULT_VOICE_AFTER_S,
         }
     }
 }
@@ -75,6 +86,7 @@ impl EscalationPolicy {
             min_interval_s,
             false,
         );
+        check("voice_after_s", self.voice_after_s, 0, true);
         if let Some(solo) = self.solo_max_checkin_interval_s {
             check("solo_max_checkin_interval_s", solo, min_interval_s, false);
         }
@@ -112,6 +124,7 @@ mod tests {
             ack_timeout_s: 0,
             solo_max_checkin_interval_s: Some(10),
             welfare_reply_s: 59,
+            voice_after_s: -1,
         };
         let errors = p.validate(60).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -124,6 +137,7 @@ mod tests {
                 "repeat_s",
                 "ack_timeout_s",
                 "welfare_reply_s",
+                "voice_after_s",
                 "solo_max_checkin_interval_s"
             ]
         );

@@ -34,6 +34,15 @@ pub fn rfc3339(t: Instant) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// The start of the calendar month (UTC) that `ms` falls in, as epoch milliseconds.
+pub fn month_start_ms(ms: i64) -> i64 {
+    use chrono::Datelike;
+    let at = from_millis(ms);
+    Utc.with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
+        .single()
+        .map_or(ms, |t| t.timestamp_millis())
+}
+
 /// An IANA time zone name (`Europe/London`), as an organisation's `timezone`.
 pub fn parse_timezone(
     field: &str,

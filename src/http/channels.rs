@@ -26,12 +26,21 @@ pub struct Channels {
     /// Alerts also POSTed here, signed with this webhook's own secret (given once, in the
     /// answer to the `PUT` that set the URL); null for none.
     pub webhook_url: Option<String>,
+    /// Alert steps also by SMS to the account's phone (reply with the code to take charge).
+    #[serde(default)]
+    pub sms: bool,
+    /// A call at level 2 (and for panic or duress) when still unacknowledged
+    /// `escalation.voice_after_s` later (press 1 to take charge).
+    #[serde(default)]
+    pub voice: bool,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ChannelsSet {
     pub email: bool,
     pub webhook_url: Option<String>,
+    pub sms: bool,
+    pub voice: bool,
     /// The new webhook's signing secret (HMAC-SHA256, see webhooks.md): only in the answer
     /// to the `PUT` that set a new or changed URL, and never shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,7 +89,16 @@ pub async fn get_channels(
         .read(move |conn| Ok(store::accounts::channels(conn, user)?))
         .await?
         .ok_or(AppError::NotFound("user"))?;
-    Ok(HttpResponse::Ok().json(Channels { email, webhook_url }))
+    let (_, sms, voice) = state
+        .store
+        .read(move |conn| Ok(store::accounts::phone_channels(conn, user)?))
+        .await?;
+    Ok(HttpResponse::Ok().json(Channels {
+        email,
+        webhook_url,
+        sms,
+        voice,
+    }))
 }
 
 #[utoipa::path(put, path = "/api/v1/me/channels", tag = "channels", security(("bearer" = [])),
@@ -96,6 +114,17 @@ pub async fn put_channels(
         check_webhook_url(&state, "webhook_url", url).await?;
     }
     let user = caller.id;
+    let (phone, _, _) = state
+        .store
+        .read(move |conn| Ok(store::accounts::phone_channels(conn, user)?))
+        .await?;
+    if phone.is_none() && (body.sms || body.voice) {
+        return Err(AppError::field(
+            if body.sms { "sms" } else { "voice" },
+            "needs a phone number on the account (PATCH /users/{id} with phone)",
+        ));
+    }
+    let (sms, voice) = (body.sms, body.voice);
     let (email, webhook_url) = (body.email, body.webhook_url.clone());
     let secret = crate::auth::tokens::new_refresh_token();
     let fresh = {
@@ -103,6 +132,7 @@ pub async fn put_channels(
         state
             .store
             .write(move |conn| {
+                store::accounts::set_phone_channels(conn, user, sms, voice)?;
                 Ok(store::accounts::set_channels(
                     conn,
                     user,
@@ -116,6 +146,8 @@ pub async fn put_channels(
     Ok(HttpResponse::Ok().json(ChannelsSet {
         email: body.email,
         webhook_url: body.webhook_url,
+        sms: body.sms,
+        voice: body.voice,
         webhook_secret: fresh.then_some(secret),
     }))
 }
@@ -180,4 +212,75 @@ pub async fn delete_org_webhook(
         .write(move |conn| Ok(store::orgs::set_webhook(conn, org, None)?))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SmsTestResponse {
+    /// The provider's id of the message.
+    pub sid: String,
+}
+
+/// Test SMS a minute per user: enough to check a number, too few to run up a bill.
+const SMS_TESTS_PER_MINUTE: i64 = 3;
+
+#[utoipa::path(post, path = "/api/v1/me/sms-test", tag = "channels", security(("bearer" = [])),
+    responses((status = 200, description = "the provider accepted a test SMS to the account's phone", body = SmsTestResponse),
+              (status = 409, description = "SMS is not configured on this server, or the provider could not be reached", body = Problem),
+              (status = 422, description = "the account has no phone number, or the provider refused it", body = Problem),
+              (status = 429, description = "more than 3 tests a minute; see Retry-After", body = Problem)))]
+pub async fn sms_test(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, AppError> {
+    let Some(twilio) = state.twilio.clone() else {
+        return Err(AppError::Conflict(
+            "SMS is not configured on this server".into(),
+        ));
+    };
+    let user = caller.id;
+    let now_ms = state.clock.now_ms();
+    let phone = state
+        .store
+        .write(move |conn| {
+            if let Err(retry_ms) = store::auth::take_slot(
+                conn,
+                &format!("sms_test:{user}"),
+                now_ms,
+                60_000,
+                SMS_TESTS_PER_MINUTE,
+            )? {
+                return Err(AppError::RateLimited {
+                    retry_after_s: u64::try_from((retry_ms + 999) / 1000).unwrap_or(60),
+                });
+            }
+            Ok(store::accounts::phone_channels(conn, user)?.0)
+        })
+        .await?
+        .ok_or_else(|| AppError::field("phone", "the account has no phone number"))?;
+    let callback = format!(
+        "{}/api/v1/sms/status",
+        state
+            .settings
+            .sms
+            .public_url
+            .as_deref()
+            .or(state.settings.server.public_url.as_deref())
+            .unwrap_or_default()
+            .trim_end_matches('/')
+    );
+    let text = "Doorstep test: SMS alerts will reach this phone. Reply OK and the alert's code to take charge.";
+    match twilio
+        .send_sms(&phone, text, &callback, now_ms / 1000)
+        .await
+    {
+        crate::push::twilio::Sent::Accepted { sid } => {
+            Ok(HttpResponse::Ok().json(SmsTestResponse { sid }))
+        }
+        crate::push::twilio::Sent::NotSent(crate::push::attempt::Attempt::Failed {
+            error, ..
+        }) => Err(AppError::field("phone", error)),
+        crate::push::twilio::Sent::NotSent(_) => Err(AppError::Conflict(
+            "the SMS provider could not be reached: try again shortly".into(),
+        )),
+    }
 }

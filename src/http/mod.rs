@@ -17,6 +17,7 @@ pub mod outings;
 pub mod pagination;
 pub mod problem;
 pub mod push;
+pub mod sms;
 pub mod totp;
 pub mod users;
 pub mod watch;
@@ -147,6 +148,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::post().to(checks::welfare_reply),
                 )
                 .route("/outings/{id}/all-clear", web::post().to(checks::all_clear))
+                .route("/me/sms-test", web::post().to(channels::sms_test))
+                .route("/sms/inbound", web::post().to(sms::inbound))
+                .route("/sms/status", web::post().to(sms::sms_status))
+                .route("/voice/gather", web::post().to(sms::gather))
+                .route("/voice/status", web::post().to(sms::voice_status))
                 .route("/alerts", web::get().to(alerts::list_alerts))
                 .route("/alerts/{id}", web::get().to(alerts::get_alert))
                 .route("/alerts/{id}/ack", web::post().to(alerts::acknowledge))

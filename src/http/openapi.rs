@@ -33,7 +33,7 @@ use super::{
         cautions::mark_caution, cautions::list_cautions, cautions::retire_caution, cautions::renew_caution,
         push::vapid_public_key, push::subscribe, push::list_subscriptions, push::unsubscribe,
         push::test_push,
-        channels::get_channels, channels::put_channels, channels::put_org_webhook,
+        channels::get_channels, channels::put_channels, channels::sms_test, channels::put_org_webhook,
         channels::delete_org_webhook,
         watch::overdue, watch::planned, watch::stream, audit::list,
         ops::healthz, ops::readyz, ops::metrics_text,

@@ -262,6 +262,7 @@ pub async fn test_push(
                     last_error: None,
                     claimed_by: None,
                     claimed_until: None,
+                    provider_sid: None,
                 },
             )?)
         })

@@ -10,6 +10,7 @@ pub mod retry;
 pub mod sender;
 pub mod signals;
 pub mod ssrf;
+pub mod twilio;
 pub mod vapid;
 pub mod webhook;
 pub mod worker;

@@ -239,6 +239,7 @@ async fn deliver(
         }
         Channel::Email => email_attempt(state, &row, now_ms).await?,
         Channel::Webhook => webhook_attempt(state, &row, now_ms).await?,
+        Channel::Sms | Channel::Voice => phone_attempt(state, &row, now_ms).await?,
     };
     drop(send);
     if channel != Channel::Webpush {
@@ -478,6 +479,129 @@ async fn email_attempt(
     let payload: serde_json::Value =
         serde_json::from_slice(&stamp_sent_at(&row.payload, now_ms)).unwrap_or_default();
     Ok(mailer.send(&address, &name, &row.id, &payload).await)
+}
+
+/// SMS or a voice call through the provider: the text (or the spoken alert) in the recipient's
+/// language, composed now from the alert as it stands. An SMS past the organisation's monthly
+/// ceiling is not sent (push and email carry on); a call is made only if the alert is still
+/// unacknowledged when it falls due.
+async fn phone_attempt(
+    state: &AppState,
+    row: &NotificationRow,
+    now_ms: i64,
+) -> Result<Attempt, AppError> {
+    let failed = |error: &str| {
+        Ok(Attempt::Failed {
+            status: DeliveryStatus::Failed,
+            error: error.to_owned(),
+        })
+    };
+    let Some(twilio) = state.twilio.clone() else {
+        return failed("SMS and calls are not configured on this server ([sms] is unset)");
+    };
+    let (Some(recipient), Some(alert_id)) = (row.recipient_id, row.alert_id) else {
+        return failed("an SMS or call needs a recipient and an alert");
+    };
+    let public_url = state
+        .settings
+        .sms
+        .public_url
+        .clone()
+        .or_else(|| state.settings.server.public_url.clone())
+        .map(|u| u.trim_end_matches('/').to_owned());
+    let Some(public_url) = public_url else {
+        return failed("sms.public_url is unset: the provider could not report back");
+    };
+    let channel = row.channel;
+    let monthly_limit = state.settings.sms.monthly_limit;
+    let found = state
+        .store
+        .read(move |conn| {
+            let alert = store::alerts::find(conn, alert_id)?;
+            let person = store::accounts::find(conn, recipient)?;
+            let canvasser = match &alert {
+                Some(a) => store::outings::display_name(conn, &a.canvasser_id.to_string())?,
+                None => String::new(),
+            };
+            let used = match (&alert, channel) {
+                (Some(a), Channel::Sms) if monthly_limit > 0 => {
+                    let month = crate::domain::time::month_start_ms(now_ms);
+                    store::notifications::sms_sent_since(conn, &a.org_id.to_string(), month)?
+                }
+                _ => 0,
+            };
+            Ok((alert, person, canvasser, used))
+        })
+        .await?;
+    let (Some(alert), Some(person), canvasser, used) = found else {
+        return failed("the alert or the recipient is gone");
+    };
+    let Some(phone) = person
+        .phone
+        .clone()
+        .filter(|_| person.disabled_at.is_none())
+    else {
+        return failed("the recipient has no phone number (or is disabled)");
+    };
+    let language = crate::domain::sms::Language::of(&person.language);
+    // A missed check-in opens `grace_s` after the check-in was due.
+    let grace_ms = serde_json::from_str::<crate::domain::policy::EscalationPolicy>(&alert.policy)
+        .map_or(0, |p| p.grace_s.saturating_mul(1000));
+    let overdue_min = (now_ms - alert.opened_at + grace_ms) / 60_000;
+    let link = format!("{public_url}/app/alerts/{}", alert.id);
+    let facts = crate::domain::sms::Facts {
+        message_type: row.message_type,
+        name: &canvasser,
+        overdue_min: Some(overdue_min),
+        link: Some(&link),
+        code: (row.message_type != MessageType::AllClear)
+            .then_some(alert.ack_code.as_deref())
+            .flatten(),
+        resolution: alert.resolution.as_deref(),
+    };
+    let sent = match channel {
+        Channel::Sms => {
+            if monthly_limit > 0 && used >= monthly_limit {
+                return failed(&format!(
+                    "the organisation's monthly SMS ceiling ({monthly_limit}) is reached: push and email carry on"
+                ));
+            }
+            let Some(text) = crate::domain::sms::text(&facts, language) else {
+                return failed("this message does not go by SMS");
+            };
+            let callback = format!("{public_url}/api/v1/sms/status");
+            twilio
+                .send_sms(&phone, &text, &callback, now_ms / 1000)
+                .await
+        }
+        _ => {
+            if alert.status != crate::domain::escalation::AlertStatus::Open {
+                return failed("not called: the alert was acknowledged or resolved first");
+            }
+            let gather = format!(
+                "{public_url}/api/v1/voice/gather?alert={}&recipient={recipient}",
+                alert.id
+            );
+            let twiml = crate::domain::sms::call_twiml(
+                &crate::domain::sms::spoken(&facts, language),
+                language,
+                &gather,
+            );
+            let callback = format!("{public_url}/api/v1/voice/status");
+            twilio.call(&phone, &twiml, &callback, now_ms / 1000).await
+        }
+    };
+    match sent {
+        crate::push::twilio::Sent::Accepted { sid } => {
+            let id = row.id.clone();
+            state
+                .store
+                .write(move |conn| Ok(store::notifications::set_provider_sid(conn, &id, &sid)?))
+                .await?;
+            Ok(Attempt::Delivered)
+        }
+        crate::push::twilio::Sent::NotSent(attempt) => Ok(attempt),
+    }
 }
 
 /// Webhook: the organisation's (no recipient, signed with its secret) or the recipient's own

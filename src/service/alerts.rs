@@ -121,6 +121,9 @@ pub fn raise(
                 claimed_until: None,
                 updated_at: now_ms,
                 reason,
+                // "Reply OK 4821": who replies is matched by phone number, so four digits
+                // tell apart the few alerts one person may hold at once.
+                ack_code: Some(format!("{:04}", rand::random_range(0..10_000u32))),
             };
             apply_clock(&mut row, &clock, now_ms);
             let location = match location {

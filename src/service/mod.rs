@@ -11,6 +11,7 @@ pub mod facts;
 pub mod incidents;
 pub mod notify;
 pub mod outings;
+pub mod phone;
 pub mod pins;
 pub mod retention;
 

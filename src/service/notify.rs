@@ -469,7 +469,26 @@ pub fn record(
         if lookups.has_org_webhook(conn, &step.outing.org_id.to_string())? {
             targets.push((None, Channel::Webhook));
         }
+        // SMS and calls, to those who asked for them and have a phone number. A call follows
+        // a level-2 step (and panic or duress, which open at level 2) when it is still
+        // unacknowledged `voice_after_s` later: the delivery worker checks that then.
+        let calls = step.level >= 2 && step.message_type != MessageType::AllClear;
+        for (id, sms, voice) in store::notifications::phone_channels(conn, &ids)? {
+            if sms && !sms_too_soon(conn, step, &id, now_ms)? {
+                targets.push((Some(id.clone()), Channel::Sms));
+            }
+            if voice && calls {
+                targets.push((Some(id), Channel::Voice));
+            }
+        }
     }
+    let voice_after_ms = step
+        .alert
+        .and_then(|a| serde_json::from_str::<EscalationPolicy>(&a.policy).ok())
+        .map_or(crate::domain::policy::DEFAULT_VOICE_AFTER_S, |p| {
+            p.voice_after_s
+        })
+        .saturating_mul(1000);
     let mut inserted = 0;
     for (index, (recipient, channel)) in targets.into_iter().enumerate() {
         let who = match &recipient {
@@ -502,12 +521,17 @@ pub fn record(
             attempts: 0,
             due_at: step.due_at_ms,
             created_at: now_ms,
-            next_attempt_at: now_ms,
+            next_attempt_at: if channel == Channel::Voice {
+                now_ms.saturating_add(voice_after_ms)
+            } else {
+                now_ms
+            },
             expires_at: step.expires_at_ms.unwrap_or(now_ms + ALERT_TTL_MS),
             sent_at: None,
             last_error: unreachable.then(|| NO_SUBSCRIPTION.to_owned()),
             claimed_by: None,
             claimed_until: None,
+            provider_sid: None,
         };
         // A held-back row counts as new (see `Lookups::deferring_writes`).
         let new = match lookups.deferred.as_mut() {
@@ -525,6 +549,24 @@ pub fn record(
         }
     }
     Ok(inserted)
+}
+
+/// Whether an SMS about this alert went to this person less than five minutes ago (an
+/// all-clear always goes).
+fn sms_too_soon(
+    conn: &mut DbConn,
+    step: &StepRecord<'_>,
+    recipient: &str,
+    now_ms: i64,
+) -> Result<bool, AppError> {
+    let Some(alert) = step.alert else {
+        return Ok(false);
+    };
+    if step.message_type == MessageType::AllClear {
+        return Ok(false);
+    }
+    let last = store::notifications::last_sms_at(conn, &alert.id.to_string(), recipient)?;
+    Ok(last.is_some_and(|at| now_ms - at < crate::domain::sms::MIN_REPEAT_MS))
 }
 
 /// Pushes for an alert a request opened or upgraded (panic, duress, need-help). The
@@ -712,6 +754,7 @@ pub fn incident_reported(
             last_error: (!reachable).then(|| NO_SUBSCRIPTION.to_owned()),
             claimed_by: None,
             claimed_until: None,
+            provider_sid: None,
         };
         if store::notifications::insert_if_new(conn, &row)? {
             inserted += 1;

@@ -366,3 +366,37 @@ pub fn phone_of(conn: &mut DbConn, user: UserId) -> Result<Option<String>, DbErr
         .optional()?
         .flatten())
 }
+
+/// The accounts whose phone number is `phone` (E.164), enabled ones only.
+pub fn with_phone(conn: &mut DbConn, phone: &str) -> Result<Vec<UserRow>, DbError> {
+    Ok(users::table
+        .filter(users::phone.eq(phone))
+        .filter(users::disabled_at.is_null())
+        .select(UserRow::as_select())
+        .load(conn)?)
+}
+
+/// The account's phone number and whether it wants SMS and calls: `(phone, sms, voice)`.
+pub fn phone_channels(
+    conn: &mut DbConn,
+    user: UserId,
+) -> Result<(Option<String>, bool, bool), DbError> {
+    Ok(users::table
+        .find(user.to_string())
+        .select((users::phone, users::sms_alerts, users::voice_alerts))
+        .get_result::<(Option<String>, bool, bool)>(conn)
+        .optional()?
+        .unwrap_or((None, false, false)))
+}
+
+pub fn set_phone_channels(
+    conn: &mut DbConn,
+    user: UserId,
+    sms: bool,
+    voice: bool,
+) -> Result<(), DbError> {
+    diesel::update(users::table.find(user.to_string()))
+        .set((users::sms_alerts.eq(sms), users::voice_alerts.eq(voice)))
+        .execute(conn)?;
+    Ok(())
+}

@@ -44,6 +44,8 @@ pub struct AlertRow {
     pub updated_at: i64,
     /// Why it opened, beyond its kind: a check-on-me's note, an unanswered welfare check.
     pub reason: Option<String>,
+    /// The four digits its SMS asks to be replied with ("Reply OK 4821 to take charge").
+    pub ack_code: Option<String>,
 }
 
 impl AlertRow {
@@ -245,4 +247,23 @@ pub fn deliveries(conn: &mut DbConn, alert: &str) -> Result<Vec<DeliveryRecord>,
             },
         )
         .collect())
+}
+
+/// The unresolved alerts `user` was told of whose reply code is `code` (an SMS reply names
+/// its alert by those four digits).
+pub fn told_with_code(
+    conn: &mut DbConn,
+    user: UserId,
+    code: &str,
+) -> Result<Vec<AlertRow>, DbError> {
+    let told = notifications::table
+        .filter(notifications::recipient_id.eq(Some(user.to_string())))
+        .select(notifications::alert_id);
+    Ok(alerts::table
+        .filter(alerts::ack_code.eq(code))
+        .filter(alerts::status.ne(AlertStatus::Resolved))
+        .filter(alerts::id.nullable().eq_any(told))
+        .order(alerts::opened_at.desc())
+        .select(AlertRow::as_select())
+        .load(conn)?)
 }

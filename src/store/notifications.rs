@@ -36,6 +36,8 @@ pub struct NotificationRow {
     pub last_error: Option<String>,
     pub claimed_by: Option<String>,
     pub claimed_until: Option<i64>,
+    /// The SMS or voice provider's id of the message or call (its status callbacks name it).
+    pub provider_sid: Option<String>,
 }
 
 /// Inserts the row unless a row with its `dedupe_key` exists; true when inserted. Whatever
@@ -175,4 +177,87 @@ pub fn channels_of(
         }
     }
     Ok(found)
+}
+
+/// Who of `recipients` asked for SMS or calls and has a phone number: `(user id, sms, voice)`.
+pub fn phone_channels(
+    conn: &mut DbConn,
+    recipients: &[String],
+) -> Result<Vec<(String, bool, bool)>, DbError> {
+    if recipients.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(users::table
+        .filter(users::id.eq_any(recipients))
+        .filter(users::phone.is_not_null())
+        .filter(users::sms_alerts.or(users::voice_alerts))
+        .order(users::id)
+        .select((users::id, users::sms_alerts, users::voice_alerts))
+        .load(conn)?)
+}
+
+/// When the latest SMS about `alert` to `recipient` was recorded.
+pub fn last_sms_at(
+    conn: &mut DbConn,
+    alert: &str,
+    recipient: &str,
+) -> Result<Option<i64>, DbError> {
+    // Served by notifications_alert.
+    Ok(notifications::table
+        .filter(notifications::alert_id.eq(alert))
+        .filter(notifications::recipient_id.eq(recipient))
+        .filter(notifications::channel.eq(Channel::Sms))
+        .select(diesel::dsl::max(notifications::created_at))
+        .get_result::<Option<i64>>(conn)?)
+}
+
+/// SMS sent (or handed to the provider) for the organisation's alerts since `since`.
+pub fn sms_sent_since(conn: &mut DbConn, org: &str, since: i64) -> Result<i64, DbError> {
+    use super::schema::alerts;
+    Ok(notifications::table
+        .inner_join(alerts::table.on(notifications::alert_id.eq(alerts::id.nullable())))
+        .filter(alerts::org_id.eq(org))
+        .filter(notifications::channel.eq(Channel::Sms))
+        .filter(notifications::sent_at.ge(since))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Records the provider's id of the message or call that row `id` became.
+pub fn set_provider_sid(conn: &mut DbConn, id: &str, sid: &str) -> Result<(), DbError> {
+    diesel::update(notifications::table.find(id))
+        .set(notifications::provider_sid.eq(sid))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The delivery row the provider's status callback names.
+pub fn find_by_provider_sid(
+    conn: &mut DbConn,
+    sid: &str,
+) -> Result<Option<NotificationRow>, DbError> {
+    // Served by notifications_provider_sid.
+    Ok(notifications::table
+        .filter(notifications::provider_sid.eq(sid))
+        .select(NotificationRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .next())
+}
+
+/// What the provider finally said of a message or call: delivered (`Sent`) or not
+/// (`Failed`, with its words).
+pub fn set_provider_outcome(
+    conn: &mut DbConn,
+    id: &str,
+    status: DeliveryStatus,
+    error: Option<&str>,
+) -> Result<(), DbError> {
+    diesel::update(notifications::table.find(id))
+        .set((
+            notifications::status.eq(status),
+            notifications::last_error.eq(error),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

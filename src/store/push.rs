@@ -692,6 +692,7 @@ mod tests {
             last_error: None,
             claimed_by: None,
             claimed_until: None,
+            provider_sid: None,
         }
     }
 

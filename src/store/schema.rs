@@ -34,6 +34,8 @@ diesel::table! {
         disabled_at -> Nullable<BigInt>,
         webhook_secret -> Nullable<Text>,
         language -> Text,
+        sms_alerts -> Bool,
+        voice_alerts -> Bool,
     }
 }
 
@@ -201,6 +203,7 @@ diesel::table! {
         claimed_until -> Nullable<BigInt>,
         updated_at -> BigInt,
         reason -> Nullable<Text>,
+        ack_code -> Nullable<Text>,
     }
 }
 
@@ -226,6 +229,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         claimed_by -> Nullable<Text>,
         claimed_until -> Nullable<BigInt>,
+        provider_sid -> Nullable<Text>,
     }
 }
 

@@ -260,6 +260,7 @@ async fn escalation_policy_rules(backend: Backend) {
     // welfare_reply_s is optional in the PUT: it answers with the default (120 s).
     let mut answered = policy.clone();
     answered["welfare_reply_s"] = json!(120);
+    answered["voice_after_s"] = json!(60);
     assert_eq!(saved, answered);
     let (_, org) = app
         .get(&format!("/api/v1/orgs/{org_a}"), &canvasser_a.token)

@@ -141,7 +141,7 @@ async fn a_missed_checkin_reaches_an_organiser_by_push_email_and_the_org_webhook
     let (_, channels) = app.get("/api/v1/me/channels", &org.organiser.token).await;
     assert_eq!(
         channels,
-        json!({"email": true, "webhook_url": personal.url})
+        json!({"email": true, "webhook_url": personal.url, "sms": false, "voice": false})
     );
     set_org_webhook(&app, &org, &hook.url).await;
 
@@ -474,7 +474,10 @@ async fn channels_are_validated_and_authorised(backend: Backend) {
     let other_org = crate::outings::org(&app, &admin, "Other").await;
 
     let (_, channels) = app.get("/api/v1/me/channels", &org.canvasser.token).await;
-    assert_eq!(channels, json!({"email": false, "webhook_url": null}));
+    assert_eq!(
+        channels,
+        json!({"email": false, "webhook_url": null, "sms": false, "voice": false})
+    );
     for bad in [
         "http://hooks.example.org/x",
         "https://127.0.0.1/x",
@@ -502,7 +505,7 @@ async fn channels_are_validated_and_authorised(backend: Backend) {
     let (_, channels) = app.get("/api/v1/me/channels", &org.canvasser.token).await;
     assert_eq!(
         channels,
-        json!({"email": true, "webhook_url": "https://8.8.8.8/hook"})
+        json!({"email": true, "webhook_url": "https://8.8.8.8/hook", "sms": false, "voice": false})
     );
 
     let path = format!("/api/v1/orgs/{}/webhook", org.id);

@@ -473,6 +473,7 @@ async fn outbox_rows_written_together_keep_one_per_dedupe_key(backend: Backend) 
         last_error: None,
         claimed_by: None,
         claimed_until: None,
+        provider_sid: None,
     };
     let (first, batch) = (
         row("k-stored"),

@@ -17,6 +17,7 @@ mod ops;
 mod outings;
 mod push;
 mod secrecy;
+mod sms;
 mod totp;
 mod watch;
 
@@ -31,3 +32,6 @@ mod smtp_sink;
 
 #[path = "../support/webhook_receiver.rs"]
 mod webhook_receiver;
+
+#[path = "../support/twilio_fake.rs"]
+mod twilio_fake;

@@ -399,6 +399,7 @@ async fn results_written_as_a_batch_count_attempts_and_respect_leases(backend: B
                         last_error: None,
                         claimed_by: None,
                         claimed_until: None,
+                        provider_sid: None,
                     },
                 )?;
             }

@@ -664,6 +664,7 @@ export async function settingsView(main, ctx) {
       h('dl', { class: 'facts' }, h('dt', {}, 'Name'), h('dd', {}, me.display_name), h('dt', {}, 'Email'), h('dd', {}, me.email), h('dt', {}, 'Role'), h('dd', {}, me.role)),
     ),
     pushSection(),
+    phoneSection(),
   ];
   if (me.role === 'canvasser' || me.role === 'organiser') {
     sections.push(pinSection(ctx));
@@ -731,6 +732,62 @@ function pushSection() {
   });
   paint();
   return h('section', { class: 'card' }, h('h2', {}, 'Alerts on this phone'), stateEl, h('div', { class: 'row' }, toggle, test), msg);
+}
+
+/** SMS and calls: alert steps by SMS (reply OK and the code to take charge), and a call for
+ * level-2 alerts still unacknowledged; both need the account's phone number. */
+function phoneSection() {
+  const sms = h('input', { type: 'checkbox', id: 'sms-on', name: 'sms' });
+  const voice = h('input', { type: 'checkbox', id: 'voice-on', name: 'voice' });
+  const save = h('button', { type: 'button', class: 'secondary', id: 'phone-save' }, 'Save');
+  const test = h('button', { type: 'button', class: 'secondary', id: 'sms-test' }, 'Send a test SMS');
+  const msg = messageArea();
+  msg.id = 'phone-msg';
+  let current = null;
+  const load = async () => {
+    try {
+      current = await api('GET', '/me/channels');
+      sms.checked = !!current.sms;
+      voice.checked = !!current.voice;
+    } catch (err) {
+      msg.show(err.message, 'error');
+    }
+  };
+  save.addEventListener('click', async () => {
+    if (!current) return;
+    save.disabled = true;
+    try {
+      const body = { email: current.email, webhook_url: current.webhook_url, sms: sms.checked, voice: voice.checked };
+      current = { ...current, ...(await api('PUT', '/me/channels', body)) };
+      msg.show(sms.checked || voice.checked ? 'Saved: alerts will also reach your phone number.' : 'Saved.', 'ok');
+    } catch (err) {
+      msg.show(err.message, 'error');
+    } finally {
+      save.disabled = false;
+    }
+  });
+  test.addEventListener('click', async () => {
+    test.disabled = true;
+    try {
+      await api('POST', '/me/sms-test', {});
+      msg.show('Test SMS sent to your phone number.', 'ok');
+    } catch (err) {
+      msg.show(err.message, 'error');
+    } finally {
+      test.disabled = false;
+    }
+  });
+  load();
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'phone-title' },
+    h('h2', { id: 'phone-title' }, 'SMS and calls'),
+    h('p', { class: 'hint' }, 'For a phone without data or on Do Not Disturb. They need your phone number on your account (ask your organiser).'),
+    h('div', { class: 'check' }, sms, h('label', { for: 'sms-on' }, 'Alerts by SMS (reply OK and the code to take charge)')),
+    h('div', { class: 'check' }, voice, h('label', { for: 'voice-on' }, 'A phone call for urgent alerts nobody has taken (press 1 to take charge)')),
+    h('div', { class: 'row' }, save, test),
+    msg,
+  );
 }
 
 function pinSection(ctx) {

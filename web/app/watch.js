@@ -266,7 +266,7 @@ function welfareButton(outing, msg) {
   return button;
 }
 
-const CHANNELS = { webpush: 'push', email: 'email', webhook: 'webhook' };
+const CHANNELS = { webpush: 'push', email: 'email', webhook: 'webhook', sms: 'SMS', voice: 'phone call' };
 const DELIVERY = {
   pending: ['info', 'pending'],
   sent: ['ok', 'sent'],
