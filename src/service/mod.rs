@@ -7,6 +7,7 @@ pub mod cautions;
 pub mod checkins;
 pub mod escalation;
 pub mod facts;
+pub mod handoff;
 pub mod incidents;
 pub mod notify;
 pub mod outings;

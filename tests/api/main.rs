@@ -11,6 +11,7 @@ mod checkin_batch;
 mod errors;
 mod escalation;
 mod field_safety;
+mod handoff;
 mod limits;
 mod ops;
 mod outings;
