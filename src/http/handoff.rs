@@ -430,7 +430,7 @@ fn trail_rows(page: &Page, when: &dyn Fn(i64) -> String) -> String {
             _ => "no position".to_owned(),
         };
         format!(
-            r#"<tr class="{class}"><td>{}<br><span class="age">{}</span></td><td>{}</td><td>{position}<br>{}</td><td>{}</td></tr>"#,
+            r#"<tr class="{class}"><td data-label="Time">{}<br><span class="age">{}</span></td><td data-label="What">{}</td><td data-label="Position">{position}<br>{}</td><td data-label="Battery">{}</td></tr>"#,
             escape(&when(c.recorded_at)),
             escape(&age_text(page.now_ms - c.recorded_at)),
             point_text(c, page.alert.kind),
@@ -587,6 +587,7 @@ tr.divider th{{background:#eee}}tr.before{{color:#444}}
 .legend{{font-size:.9em}}.key{{display:inline-block;width:.9em;height:.9em;vertical-align:middle;border:1px solid #333}}
 .area-key{{background:#c9d7ee}}.trail-key{{background:#b00020}}.last-key{{background:#b00020;border-radius:50%}}.before-key{{background:#6b6b6b;border-radius:50%}}
 footer{{margin-top:1.5em;font-size:.9em;color:#333}}
+@media (max-width:36em){{#trail table,#trail tbody,#trail tr,#trail td,#trail th{{display:block}}#trail thead{{display:none}}#trail tr{{border:1px solid #bbb;margin:.5em 0;padding:.3em .5em}}#trail td,#trail th{{border:none;padding:.1em 0}}#trail td::before{{content:attr(data-label) ": ";font-weight:600}}#trail td[colspan]::before{{content:none}}}}
 @media print{{header{{background:none;color:#000;border-bottom:3px solid #000}}a{{color:#000}}footer .refresh{{display:none}}}}
 </style></head><body>
 <header class="kind-{kind_class}"><h1 id="alert-title">{kind}: {name}</h1>

@@ -1,7 +1,7 @@
 // Doorstep service worker: keeps the app shell for offline use and shows push messages.
 // It never sees tokens and never caches API answers.
 
-const VERSION = 'doorstep-shell-v2';
+const VERSION = 'doorstep-shell-v3';
 const SHELL = [
   '/app/',
   '/app/app.css',
@@ -15,6 +15,7 @@ const SHELL = [
   '/app/watch.js',
   '/app/incidents.js',
   '/app/cautions.js',
+  '/app/handoff.js',
   '/app/manifest.webmanifest',
   '/app/icon.svg',
   '/app/icon-192.png',
