@@ -77,7 +77,7 @@ fn audit(
 }
 
 /// Makes a new link for the alert (revoking its previous one). `random` is the token's
-/// randomness, from the operating system's CSPRNG in production.
+/// randomness: `rand::random` in production (ThreadRng, a CSPRNG seeded by the OS).
 pub fn create(
     conn: &mut DbConn,
     caller: &Caller,
