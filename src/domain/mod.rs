@@ -10,6 +10,7 @@ pub mod deadline;
 pub mod delivery;
 pub mod escalation;
 pub mod field_error;
+pub mod handoff;
 pub mod ids;
 pub mod incident;
 pub mod management;

@@ -112,6 +112,18 @@ pub fn text(facts: &Facts<'_>, language: Language) -> Option<String> {
 /// One GSM-7 SMS.
 pub const SMS_CHARS: usize = 160;
 
+/// The SMS that an incident was reported: who, what kind, where to read it.
+pub fn incident_text(reporter: &str, category: &str, link: &str, language: Language) -> String {
+    match language {
+        Language::English => {
+            format!("Doorstep: {reporter} reported an incident ({category}). {link}")
+        }
+        Language::Welsh => {
+            format!("Doorstep: adroddodd {reporter} ddigwyddiad ({category}). {link}")
+        }
+    }
+}
+
 /// What a call says before "press 1".
 pub fn spoken(facts: &Facts<'_>, language: Language) -> String {
     let name = facts.name;
@@ -256,6 +268,21 @@ mod tests {
         );
         assert!(text(&facts(MessageType::CheckinReminder), Language::English).is_none());
         assert!(text(&facts(MessageType::Test), Language::Welsh).is_none());
+    }
+
+    #[test]
+    fn an_incident_sms_names_the_category_and_the_link_only() {
+        let text = incident_text(
+            "Jo Bloggs",
+            "Threat",
+            "https://d.example/app/incidents/1",
+            Language::English,
+        );
+        assert_eq!(
+            text,
+            "Doorstep: Jo Bloggs reported an incident (Threat). https://d.example/app/incidents/1"
+        );
+        assert!(is_gsm7(&text));
     }
 
     #[test]

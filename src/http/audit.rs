@@ -83,15 +83,17 @@ pub struct AuditEntry {
     pub at: chrono::DateTime<chrono::Utc>,
     pub actor: AuditActor,
     /// What was read: `outing`, `outing.list`, `outing.checkins`, `alert`, `watch.overdue`,
-    /// `watch.stream`; or what was done: `policy`, `account.update`, `account.password`,
-    /// `account.disable`, `account.enable`.
+    /// `watch.stream`, `handoff.view` (a hand-off page opened: the actor is the link's maker
+    /// with role `handoff`, `detail.address` the viewer's address); or what was done: `policy`,
+    /// `account.update`, `account.password`, `account.disable`, `account.enable`,
+    /// `handoff.create`, `handoff.revoke`.
     pub action: String,
     pub subject_id: Option<String>,
     pub subject_name: Option<String>,
     pub org_id: Option<String>,
     pub outing_id: Option<String>,
     pub alert_id: Option<String>,
-    /// For actions (`policy`, `account.*`): what changed.
+    /// For actions (`policy`, `account.*`, `handoff.*`): what changed, or who opened the page.
     #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
 }

@@ -143,7 +143,7 @@ fn reserve_login(
 
 /// The client address used for rate limiting. `X-Forwarded-For` is believed only when the
 /// operator says a proxy sets it; otherwise anyone could pick a fresh address per attempt.
-fn client_address(req: &HttpRequest, state: &AppState) -> String {
+pub(crate) fn client_address(req: &HttpRequest, state: &AppState) -> String {
     if state.settings.server.trust_forwarded_for {
         if let Some(ip) = req.connection_info().realip_remote_addr() {
             return ip.to_owned();

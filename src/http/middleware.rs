@@ -42,12 +42,20 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 
     img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 
+/// The hand-off page (`/handoff/<token>`, opened without an account, maybe on a shared
+/// control-room screen): no script at all, its inline style and inline SVG only, nothing
+/// fetched, never framed; not indexed, not cached, and its URL (the token) never sent on as a
+/// referrer.
+pub const HANDOFF_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let is_docs = req.path().starts_with("/api/v1/docs");
     let is_app = req.path().starts_with("/app/");
+    let is_handoff = req.path().starts_with("/handoff/");
     // Browsers that reached us over https once keep to it (only when the operator says the
     // public address is https: HSTS over a plain-http deployment would lock users out).
     let hsts = req
@@ -74,6 +82,16 @@ pub async fn security_headers(
         if !headers.contains_key(header::CACHE_CONTROL) {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
+    } else if is_handoff {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(HANDOFF_CSP),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::HeaderName::from_static("x-robots-tag"),
+            HeaderValue::from_static("noindex, nofollow"),
+        );
     } else if is_docs {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -95,14 +113,15 @@ pub async fn security_headers(
     Ok(response)
 }
 
-/// Turns any error response that is not already problem+json into one.
+/// Turns any error response that is not already problem+json into one. HTML error pages made
+/// on purpose (the hand-off page's 404, for a browser) are left as they are.
 pub fn problem_errors() -> ErrorHandlers<BoxBody> {
     ErrorHandlers::new().default_handler(|res: ServiceResponse<BoxBody>| {
-        let is_problem = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-        if is_problem {
+        let keep = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes().starts_with(PROBLEM_JSON.as_bytes())
+                || v.as_bytes().starts_with(b"text/html")
+        });
+        if keep {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
         let status = res.status();

@@ -8,6 +8,7 @@ pub mod cautions;
 pub mod channels;
 pub mod checks;
 pub mod extract;
+pub mod handoff;
 pub mod incidents;
 pub mod middleware;
 pub mod openapi;
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/app", web::get().to(app::redirect_to_app))
         .route("/app/{path:.*}", web::get().to(app::asset))
         .route("/app/{path:.*}", web::head().to(app::asset))
+        .route("/handoff/{token}", web::get().to(handoff::handoff_page))
         .service(
             SwaggerUi::new("/api/v1/docs/{_:.*}")
                 .url("/api/v1/openapi.json", openapi::ApiDoc::openapi()),
@@ -157,6 +159,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/alerts/{id}", web::get().to(alerts::get_alert))
                 .route("/alerts/{id}/ack", web::post().to(alerts::acknowledge))
                 .route("/alerts/{id}/resolve", web::post().to(alerts::resolve))
+                .route(
+                    "/alerts/{id}/handoff",
+                    web::post().to(handoff::create_handoff),
+                )
+                .route(
+                    "/alerts/{id}/handoff",
+                    web::delete().to(handoff::revoke_handoff),
+                )
                 .route(
                     "/push/vapid-public-key",
                     web::get().to(push::vapid_public_key),

@@ -4,8 +4,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    alerts, audit, auth, cautions, channels, checks, incidents, ops, orgs, outings, push, totp,
-    users, watch,
+    alerts, audit, auth, cautions, channels, checks, handoff, incidents, ops, orgs, outings, push,
+    totp, users, watch,
 };
 
 #[derive(OpenApi)]
@@ -28,6 +28,7 @@ use super::{
         checks::change_outing, checks::check_on_me, checks::welfare_check, checks::welfare_reply,
         checks::all_clear,
         alerts::list_alerts, alerts::get_alert, alerts::acknowledge, alerts::resolve,
+        handoff::create_handoff, handoff::revoke_handoff, handoff::handoff_page,
         incidents::report_incident, incidents::list_incidents, incidents::get_incident, incidents::add_incident_entry,
         incidents::close_incident, incidents::export_incident,
         cautions::mark_caution, cautions::list_cautions, cautions::retire_caution, cautions::renew_caution,
@@ -45,7 +46,8 @@ use super::{
         (name = "users", description = "Accounts"),
         (name = "organisations", description = "Organisations, escalation policy, security settings, police contacts"),
         (name = "outings", description = "Outings, check-ins, panic, PINs"),
-        (name = "alerts", description = "Alerts: list, view, acknowledge, resolve"),
+        (name = "alerts", description = "Alerts: list, view, acknowledge, resolve, hand over to the police"),
+        (name = "handoff", description = "The hand-off page a link opens, without an account"),
         (name = "incidents", description = "The incident log shared with the party and the police"),
         (name = "cautions", description = "The do-not-knock register"),
         (name = "push", description = "Web Push: VAPID key, subscriptions, test"),

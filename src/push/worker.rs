@@ -499,6 +499,9 @@ async fn phone_attempt(
     let Some(twilio) = state.twilio.clone() else {
         return failed("SMS and calls are not configured on this server ([sms] is unset)");
     };
+    if row.message_type == MessageType::Incident {
+        return incident_sms(state, &twilio, row, now_ms).await;
+    }
     let (Some(recipient), Some(alert_id)) = (row.recipient_id, row.alert_id) else {
         return failed("an SMS or call needs a recipient and an alert");
     };
@@ -592,6 +595,80 @@ async fn phone_attempt(
         }
     };
     match sent {
+        crate::push::twilio::Sent::Accepted { sid } => {
+            let id = row.id.clone();
+            state
+                .store
+                .write(move |conn| Ok(store::notifications::set_provider_sid(conn, &id, &sid)?))
+                .await?;
+            Ok(Attempt::Delivered)
+        }
+        crate::push::twilio::Sent::NotSent(attempt) => Ok(attempt),
+    }
+}
+
+/// An SMS that a new incident was reported: its category and where to read it (behind a login:
+/// never the report's words or position).
+async fn incident_sms(
+    state: &AppState,
+    twilio: &crate::push::twilio::Twilio,
+    row: &NotificationRow,
+    now_ms: i64,
+) -> Result<Attempt, AppError> {
+    let failed = |error: &str| {
+        Ok(Attempt::Failed {
+            status: DeliveryStatus::Failed,
+            error: error.to_owned(),
+        })
+    };
+    let incident_id = serde_json::from_str::<serde_json::Value>(&row.payload)
+        .ok()
+        .and_then(|p| p["incident_id"].as_str().map(str::to_owned));
+    let (Some(recipient), Some(incident_id)) = (row.recipient_id, incident_id) else {
+        return failed("an incident SMS needs a recipient and an incident");
+    };
+    let public_url = state
+        .settings
+        .sms
+        .public_url
+        .clone()
+        .or_else(|| state.settings.server.public_url.clone())
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    let found = state
+        .store
+        .read(move |conn| {
+            let incident = store::incidents::find(conn, &incident_id)?;
+            let person = store::accounts::find(conn, recipient)?;
+            let reporter = match &incident {
+                Some(i) => store::outings::display_name(conn, &i.reporter_id)?,
+                None => String::new(),
+            };
+            Ok((incident, person, reporter))
+        })
+        .await?;
+    let (Some(incident), Some(person), reporter) = found else {
+        return failed("the incident or the recipient is gone");
+    };
+    let Some(phone) = person
+        .phone
+        .clone()
+        .filter(|_| person.disabled_at.is_none())
+    else {
+        return failed("the recipient has no phone number (or is disabled)");
+    };
+    let link = format!("{public_url}/app/incidents/{}", incident.id);
+    let text = crate::domain::sms::incident_text(
+        &reporter,
+        incident.category.label(),
+        &link,
+        crate::domain::sms::Language::of(&person.language),
+    );
+    let callback = format!("{public_url}/api/v1/sms/status");
+    match twilio
+        .send_sms(&phone, &text, &callback, now_ms / 1000)
+        .await
+    {
         crate::push::twilio::Sent::Accepted { sid } => {
             let id = row.id.clone();
             state

@@ -204,20 +204,31 @@ pub fn access(
     caller: &crate::domain::caller::Caller,
     row: &AlertRow,
 ) -> Result<AlertAccess, AppError> {
+    access_as(conn, caller.id, caller.role, caller.org_id, row)
+}
+
+/// [`access`] for a user who is not the caller (the maker of a hand-off link, say).
+pub fn access_as(
+    conn: &mut DbConn,
+    id: UserId,
+    role: crate::domain::account::Role,
+    org_id: Option<crate::domain::ids::OrgId>,
+    row: &AlertRow,
+) -> Result<AlertAccess, AppError> {
     use crate::domain::visibility::{alert_visible, may_handle_alert, AlertFacts, Viewer};
     let companions: Vec<UserId> = store::outings::companions(conn, row.outing_id)?
         .into_iter()
         .map(|(id, _)| id)
         .collect();
-    let police_orgs = if caller.role == crate::domain::account::Role::Police {
-        store::accounts::police_orgs(conn, caller.id)?
+    let police_orgs = if role == crate::domain::account::Role::Police {
+        store::accounts::police_orgs(conn, id)?
     } else {
         Vec::new()
     };
     let viewer = Viewer {
-        id: caller.id,
-        role: caller.role,
-        org_id: caller.org_id,
+        id,
+        role,
+        org_id,
         police_orgs: &police_orgs,
     };
     let facts = AlertFacts {

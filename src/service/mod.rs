@@ -8,6 +8,7 @@ pub mod checkins;
 pub mod checks;
 pub mod escalation;
 pub mod facts;
+pub mod handoff;
 pub mod incidents;
 pub mod notify;
 pub mod outings;

@@ -675,7 +675,7 @@ pub fn notice(
 }
 
 /// Tells the organisers and (when shared) the police contacts of a new incident: by push, by
-/// email and personal webhook to those who asked for them, and once to the organisation's
+/// email, personal webhook and SMS to those who asked for them, and once to the organisation's
 /// webhook (its body is an `incident` event: see docs/webhooks.md).
 pub fn incident_reported(
     conn: &mut DbConn,
@@ -713,6 +713,12 @@ pub fn incident_reported(
     }
     if lookups.has_org_webhook(conn, &incident.org_id)? {
         targets.push((None, Channel::Webhook, true));
+    }
+    // And by SMS to those who asked for SMS (a police contact with no app).
+    for (id, sms, _) in store::notifications::phone_channels(conn, &ids)? {
+        if sms {
+            targets.push((Some(id), Channel::Sms, true));
+        }
     }
     let mut inserted = 0;
     for (recipient, channel, reachable) in targets {

@@ -41,6 +41,8 @@ pub fn purge(
         store::retention::forget_idempotency_records(conn, now_ms - IDEMPOTENCY_WINDOW_MS)?;
     store::retention::forget_login_attempts(conn, now_ms - ATTEMPTS_WINDOW_MS)?;
     store::pins::purge_older_than(conn, now_ms - ATTEMPTS_WINDOW_MS)?;
+    // Hand-off links a day after they lapsed or were revoked: they open nothing any more.
+    store::handoff::forget_lapsed_before(conn, now_ms - ATTEMPTS_WINDOW_MS)?;
     Ok(Purged {
         checkins: forgotten.checkins,
         alerts: forgotten.alerts,

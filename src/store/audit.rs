@@ -62,6 +62,42 @@ pub fn record_action(conn: &mut DbConn, action: &Action<'_>, at: i64) -> Result<
     Ok(())
 }
 
+/// An action about one alert (`handoff.create`, `handoff.view`, ...), with what it was. Its
+/// row names the alert and the person it is about (`subject_id`), so [`list`] leaves it out of
+/// that person's own view when the alert is hidden from them.
+pub struct AlertAction<'a> {
+    pub actor_id: String,
+    pub actor_role: &'static str,
+    pub action: &'a str,
+    pub subject_id: String,
+    pub org_id: String,
+    pub outing_id: String,
+    pub alert_id: String,
+    pub detail: serde_json::Value,
+}
+
+pub fn record_alert_action(
+    conn: &mut DbConn,
+    action: &AlertAction<'_>,
+    at: i64,
+) -> Result<(), DbError> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::id.eq(new_id()),
+            audit_log::at.eq(at),
+            audit_log::actor_id.eq(&action.actor_id),
+            audit_log::actor_role.eq(action.actor_role),
+            audit_log::action.eq(action.action),
+            audit_log::subject_id.eq(Some(&action.subject_id)),
+            audit_log::org_id.eq(Some(&action.org_id)),
+            audit_log::outing_id.eq(Some(&action.outing_id)),
+            audit_log::alert_id.eq(Some(&action.alert_id)),
+            audit_log::detail.eq(Some(action.detail.to_string())),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Queryable)]
 pub struct AuditRow {
     pub id: String,

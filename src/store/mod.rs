@@ -12,6 +12,7 @@ mod columns;
 pub mod connection;
 mod error;
 pub mod events;
+pub mod handoff;
 pub mod incidents;
 mod migrate;
 pub(crate) mod native;

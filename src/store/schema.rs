@@ -379,3 +379,16 @@ diesel::allow_tables_to_appear_in_same_query!(
     cautions,
     caution_cells,
 );
+
+// Hand-off links (store/handoff.rs): queried on their own, never joined.
+diesel::table! {
+    handoff_links (id) {
+        id -> Text,
+        alert_id -> Text,
+        token_hash -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}

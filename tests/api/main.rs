@@ -12,6 +12,7 @@ mod checks;
 mod errors;
 mod escalation;
 mod field_safety;
+mod handoff;
 mod limits;
 mod ops;
 mod outings;

@@ -266,6 +266,32 @@ async fn police_with_only_sms_get_level_2_by_sms_and_a_reply_with_the_code_ackno
         )
         .await;
     assert_eq!(row(&after)["status"], "sent");
+    // A new incident shared with the police reaches them by SMS too: its category and link,
+    // never the report's words.
+    let (status, incident) = app
+        .post(
+            "/api/v1/incidents",
+            Some(&party.canvasser.token),
+            json!({"category": "threat", "description": "Shouted at and followed to the gate",
+                   "share_with_police": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let sent = fake
+        .wait_for("the incident SMS", |s| {
+            s.iter().any(|m| m.body.contains("reported an incident"))
+        })
+        .await;
+    let text = &sent
+        .iter()
+        .find(|m| m.body.contains("reported an incident"))
+        .unwrap()
+        .body;
+    assert!(
+        text.contains("(Threat)") && text.contains(incident["id"].as_str().unwrap()),
+        "{text}"
+    );
+    assert!(!text.contains("Shouted"), "{text}");
     // A status callback must be signed too.
     let (status, _) = fake
         .post_signed(

@@ -160,7 +160,7 @@ async function setUp() {
   await make('cat', 'Cat Rivers', 'canvasser', org.id);
   await make('dee', 'Dee Harper', 'canvasser', org.id);
   await make('eve', 'Eve Porter', 'canvasser', org.id);
-  await make('fay', 'Fay Walker', 'canvasser', org.id);
+  await make('hal', 'Hal Walker', 'canvasser', org.id);
   await make('pat', 'PC Pat Lane', 'police');
   await ok('POST', `/orgs/${org.id}/police-contacts`, admin, { user_id: people.pat.id });
   // Missed at the deadline (no grace), no reminders or repeats, police only after 10 min.
@@ -918,12 +918,12 @@ async function clickNotificationAction(context, tag, action) {
 }
 
 async function checkOnMeAndWelfareFromTheNotification() {
-  const fay = people.fay;
-  const started = await ok('POST', '/outings', fay.token, {
+  const hal = people.hal;
+  const started = await ok('POST', '/outings', hal.token, {
     checkin_interval_s: 3600, start_location: { lat: LONDON.latitude, lon: LONDON.longitude, accuracy_m: 10 },
   });
   const { context, page } = await phone();
-  await signIn(page, fay);
+  await signIn(page, hal);
   await page.goto('/app/outing');
   await page.getByRole('heading', { name: 'Check on me' }).waitFor();
   // One tap with a note: the deadline moves to ten minutes from now.
@@ -931,7 +931,7 @@ async function checkOnMeAndWelfareFromTheNotification() {
   const before = Date.now();
   await page.getByRole('button', { name: '10 min' }).click();
   await page.locator('#check-on-me-msg').getByText('the alarm is raised with your note').waitFor();
-  const seen = await ok('GET', `/outings/${started.id}`, fay.token);
+  const seen = await ok('GET', `/outings/${started.id}`, hal.token);
   const due = Date.parse(seen.next_checkin_due_at);
   assert.ok(Math.abs(due - (before + 600_000)) < 5000, `the check-on-me rules: due ${seen.next_checkin_due_at}`);
   await shot(page, 'check-on-me');
@@ -982,6 +982,130 @@ async function checkOnMeAndWelfareFromTheNotification() {
   await context.close();
 }
 
+// The hand-off to the police: the organiser makes the link on the alert screen; a phone with
+// no account opens the page, which updates itself and draws its map without any script or
+// outside file; withdrawn, it opens nothing.
+const HANDOFF_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+async function organiserHandsAlertToPolice() {
+  // Fay is out with Gus; she panics, then checks in once more on 41% battery.
+  const person = async (key, name, phone) => {
+    const email = `${key}@example.org`;
+    const user = await ok('POST', '/users', people.olive.token, { email, password: PASSWORD, display_name: name, role: 'canvasser' });
+    await ok('PATCH', `/users/${user.id}`, people.olive.token, { phone });
+    people[key] = { id: user.id, email, name, token: await tokenFor(email) };
+  };
+  await person('fay', 'Fay Hollis', '+447700900101');
+  await person('gus', 'Gus Reed', '+447700900102');
+  const outing = await ok('POST', '/outings', people.fay.token, {
+    checkin_interval_s: 900,
+    area: { type: 'Circle', center: [-0.1419, 51.5014], radius_m: 300 },
+    companions: [people.gus.id],
+    note: 'Buckingham Gate, even numbers',
+    start_location: { lat: 51.5014, lon: -0.1419, accuracy_m: 9 },
+  });
+  const alert = await ok('POST', `/outings/${outing.id}/panic`, people.fay.token, { lat: 51.5012, lon: -0.1405, accuracy_m: 12 });
+  await ok('POST', `/outings/${outing.id}/checkins`, people.fay.token, { lat: 51.5009, lon: -0.1392, accuracy_m: 14, battery_pct: 41 });
+
+  // The canvasser's own alert screen has no hand-off.
+  {
+    const { context, page } = await phone();
+    await signIn(page, people.fay);
+    await page.goto(`/app/alerts/${alert.id}`);
+    await page.getByRole('heading', { name: 'PANIC: Fay Hollis' }).waitFor();
+    assert.equal(await page.locator('#alert-handoff').count(), 0, 'no hand-off for the canvasser');
+    await context.close();
+  }
+
+  const { context, page } = await phone();
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
+  await signIn(page, people.olive);
+  await page.goto(`/app/alerts/${alert.id}`);
+  await page.getByRole('heading', { name: 'PANIC: Fay Hollis' }).waitFor();
+  const make = page.getByRole('button', { name: 'Hand to police' });
+  // Keyboard: focus and Enter.
+  await make.focus();
+  await page.keyboard.press('Enter');
+  await page.locator('#handoff-msg').getByText('Link made').waitFor();
+  const url = await page.getByLabel('Link for the police').inputValue();
+  assert.match(url, new RegExp(`^${BASE.replace(/[.:/]/g, '\\$&')}/handoff/[A-Za-z0-9_-]{43}$`), url);
+  await page.getByRole('button', { name: 'Copy link' }).click();
+  await page.locator('#handoff-msg').getByText('Link copied.').waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), url, 'the link is on the clipboard');
+  // The share sheet is offered exactly where the browser has one.
+  const canShare = await page.evaluate(() => typeof navigator.share === 'function');
+  assert.equal((await page.locator('#handoff-share').count()) > 0, canShare);
+  const showQr = page.getByRole('button', { name: 'Show QR code' });
+  assert.equal(await showQr.getAttribute('aria-expanded'), 'false');
+  await showQr.click();
+  const qr = page.getByRole('img', { name: /QR code of the hand-off link/ });
+  await qr.waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Hide QR code' }).getAttribute('aria-expanded'), 'true');
+  assert.ok(await qr.evaluate((img) => img.complete && img.naturalWidth > 0), 'the QR code loads under the app CSP');
+  await noOverflow(page, 'alert with hand-off');
+  await shot(page, 'handoff');
+
+  // The police phone: no account, no script.
+  const patrol = await browser.newContext({ viewport: { width: WIDTH, height: 780 }, isMobile: true, hasTouch: true, locale: 'en-GB', timezoneId: 'Europe/London' });
+  const police = await patrol.newPage();
+  const violations = [];
+  police.on('console', (m) => {
+    if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text());
+  });
+  police.on('pageerror', (e) => violations.push(e.message));
+  const requests = [];
+  police.on('request', (r) => requests.push(r.url()));
+  const resp = await police.goto(url);
+  assert.equal(resp.status(), 200);
+  assert.equal(resp.headers()['content-security-policy'], HANDOFF_CSP);
+  assert.equal(resp.headers()['x-robots-tag'], 'noindex, nofollow');
+  assert.equal(resp.headers()['cache-control'], 'no-store');
+  await police.getByRole('heading', { name: 'PANIC: Fay Hollis' }).waitFor();
+  assert.equal(await police.locator('#person-phone a').getAttribute('href'), 'tel:+447700900101');
+  await police.locator('#companions').getByText('Gus Reed').waitFor();
+  assert.equal(await police.locator('#companions a').getAttribute('href'), 'tel:+447700900102');
+  await police.locator('#outing-note').getByText('Buckingham Gate, even numbers').waitFor();
+  await police.locator('#battery').getByText('41%').waitFor();
+  await police.locator('#last-position').getByText('51.50090, -0.13920').waitFor();
+  const trail = police.locator('#trail tbody tr.since');
+  assert.equal(await trail.count(), 2, 'the check-in and the panic position');
+  assert.match(await trail.first().textContent(), /51\.50090, -0\.13920/);
+  const map = police.getByRole('img', { name: 'Map of the alert' });
+  await map.waitFor();
+  const box = await map.boundingBox();
+  assert.ok(box.width > 300 && box.height > 200, `the map is drawn: ${JSON.stringify(box)}`);
+  assert.equal(await police.locator('#map-svg .trail-point').count(), 2);
+  assert.equal(await police.locator('#map-svg .area').count(), 1);
+  assert.equal(await police.locator('script').count(), 0, 'no script on the page');
+  assert.ok(requests.every((u) => u === url), `nothing else fetched: ${requests.join(', ')}`);
+  const widths = await police.evaluate(() => ({ doc: document.documentElement.scrollWidth, body: document.body.scrollWidth }));
+  assert.ok(widths.doc <= WIDTH && widths.body <= WIDTH, `hand-off page: horizontal overflow at ${WIDTH} px (${widths.doc}/${widths.body})`);
+  await shot(police, 'handoff-page');
+  // Live without script: a new check-in appears after the page reloads itself (every 15 s).
+  await ok('POST', `/outings/${outing.id}/checkins`, people.fay.token, { lat: 51.5003, lon: -0.1371, accuracy_m: 11, battery_pct: 40 });
+  await police.locator('#last-position').getByText('51.50030, -0.13710').waitFor({ timeout: 20_000 });
+  assert.deepEqual(violations, [], 'no CSP violation or error on the page');
+
+  // Withdrawn: the page opens nothing, for everyone.
+  await page.getByRole('button', { name: 'Withdraw link' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Withdraw link' }).click();
+  await page.locator('#handoff-msg').getByText('Link withdrawn').waitFor();
+  assert.equal(await page.locator('#handoff-url').count(), 0);
+  const gone = await police.goto(url);
+  assert.equal(gone.status(), 404);
+  await police.getByRole('heading', { name: 'This link has expired or was withdrawn' }).waitFor();
+  assert.equal(await police.getByText('Fay Hollis').count(), 0);
+  // Each opening is in the organisers' audit log, with its address.
+  const audit = await ok('GET', '/audit', people.olive.token);
+  const views = audit.items.filter((r) => r.action === 'handoff.view' && r.alert_id === alert.id);
+  assert.ok(views.length >= 2, `views audited: ${views.length}`);
+  assert.equal(views[0].detail.address, '127.0.0.1');
+  await ok('POST', `/alerts/${alert.id}/resolve`, people.olive.token, { outcome: 'safe' });
+  await ok('POST', `/outings/${outing.id}/end`, people.fay.token, {});
+  await patrol.close();
+  await context.close();
+}
+
 // [name, test, the scenarios whose pages it carries on with]
 const SCENARIOS = [
   ['1. canvasser starts an outing and checks in with an emulated position (stored by the server)', canvasserStartsAndChecksIn, []],
@@ -997,6 +1121,7 @@ const SCENARIOS = [
   ['11. a caution marked through the API appears on the canvasser\'s start screen, outing and check-in', cautionOnStartScreen, []],
   ['12. the organiser marks, renews and retires a caution on the board', organiserMarksAndRetiresCaution, ['11.']],
   ['13. check on me from the phone; "are you OK?" answered from the notification\'s buttons', checkOnMeAndWelfareFromTheNotification, []],
+  ['14. the organiser hands an alert to the police: link, copy, QR; the page opens without an account, updates itself, then is withdrawn', organiserHandsAlertToPolice, []],
 ];
 
 async function main() {

@@ -2,7 +2,7 @@
 // It never sees login tokens and never caches API answers. A welfare check ("are you OK?")
 // carries a one-question reply token: its notification's buttons answer with it, without the app.
 
-const VERSION = 'doorstep-shell-v3';
+const VERSION = 'doorstep-shell-v4';
 const SHELL = [
   '/app/',
   '/app/app.css',
@@ -16,6 +16,7 @@ const SHELL = [
   '/app/watch.js',
   '/app/incidents.js',
   '/app/cautions.js',
+  '/app/handoff.js',
   '/app/manifest.webmanifest',
   '/app/icon.svg',
   '/app/icon-192.png',

@@ -4,6 +4,7 @@
 
 import { api, freshAccessToken, tokenExpiresAt } from './api.js';
 import { cautionsBoard } from './cautions.js';
+import { handoffCard } from './handoff.js';
 import {
   h, announce, messageArea, field, time, dateTime, duration, agoEl, tickAgo, coords, accuracy,
   mapLinks, badge, alertBadge, kindText,
@@ -308,6 +309,9 @@ export async function alertView(main, ctx, id) {
   let alert = null;
   let actionsFor = null;
   const canAct = ctx.me.role === 'organiser' || ctx.me.role === 'police';
+  // Organisers and police hand the alert to the police (handoff.js).
+  const [handoff, unhandoff] = canAct ? handoffCard(id) : [null, () => {}];
+  if (handoff) actions.after(handoff);
 
   const act = async (path, body, done) => {
     msg.show('');
@@ -443,6 +447,7 @@ export async function alertView(main, ctx, id) {
   const poller = setInterval(load, 15_000);
   await load();
   return () => {
+    unhandoff();
     stream.removeEventListener('event', onEvent);
     window.removeEventListener('doorstep-push', onPush);
     clearInterval(ticker);
