@@ -325,7 +325,22 @@ impl Settings {
                 }
             }
         }
-        figment = figment.merge(Env::prefixed("DOORSTEP_").split("__"));
+        // Only `DOORSTEP_<SECTION>__<KEY>` is configuration. Other `DOORSTEP_*` variables are
+        // someone else's: Kubernetes gives every pod `DOORSTEP_PORT`, `DOORSTEP_SERVICE_HOST`,
+        // `DOORSTEP_PORT_8080_TCP_ADDR`... for a Service named `doorstep`.
+        let ignored = ignored_environment(std::env::vars_os().map(|(name, _)| name));
+        if !ignored.is_empty() {
+            tracing::warn!(
+                variables = %ignored.join(", "),
+                "ignoring DOORSTEP_* environment variables that are not DOORSTEP_<SECTION>__<KEY> \
+                 settings"
+            );
+        }
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| is_setting_key(key.as_str()))
+                .split("__"),
+        );
         let settings: Settings = figment
             .extract()
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
@@ -460,6 +475,31 @@ impl Settings {
     }
 }
 
+/// The prefix of environment variables that configure Doorstep.
+const ENV_PREFIX: &str = "DOORSTEP_";
+
+/// Whether what follows `DOORSTEP_` names a setting: `<SECTION>__<KEY>`. A name with `__`
+/// is always read (an unknown section or key is then refused, as in the file); one without
+/// (`PORT`, `SERVICE_HOST`, `PORT_8080_TCP_ADDR`, a tool's own `BIN`) is not Doorstep's.
+fn is_setting_key(key: &str) -> bool {
+    key.contains("__")
+}
+
+/// The `DOORSTEP_*` variable names among `names` that are not settings (ignored, with a
+/// warning at start), sorted.
+pub fn ignored_environment(names: impl Iterator<Item = std::ffi::OsString>) -> Vec<String> {
+    let mut ignored: Vec<String> = names
+        .filter_map(|name| name.into_string().ok())
+        .filter(|name| {
+            name.get(..ENV_PREFIX.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(ENV_PREFIX))
+                && !is_setting_key(&name[ENV_PREFIX.len()..])
+        })
+        .collect();
+    ignored.sort();
+    ignored
+}
+
 /// Decodes a configured secret; at least 32 bytes so HS256 keeps its strength.
 pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
     use base64::Engine as _;
@@ -539,6 +579,30 @@ mod tests {
         assert_eq!(u.credentials, Some(("al@x".into(), "p:ss".into())));
         assert!(parse_smtp_url("http://mail.example.org").is_err());
         assert!(parse_smtp_url("nonsense").is_err());
+    }
+
+    #[test]
+    fn only_section_key_variables_are_settings() {
+        let names = [
+            "DOORSTEP_PORT",
+            "DOORSTEP_SERVICE_HOST",
+            "DOORSTEP_PORT_8080_TCP_ADDR",
+            "DOORSTEP_SERVER__BIND",
+            "DOORSTEP_SERVER__NOPE",
+            "doorstep_bin",
+            "PATH",
+            "DOORSTEP",
+        ]
+        .map(std::ffi::OsString::from);
+        assert_eq!(
+            ignored_environment(names.into_iter()),
+            vec![
+                "DOORSTEP_PORT",
+                "DOORSTEP_PORT_8080_TCP_ADDR",
+                "DOORSTEP_SERVICE_HOST",
+                "doorstep_bin"
+            ]
+        );
     }
 
     #[test]

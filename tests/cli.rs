@@ -99,6 +99,66 @@ fn bad_configuration_is_refused_with_the_key_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("grace"));
 }
 
+/// Kubernetes gives every pod of a namespace with a Service named `doorstep` variables such as
+/// `DOORSTEP_PORT=tcp://10.0.0.1:8080`: they are not settings, and must not stop the start
+/// (a warning names them). A misspelt key of a real section is still refused.
+#[tokio::test]
+async fn foreign_doorstep_variables_are_ignored_but_unknown_keys_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = doorstep(dir.path())
+        .arg("serve")
+        .env("DOORSTEP_PORT", "tcp://10.0.0.1:8080")
+        .env("DOORSTEP_SERVICE_HOST", "10.0.0.1")
+        .env("DOORSTEP_PORT_8080_TCP_ADDR", "10.0.0.1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("doorstep serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reading the listening line");
+    let address = line
+        .trim()
+        .strip_prefix("doorstep listening on ")
+        .unwrap_or_else(|| panic!("the server did not start: {line:?}"))
+        .to_owned();
+    let ready = reqwest::get(format!("{address}/healthz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    drop(server);
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut log).unwrap();
+    assert!(
+        log.contains("DOORSTEP_PORT, DOORSTEP_PORT_8080_TCP_ADDR, DOORSTEP_SERVICE_HOST"),
+        "one warning naming them: {log}"
+    );
+    assert!(!log.contains("10.0.0.1"), "names only, not values: {log}");
+
+    let out = doorstep(dir.path())
+        .arg("migrate")
+        .env("DOORSTEP_PORT", "tcp://10.0.0.1:8080")
+        .env("DOORSTEP_SERVER__NOPE", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown key of a section");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown field: found `nope`") && err.contains("SERVER.NOPE"),
+        "{err}"
+    );
+    let out = doorstep(dir.path())
+        .arg("migrate")
+        .env("DOORSTEP_SEVER__BIND", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown section");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field: found `sever`"), "{err}");
+}
+
 #[tokio::test]
 async fn admin_create_then_login_refresh_logout_over_http() {
     let dir = tempfile::tempdir().unwrap();
