@@ -24,6 +24,33 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub webhooks: WebhookSettings,
     pub scheduler: SchedulerSettings,
+    pub monitoring: MonitoringSettings,
+}
+
+/// The dead-man's switch: an outside check (Healthchecks, say) that hears from Doorstep every
+/// `heartbeat_s` while its scheduler is healthy, and notices when it stops hearing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringSettings {
+    /// GET every `heartbeat_s` while the scheduler is healthy (its loop alive, the database
+    /// reachable, no deadline 5 s overdue). Unset: no heartbeat. Follows the outbound address
+    /// rules of push endpoints (`https://` to a public address unless
+    /// `push.allow_private_endpoints`).
+    pub heartbeat_url: Option<String>,
+    /// Seconds between two heartbeats.
+    pub heartbeat_s: u64,
+    /// Appended to the URL's path when the scheduler is not healthy (Healthchecks: `/fail`).
+    pub fail_suffix: String,
+}
+
+impl Default for MonitoringSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_url: None,
+            heartbeat_s: 60,
+            fail_suffix: "/fail".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -454,6 +481,25 @@ impl Settings {
         if self.privacy.incident_retention_days < 1 {
             return Err(bad("privacy.incident_retention_days", "must be at least 1"));
         }
+        if !(1..=3_600).contains(&self.monitoring.heartbeat_s) {
+            return Err(bad("monitoring.heartbeat_s", "must be between 1 and 3600"));
+        }
+        if !self.monitoring.fail_suffix.starts_with('/') || self.monitoring.fail_suffix.len() < 2 {
+            return Err(bad(
+                "monitoring.fail_suffix",
+                "must be a path segment such as /fail",
+            ));
+        }
+        if let Some(url) = &self.monitoring.heartbeat_url {
+            // The address rules of push endpoints and webhooks: a request this process makes
+            // on its own is a request that must not reach inside by mistake.
+            crate::push::ssrf::check_url(url, self.push.allow_private_endpoints).map_err(|e| {
+                bad(
+                    "monitoring.heartbeat_url",
+                    format!("{e} (push.allow_private_endpoints lifts the address rules)"),
+                )
+            })?;
+        }
         if self.smtp.url.is_some() && self.smtp.from.is_none() {
             return Err(bad("smtp.from", "is required when smtp.url is set"));
         }
@@ -603,6 +649,33 @@ mod tests {
                 "doorstep_bin"
             ]
         );
+    }
+
+    #[test]
+    fn the_heartbeat_url_follows_the_outbound_address_rules() {
+        let mut s = Settings::default();
+        for url in [
+            "http://hc.example.org/ping/x",
+            "https://127.0.0.1/ping/x",
+            "https://[::1]/ping/x",
+            "https://169.254.169.254/latest",
+            "https://localhost/ping/x",
+            "https://user:pw@hc.example.org/ping/x",
+        ] {
+            s.monitoring.heartbeat_url = Some(url.into());
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains("monitoring.heartbeat_url"), "{url}: {err}");
+        }
+        s.monitoring.heartbeat_url = Some("https://hc-ping.com/0b5c0f7e".into());
+        s.validate().unwrap();
+        s.monitoring.heartbeat_url = Some("http://127.0.0.1:9/ping".into());
+        s.push.allow_private_endpoints = true;
+        s.validate().unwrap();
+        s.monitoring.fail_suffix = "fail".into();
+        assert!(s.validate().is_err());
+        s.monitoring.fail_suffix = "/fail".into();
+        s.monitoring.heartbeat_s = 0;
+        assert!(s.validate().is_err());
     }
 
     #[test]

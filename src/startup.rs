@@ -28,6 +28,8 @@ pub enum StartError {
     Mailer(#[from] crate::push::email::MailerError),
     #[error(transparent)]
     Webhooks(#[from] crate::push::webhook::WebhookError),
+    #[error(transparent)]
+    Heartbeat(#[from] crate::monitoring::HeartbeatError),
     #[error("cannot index the do-not-knock register: {0}")]
     Cautions(String),
     #[error("cannot create the data folder {path}: {source}")]
@@ -49,6 +51,8 @@ pub struct Application {
     metrics_port: Option<u16>,
     /// `/metrics` alone on `server.metrics_bind`, when set.
     metrics_server: Option<Server>,
+    /// `monitoring.heartbeat_url`, when set.
+    heartbeat: Option<crate::monitoring::Heartbeat>,
 }
 
 impl Application {
@@ -102,6 +106,7 @@ impl Application {
             std::sync::Arc::new(crate::push::sender::PushClient::new(&settings.push, vapid)?);
         let mailer = crate::push::email::Mailer::from_settings(&settings)?.map(Arc::new);
         let webhooks = Arc::new(crate::push::webhook::WebhookClient::new(&settings)?);
+        let heartbeat = crate::monitoring::Heartbeat::from_settings(&settings)?;
         telemetry::metrics_handle();
         let listener =
             TcpListener::bind(&settings.server.bind).map_err(|source| StartError::Bind {
@@ -202,6 +207,7 @@ impl Application {
             state,
             metrics_port,
             metrics_server,
+            heartbeat,
         })
     }
 
@@ -238,6 +244,9 @@ impl Application {
             ))
         });
         let events = Some(tokio::spawn(crate::watch::run(self.state.clone())));
+        let heartbeat = self
+            .heartbeat
+            .map(|heartbeat| tokio::spawn(crate::monitoring::run(self.state.clone(), heartbeat)));
         let retention = Some(tokio::spawn(crate::scheduler::retention::run(
             self.state.clone(),
         )));
@@ -250,7 +259,10 @@ impl Application {
             handle.stop(true).await;
             let _ = task.await;
         }
-        for task in [scheduler, worker, events, retention].into_iter().flatten() {
+        for task in [scheduler, worker, events, retention, heartbeat]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
             let _ = task.await;
         }
