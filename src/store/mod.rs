@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cautions;
 mod columns;
 pub mod connection;
