@@ -114,6 +114,11 @@ pub struct DatabaseSettings {
     pub url: String,
     /// Connections in the pool (PostgreSQL; SQLite readers).
     pub pool_size: u32,
+    /// Keep PostgreSQL statements prepared by name on each connection (diesel's statement
+    /// cache). `false` behind PgBouncer in transaction pooling mode, where the next
+    /// transaction may run on another server connection that never saw the statement: each
+    /// statement is then sent with its parameters in one round (unnamed). No effect on SQLite.
+    pub statement_cache: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,6 +245,7 @@ impl Default for DatabaseSettings {
         Self {
             url: "sqlite://data/doorstep.db".into(),
             pool_size: 8,
+            statement_cache: true,
         }
     }
 }
