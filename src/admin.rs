@@ -63,3 +63,66 @@ pub fn create_admin(
         Err(e) => Err(AdminError::Other(e.to_string())),
     }
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(
+        "doorstep backup copies SQLite databases; for PostgreSQL use pg_dump (or continuous \
+         archiving for point-in-time recovery): see docs/operations.md, \"Backups\""
+    )]
+    Postgres,
+    #[error("{0} already exists: choose a new file (a backup never overwrites one)")]
+    Exists(String),
+    #[error("there is no database at {0}")]
+    NoDatabase(String),
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Copy(#[from] store::backup::BackupError),
+}
+
+/// `doorstep backup --to FILE`: a consistent copy of the configured SQLite database, taken
+/// while the server runs (check-ins go on meanwhile). `to` must not exist; it is created
+/// owner-only (`0600`, like the database: it holds the same secrets and trails).
+pub fn backup(settings: &Settings, to: &std::path::Path) -> Result<(), BackupError> {
+    let source = match settings.database.kind()? {
+        crate::config::DatabaseKind::Postgres(_) => return Err(BackupError::Postgres),
+        crate::config::DatabaseKind::Sqlite(path) => path,
+    };
+    if !source.is_file() {
+        return Err(BackupError::NoDatabase(source.display().to_string()));
+    }
+    let create_error = |source: std::io::Error| BackupError::Create {
+        path: to.display().to_string(),
+        source,
+    };
+    // Created empty here, owner-only, and only if absent (in one step: no race with another
+    // file of that name); VACUUM INTO fills an empty file.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(to).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => BackupError::Exists(to.display().to_string()),
+        _ => create_error(e),
+    })?;
+    drop(file);
+    if let Err(e) = store::backup::sqlite_vacuum_into(&source, to) {
+        // No half-written copy left behind to be mistaken for a backup.
+        let _ = std::fs::remove_file(to);
+        return Err(e.into());
+    }
+    // On disk before we say it is done.
+    std::fs::File::open(to)
+        .and_then(|f| f.sync_all())
+        .map_err(create_error)?;
+    Ok(())
+}

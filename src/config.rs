@@ -25,6 +25,33 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub scheduler: SchedulerSettings,
     pub sms: SmsSettings,
+    pub monitoring: MonitoringSettings,
+}
+
+/// The dead-man's switch: an outside check (Healthchecks, say) that hears from Doorstep every
+/// `heartbeat_s` while its scheduler is healthy, and notices when it stops hearing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringSettings {
+    /// GET every `heartbeat_s` while the scheduler is healthy (its loop alive, the database
+    /// reachable, no deadline 5 s overdue). Unset: no heartbeat. Follows the outbound address
+    /// rules of push endpoints (`https://` to a public address unless
+    /// `push.allow_private_endpoints`).
+    pub heartbeat_url: Option<String>,
+    /// Seconds between two heartbeats.
+    pub heartbeat_s: u64,
+    /// Appended to the URL's path when the scheduler is not healthy (Healthchecks: `/fail`).
+    pub fail_suffix: String,
+}
+
+impl Default for MonitoringSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_url: None,
+            heartbeat_s: 60,
+            fail_suffix: "/fail".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +115,11 @@ pub struct DatabaseSettings {
     pub url: String,
     /// Connections in the pool (PostgreSQL; SQLite readers).
     pub pool_size: u32,
+    /// Keep PostgreSQL statements prepared by name on each connection (diesel's statement
+    /// cache). `false` behind PgBouncer in transaction pooling mode, where the next
+    /// transaction may run on another server connection that never saw the statement: each
+    /// statement is then sent with its parameters in one round (unnamed). No effect on SQLite.
+    pub statement_cache: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -250,6 +282,7 @@ impl Default for DatabaseSettings {
         Self {
             url: "sqlite://data/doorstep.db".into(),
             pool_size: 8,
+            statement_cache: true,
         }
     }
 }
@@ -362,7 +395,22 @@ impl Settings {
                 }
             }
         }
-        figment = figment.merge(Env::prefixed("DOORSTEP_").split("__"));
+        // Only `DOORSTEP_<SECTION>__<KEY>` is configuration. Other `DOORSTEP_*` variables are
+        // someone else's: Kubernetes gives every pod `DOORSTEP_PORT`, `DOORSTEP_SERVICE_HOST`,
+        // `DOORSTEP_PORT_8080_TCP_ADDR`... for a Service named `doorstep`.
+        let ignored = ignored_environment(std::env::vars_os().map(|(name, _)| name));
+        if !ignored.is_empty() {
+            tracing::warn!(
+                variables = %ignored.join(", "),
+                "ignoring DOORSTEP_* environment variables that are not DOORSTEP_<SECTION>__<KEY> \
+                 settings"
+            );
+        }
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| is_setting_key(key.as_str()))
+                .split("__"),
+        );
         let settings: Settings = figment
             .extract()
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
@@ -476,6 +524,25 @@ impl Settings {
         if self.privacy.incident_retention_days < 1 {
             return Err(bad("privacy.incident_retention_days", "must be at least 1"));
         }
+        if !(1..=3_600).contains(&self.monitoring.heartbeat_s) {
+            return Err(bad("monitoring.heartbeat_s", "must be between 1 and 3600"));
+        }
+        if !self.monitoring.fail_suffix.starts_with('/') || self.monitoring.fail_suffix.len() < 2 {
+            return Err(bad(
+                "monitoring.fail_suffix",
+                "must be a path segment such as /fail",
+            ));
+        }
+        if let Some(url) = &self.monitoring.heartbeat_url {
+            // The address rules of push endpoints and webhooks: a request this process makes
+            // on its own is a request that must not reach inside by mistake.
+            crate::push::ssrf::check_url(url, self.push.allow_private_endpoints).map_err(|e| {
+                bad(
+                    "monitoring.heartbeat_url",
+                    format!("{e} (push.allow_private_endpoints lifts the address rules)"),
+                )
+            })?;
+        }
         if self.smtp.url.is_some() && self.smtp.from.is_none() {
             return Err(bad("smtp.from", "is required when smtp.url is set"));
         }
@@ -495,6 +562,31 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The prefix of environment variables that configure Doorstep.
+const ENV_PREFIX: &str = "DOORSTEP_";
+
+/// Whether what follows `DOORSTEP_` names a setting: `<SECTION>__<KEY>`. A name with `__`
+/// is always read (an unknown section or key is then refused, as in the file); one without
+/// (`PORT`, `SERVICE_HOST`, `PORT_8080_TCP_ADDR`, a tool's own `BIN`) is not Doorstep's.
+fn is_setting_key(key: &str) -> bool {
+    key.contains("__")
+}
+
+/// The `DOORSTEP_*` variable names among `names` that are not settings (ignored, with a
+/// warning at start), sorted.
+pub fn ignored_environment(names: impl Iterator<Item = std::ffi::OsString>) -> Vec<String> {
+    let mut ignored: Vec<String> = names
+        .filter_map(|name| name.into_string().ok())
+        .filter(|name| {
+            name.get(..ENV_PREFIX.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(ENV_PREFIX))
+                && !is_setting_key(&name[ENV_PREFIX.len()..])
+        })
+        .collect();
+    ignored.sort();
+    ignored
 }
 
 /// Decodes a configured secret; at least 32 bytes so HS256 keeps its strength.
@@ -576,6 +668,57 @@ mod tests {
         assert_eq!(u.credentials, Some(("al@x".into(), "p:ss".into())));
         assert!(parse_smtp_url("http://mail.example.org").is_err());
         assert!(parse_smtp_url("nonsense").is_err());
+    }
+
+    #[test]
+    fn only_section_key_variables_are_settings() {
+        let names = [
+            "DOORSTEP_PORT",
+            "DOORSTEP_SERVICE_HOST",
+            "DOORSTEP_PORT_8080_TCP_ADDR",
+            "DOORSTEP_SERVER__BIND",
+            "DOORSTEP_SERVER__NOPE",
+            "doorstep_bin",
+            "PATH",
+            "DOORSTEP",
+        ]
+        .map(std::ffi::OsString::from);
+        assert_eq!(
+            ignored_environment(names.into_iter()),
+            vec![
+                "DOORSTEP_PORT",
+                "DOORSTEP_PORT_8080_TCP_ADDR",
+                "DOORSTEP_SERVICE_HOST",
+                "doorstep_bin"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_heartbeat_url_follows_the_outbound_address_rules() {
+        let mut s = Settings::default();
+        for url in [
+            "http://hc.example.org/ping/x",
+            "https://127.0.0.1/ping/x",
+            "https://[::1]/ping/x",
+            "https://169.254.169.254/latest",
+            "https://localhost/ping/x",
+            "https://user:pw@hc.example.org/ping/x",
+        ] {
+            s.monitoring.heartbeat_url = Some(url.into());
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains("monitoring.heartbeat_url"), "{url}: {err}");
+        }
+        s.monitoring.heartbeat_url = Some("https://hc-ping.com/0b5c0f7e".into());
+        s.validate().unwrap();
+        s.monitoring.heartbeat_url = Some("http://127.0.0.1:9/ping".into());
+        s.push.allow_private_endpoints = true;
+        s.validate().unwrap();
+        s.monitoring.fail_suffix = "fail".into();
+        assert!(s.validate().is_err());
+        s.monitoring.fail_suffix = "/fail".into();
+        s.monitoring.heartbeat_s = 0;
+        assert!(s.validate().is_err());
     }
 
     #[test]

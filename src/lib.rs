@@ -25,6 +25,8 @@ pub mod error;
 pub mod files;
 /// The HTTP API: routes, extractors, handlers by resource, middleware, OpenAPI, the app.
 pub mod http;
+/// The dead-man's switch: a heartbeat GET to an outside check while the scheduler is healthy.
+pub mod monitoring;
 /// Outbound channels: payloads, Web Push (web-push, VAPID), email, webhooks, the outbox worker.
 pub mod push;
 /// The background loops: scheduler lanes (claim due rows, call `service::escalation`, commit)

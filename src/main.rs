@@ -28,6 +28,13 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Copy the SQLite database, consistently, while the server runs (restore: `serve` on the
+    /// copy). PostgreSQL: use pg_dump (docs/operations.md).
+    Backup {
+        /// The new file (refused if it exists); written owner-only.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Manage platform administrators.
     Admin {
         #[command(subcommand)]
@@ -132,6 +139,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 doorstep::store::Store::connect(&settings.database).map_err(|e| e.to_string())?;
             let applied = store.migrate().map_err(|e| e.to_string())?;
             println!("{applied} migration(s) applied");
+            Ok(())
+        }
+        Command::Backup { to } => {
+            doorstep::admin::backup(&settings, &to).map_err(|e| e.to_string())?;
+            println!("backup written to {}", to.display());
             Ok(())
         }
         Command::Admin {

@@ -30,6 +30,8 @@ pub enum StartError {
     Webhooks(#[from] crate::push::webhook::WebhookError),
     #[error(transparent)]
     Sms(#[from] crate::push::twilio::TwilioError),
+    #[error(transparent)]
+    Heartbeat(#[from] crate::monitoring::HeartbeatError),
     #[error("cannot index the do-not-knock register: {0}")]
     Cautions(String),
     #[error("cannot create the data folder {path}: {source}")]
@@ -51,6 +53,8 @@ pub struct Application {
     metrics_port: Option<u16>,
     /// `/metrics` alone on `server.metrics_bind`, when set.
     metrics_server: Option<Server>,
+    /// `monitoring.heartbeat_url`, when set.
+    heartbeat: Option<crate::monitoring::Heartbeat>,
 }
 
 impl Application {
@@ -106,6 +110,7 @@ impl Application {
         let webhooks = Arc::new(crate::push::webhook::WebhookClient::new(&settings)?);
         let twilio = crate::push::twilio::Twilio::from_settings(&settings.sms, &settings.push)?
             .map(Arc::new);
+        let heartbeat = crate::monitoring::Heartbeat::from_settings(&settings)?;
         telemetry::metrics_handle();
         let listener =
             TcpListener::bind(&settings.server.bind).map_err(|source| StartError::Bind {
@@ -207,6 +212,7 @@ impl Application {
             state,
             metrics_port,
             metrics_server,
+            heartbeat,
         })
     }
 
@@ -243,6 +249,9 @@ impl Application {
             ))
         });
         let events = Some(tokio::spawn(crate::watch::run(self.state.clone())));
+        let heartbeat = self
+            .heartbeat
+            .map(|heartbeat| tokio::spawn(crate::monitoring::run(self.state.clone(), heartbeat)));
         let retention = Some(tokio::spawn(crate::scheduler::retention::run(
             self.state.clone(),
         )));
@@ -255,7 +264,10 @@ impl Application {
             handle.stop(true).await;
             let _ = task.await;
         }
-        for task in [scheduler, worker, events, retention].into_iter().flatten() {
+        for task in [scheduler, worker, events, retention, heartbeat]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
             let _ = task.await;
         }

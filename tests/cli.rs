@@ -27,8 +27,13 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &std::path::Path) -> (Server, String) {
+    start_server_with(dir, &[])
+}
+
+fn start_server_with(dir: &std::path::Path, env: &[(&str, &str)]) -> (Server, String) {
     let mut child = doorstep(dir)
         .arg("serve")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -97,6 +102,66 @@ fn bad_configuration_is_refused_with_the_key_named() {
         .unwrap();
     assert!(!out.status.success(), "a misspelt key must not be ignored");
     assert!(String::from_utf8_lossy(&out.stderr).contains("grace"));
+}
+
+/// Kubernetes gives every pod of a namespace with a Service named `doorstep` variables such as
+/// `DOORSTEP_PORT=tcp://10.0.0.1:8080`: they are not settings, and must not stop the start
+/// (a warning names them). A misspelt key of a real section is still refused.
+#[tokio::test]
+async fn foreign_doorstep_variables_are_ignored_but_unknown_keys_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = doorstep(dir.path())
+        .arg("serve")
+        .env("DOORSTEP_PORT", "tcp://10.0.0.1:8080")
+        .env("DOORSTEP_SERVICE_HOST", "10.0.0.1")
+        .env("DOORSTEP_PORT_8080_TCP_ADDR", "10.0.0.1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("doorstep serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reading the listening line");
+    let address = line
+        .trim()
+        .strip_prefix("doorstep listening on ")
+        .unwrap_or_else(|| panic!("the server did not start: {line:?}"))
+        .to_owned();
+    let ready = reqwest::get(format!("{address}/healthz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    drop(server);
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut log).unwrap();
+    assert!(
+        log.contains("DOORSTEP_PORT, DOORSTEP_PORT_8080_TCP_ADDR, DOORSTEP_SERVICE_HOST"),
+        "one warning naming them: {log}"
+    );
+    assert!(!log.contains("10.0.0.1"), "names only, not values: {log}");
+
+    let out = doorstep(dir.path())
+        .arg("migrate")
+        .env("DOORSTEP_PORT", "tcp://10.0.0.1:8080")
+        .env("DOORSTEP_SERVER__NOPE", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown key of a section");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown field: found `nope`") && err.contains("SERVER.NOPE"),
+        "{err}"
+    );
+    let out = doorstep(dir.path())
+        .arg("migrate")
+        .env("DOORSTEP_SEVER__BIND", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown section");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field: found `sever`"), "{err}");
 }
 
 #[tokio::test]
@@ -252,4 +317,259 @@ fn admin_create_prompts_for_the_password_at_a_terminal() {
         !text.contains("typed at the terminal"),
         "the password was echoed: {text}"
     );
+}
+
+/// The settings of the backup test's servers: 1-second check-in intervals, no per-user
+/// ceiling (the test checks in as fast as it can), a fast scheduler.
+const FAST: &[(&str, &str)] = &[
+    ("DOORSTEP_LIMITS__MIN_CHECKIN_INTERVAL_S", "1"),
+    ("DOORSTEP_LIMITS__CHECKINS_PER_MINUTE", "0"),
+    ("DOORSTEP_SCHEDULER__POLL_INTERVAL_MS", "100"),
+];
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = client.request(method, url);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn login(client: &reqwest::Client, address: &str, email: &str) -> String {
+    let (status, body) = call(
+        client,
+        reqwest::Method::POST,
+        format!("{address}/api/v1/auth/login"),
+        None,
+        Some(json!({"email": email, "password": "a long enough password"})),
+    )
+    .await;
+    assert_eq!(status, 200, "login of {email}: {body}");
+    body["access_token"].as_str().expect("token").to_owned()
+}
+
+/// `doorstep backup --to FILE` while check-ins keep arriving; `serve` on the copy serves the
+/// same outings and fires their deadlines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_under_check_ins_restores_to_a_working_server() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let out = doorstep(dir.path())
+        .args(["admin", "create", "--email", "root@example.org"])
+        .args(["--password", "a long enough password"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (server, address) = start_server_with(dir.path(), FAST);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let root = login(&client, &address, "root@example.org").await;
+    let (status, org) = call(
+        &client,
+        Method::POST,
+        format!("{address}/api/v1/orgs"),
+        Some(&root),
+        Some(json!({"name": "Party"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{org}");
+    let org_id = org["id"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &client,
+        Method::PUT,
+        format!("{address}/api/v1/orgs/{org_id}/escalation-policy"),
+        Some(&root),
+        Some(
+            json!({"reminder_before_s": 1, "grace_s": 1, "police_after_s": 60,
+                    "repeat_s": 0, "ack_timeout_s": 60}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        format!("{address}/api/v1/users"),
+        Some(&root),
+        Some(
+            json!({"email": "organiser@example.org", "password": "a long enough password",
+            "display_name": "Olive Organiser", "role": "organiser", "org_id": org_id}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Three canvassers, an outing each (one open outing per canvasser), 4-second check-ins.
+    let mut canvassers = Vec::new();
+    for n in 0..3 {
+        let email = format!("canvasser-{n}@example.org");
+        let (status, body) = call(
+            &client,
+            Method::POST,
+            format!("{address}/api/v1/users"),
+            Some(&root),
+            Some(json!({"email": email, "password": "a long enough password",
+                "display_name": format!("Canvasser {n}"), "role": "canvasser",
+                "org_id": org_id})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let token = login(&client, &address, &email).await;
+        let (status, outing) = call(
+            &client,
+            Method::POST,
+            format!("{address}/api/v1/outings"),
+            Some(&token),
+            Some(json!({"checkin_interval_s": 4,
+                "start_location": {"lat": 51.5, "lon": -0.12, "accuracy_m": 8}})),
+        )
+        .await;
+        assert_eq!(status, 201, "{outing}");
+        canvassers.push((token, outing["id"].as_str().unwrap().to_owned()));
+    }
+
+    // Check-ins keep arriving, from every canvasser, before, during and after the backup.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for (token, outing) in canvassers.clone() {
+        let (client, address, stop, sent) =
+            (client.clone(), address.clone(), stop.clone(), sent.clone());
+        writers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, body) = call(
+                    &client,
+                    Method::POST,
+                    format!("{address}/api/v1/outings/{outing}/checkins"),
+                    Some(&token),
+                    Some(json!({"lat": 51.5, "lon": -0.12, "accuracy_m": 5})),
+                )
+                .await;
+                assert!(status == 200 || status == 201, "check-in: {status} {body}");
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    while sent.load(std::sync::atomic::Ordering::Relaxed) < 30 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = sent.load(std::sync::atomic::Ordering::Relaxed);
+    let backup = dir.path().join("backup.db");
+    let out = doorstep(dir.path())
+        .args(["backup", "--to", "backup.db"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let during = sent.load(std::sync::atomic::Ordering::Relaxed) - before;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("check-ins kept succeeding");
+    }
+    eprintln!("check-ins: {before} before the backup, {during} while it ran");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the copy is owner-only");
+    }
+    // Never over an existing file.
+    let len = std::fs::metadata(&backup).unwrap().len();
+    let again = doorstep(dir.path())
+        .args(["backup", "--to", "backup.db"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().len(),
+        len,
+        "left as it was"
+    );
+    drop(server);
+
+    // Restore: serve on the copy (the same data folder: the same signing key).
+    let restored_url = format!("sqlite://{}", backup.display());
+    let mut env = FAST.to_vec();
+    env.push(("DOORSTEP_DATABASE__URL", &restored_url));
+    let (_restored, address) = start_server_with(dir.path(), &env);
+    let organiser = login(&client, &address, "organiser@example.org").await;
+    let (status, list) = call(
+        &client,
+        Method::GET,
+        format!("{address}/api/v1/outings"),
+        Some(&organiser),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    let listed: std::collections::BTreeSet<String> = list["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a list: {list}"))
+        .iter()
+        .filter_map(|o| o["id"].as_str().map(str::to_owned))
+        .collect();
+    let ours: std::collections::BTreeSet<String> =
+        canvassers.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(listed, ours, "the same outings");
+    // Nobody checks in any more: each outing's deadline (4 s + 1 s grace after its last
+    // check-in in the copy) fires on the restored server.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for (_, outing) in &canvassers {
+        loop {
+            let (_, seen) = call(
+                &client,
+                Method::GET,
+                format!("{address}/api/v1/outings/{outing}"),
+                Some(&organiser),
+                None,
+            )
+            .await;
+            if seen["open_alert"]["kind"] == "missed_checkin" {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no missed check-in: {seen}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[test]
+fn backup_refuses_postgresql_with_the_way_to_do_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = doorstep(dir.path())
+        .args(["backup", "--to", "copy.db"])
+        .env(
+            "DOORSTEP_DATABASE__URL",
+            "postgres://doorstep@db.invalid/doorstep",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pg_dump"), "{err}");
+    assert!(!dir.path().join("copy.db").exists());
 }

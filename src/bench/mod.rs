@@ -554,6 +554,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     let store = Store::connect(&DatabaseSettings {
         url: database_url.clone(),
         pool_size: 4,
+        ..Default::default()
     })
     .map_err(|e| e.to_string())?;
     store.migrate().map_err(|e| e.to_string())?;

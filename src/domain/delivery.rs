@@ -3,8 +3,11 @@
 
 /// Declares a closed set of values with one wire name each: `as_str`, `parse`, `ALL`, serde
 /// by the same names, and a text column in storage.
+/// The names are `tt`, not `literal`: a `literal` fragment reaches derive macros wrapped in an
+/// invisible group, and utoipa then ignored the `serde(rename)`, documenting the variant
+/// names (`NoSubscription`) instead of what is sent (`no_subscription`).
 macro_rules! wire_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+ }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:tt,)+ }) => {
         $(#[$doc])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,

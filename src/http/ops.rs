@@ -3,10 +3,10 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::problem::Problem;
+use super::problem::{Problem, PROBLEM_JSON, PROBLEM_TYPE_BASE};
 use crate::error::AppError;
+use crate::scheduler::health;
 use crate::state::AppState;
-use crate::store::Store;
 use crate::telemetry;
 
 /// The process is up.
@@ -15,40 +15,40 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready to serve: the database answers, its schema is current, the scheduler loop is alive.
+/// Ready to serve: the database answers, its schema is current, the scheduler loop is alive
+/// and keeps up (no deadline 5 s overdue). 503 otherwise, with the reason.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200), (status = 503, description = "not ready; the body says why")))]
+    responses((status = 200, description = "ready: `database`, `migrations`, `scheduler`, `lag_ms`"),
+              (status = 503, content_type = "application/problem+json",
+               description = "not ready: `detail` says why; the same members as when ready")))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = state.store.read(Store::migrations_current).await;
-    let (ready, database, migrations) = match database {
-        Ok(true) => (true, "ok", "current"),
-        Ok(false) => (false, "ok", "pending"),
-        Err(_) => (false, "unreachable", "unknown"),
-    };
-    // The scheduler is alive when it finished a pass recently (it passes at least every poll
-    // interval, and a pass over a storm may take a few seconds).
-    let scheduler = if !state.settings.scheduler.enabled {
-        "disabled"
-    } else {
-        let last = state.scheduler.last_pass_ms();
-        let allowed = 10_000 + 5 * state.settings.scheduler.poll_interval_ms as i64;
-        if last > 0 && state.clock.now_ms() - last <= allowed {
-            "ok"
-        } else {
-            "stalled"
-        }
-    };
-    let ready = ready && scheduler != "stalled";
-    let body = json!({
-        "status": if ready { "ready" } else { "not ready" },
-        "database": database,
-        "migrations": migrations,
-        "scheduler": scheduler,
+    let health = health::check(&state).await;
+    let mut body = json!({
+        "database": if health.database_reachable { "ok" } else { "unreachable" },
+        "migrations": match health.migrations_current {
+            Some(true) => "current",
+            Some(false) => "pending",
+            None => "unknown",
+        },
+        "scheduler": health.scheduler.as_str(),
+        "lag_ms": health.lag_ms,
     });
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
+    match health.reason().filter(|_| !health.ready()) {
+        None => {
+            body["status"] = json!("ready");
+            HttpResponse::Ok().json(body)
+        }
+        // A problem document (so the error middleware passes it on as it is), with the
+        // figures above as extension members.
+        Some(reason) => {
+            body["type"] = json!(format!("{PROBLEM_TYPE_BASE}not-ready"));
+            body["title"] = json!("Not Ready");
+            body["status"] = json!(503);
+            body["detail"] = json!(reason);
+            HttpResponse::ServiceUnavailable()
+                .content_type(PROBLEM_JSON)
+                .json(body)
+        }
     }
 }
 

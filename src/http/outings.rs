@@ -530,7 +530,8 @@ pub async fn list_outings(
 
 #[utoipa::path(get, path = "/api/v1/outings/{id}/checkins", tag = "outings", security(("bearer" = [])),
     params(("id" = String, Path), PageQuery),
-    responses((status = 200, body = Page<CheckinView>), (status = 404, body = Problem)))]
+    responses((status = 200, body = Page<CheckinView>), (status = 404, body = Problem),
+              (status = 422, description = "a bad `limit` or `cursor`", body = Problem)))]
 pub async fn list_checkins(
     state: web::Data<AppState>,
     caller: Caller,
@@ -729,7 +730,9 @@ pub async fn check_in_batch(
 
 #[utoipa::path(post, path = "/api/v1/outings/{id}/panic", tag = "outings", security(("bearer" = [])),
     params(("id" = String, Path)), request_body(content = PanicRequest, description = "optional"),
-    responses((status = 201, body = AlertView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = AlertView),
+              (status = 403, description = "only the outing's canvasser and companions may raise a panic", body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn panic(
     state: web::Data<AppState>,
     caller: Caller,

@@ -20,6 +20,7 @@ use crate::store::{self, DbConn};
 pub use signals::SchedulerSignals;
 use signals::{COALESCE_MS, MAX_LANES};
 
+pub mod health;
 pub mod retention;
 pub mod signals;
 
@@ -281,8 +282,28 @@ pub async fn run_due_now(state: &AppState) -> Result<usize, AppError> {
     }
 }
 
+/// Runs the loop on its own task. While the task lives the loop counts as running
+/// ([`SchedulerSignals::is_running`]); [`SchedulerSignals::halt`] aborts it.
 pub fn spawn(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(state))
+    state.scheduler.set_running(true);
+    // Moved into the task, so it is dropped with the task's future however that ends (even
+    // aborted before its first poll, or unwound by a panic).
+    let running = Running(state.clone());
+    let task = tokio::spawn(async move {
+        let running = running;
+        run(running.0.clone()).await
+    });
+    state.scheduler.set_task(task.abort_handle());
+    task
+}
+
+/// Marks the scheduler running for as long as its task's future exists.
+struct Running(web::Data<AppState>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.scheduler.set_running(false);
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The wake-ups the scheduler's lanes share with the request handlers: a write that brings a
 //! deadline forward wakes a lane unless one already plans to look in time.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
@@ -22,6 +23,11 @@ pub struct SchedulerSignals {
     /// Per lane, when it will next look (epoch ms): `i64::MAX` while it is working, has not
     /// started, or is reading its next deadline (which may miss a write committing meanwhile).
     pub(crate) planned: [AtomicI64; MAX_LANES],
+    /// The loop's task is running in this process: set when it is spawned, cleared when its
+    /// future is dropped (ended, aborted, or unwound by a panic).
+    running: AtomicBool,
+    /// How to stop the loop's task ([`SchedulerSignals::halt`]).
+    task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Default for SchedulerSignals {
@@ -30,6 +36,8 @@ impl Default for SchedulerSignals {
             wake: Notify::new(),
             heartbeat_ms: AtomicI64::new(0),
             planned: std::array::from_fn(|_| AtomicI64::new(i64::MAX)),
+            running: AtomicBool::new(false),
+            task: Mutex::new(None),
         }
     }
 }
@@ -54,6 +62,34 @@ impl SchedulerSignals {
             .any(|plan| plan != i64::MAX && plan <= at_ms.saturating_add(COALESCE_MS))
         {
             self.wake.notify_one();
+        }
+    }
+
+    /// Whether the loop's task is alive (set by its guard in `scheduler::spawn`).
+    pub(crate) fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::SeqCst);
+    }
+
+    /// Keeps the handle [`SchedulerSignals::halt`] aborts.
+    pub(crate) fn set_task(&self, task: tokio::task::AbortHandle) {
+        *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+    }
+
+    /// Whether the loop's task is alive in this process.
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Stops this process's scheduler loop, as if its task had died. Tests use it to check
+    /// what notices a dead scheduler (`/readyz`, the heartbeat).
+    pub fn halt(&self) {
+        if let Some(task) = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{CacheSize, SimpleConnection};
 use diesel::r2d2::R2D2Connection;
 use diesel::{Connection, PgConnection, SqliteConnection};
 
@@ -25,6 +25,8 @@ pub struct ConnectionManager {
     pub(super) kind: DatabaseKind,
     /// SQLite's own pragmas for this pool's connections (cache size, checkpointing).
     pub(super) sqlite_pragmas: &'static str,
+    /// `database.statement_cache`: PostgreSQL statements prepared by name and kept.
+    pub(super) statement_cache: bool,
 }
 
 /// The writer keeps a large page cache (the tables it appends to and their indexes stay hot)
@@ -57,7 +59,17 @@ impl r2d2::ManageConnection for ConnectionManager {
                 conn.batch_execute(self.sqlite_pragmas)?;
                 Ok(DbConn::Sqlite(conn))
             }
-            DatabaseKind::Postgres(url) => Ok(DbConn::Pg(PgConnection::establish(url)?)),
+            DatabaseKind::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                if !self.statement_cache {
+                    // Every statement then goes as one Parse/Bind/Execute of an unnamed
+                    // statement (PQsendQueryParams), which PgBouncer's transaction pooling
+                    // keeps on one server connection; `store::native`'s hot statements run
+                    // on this same connection, so they follow.
+                    conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+                }
+                Ok(DbConn::Pg(conn))
+            }
         }
     }
 

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cautions;
 mod columns;
 pub mod connection;
@@ -92,6 +93,7 @@ impl Store {
         let manager = |sqlite_pragmas| ConnectionManager {
             kind: kind.clone(),
             sqlite_pragmas,
+            statement_cache: settings.statement_cache,
         };
         let build = |size: u32, manager: ConnectionManager| {
             r2d2::Pool::builder()
@@ -325,6 +327,7 @@ mod tests {
         crate::config::DatabaseSettings {
             url: format!("sqlite://{}", dir.path().join(file).display()),
             pool_size: 2,
+            ..Default::default()
         }
     }
 
@@ -445,6 +448,7 @@ mod tests {
         let settings = crate::config::DatabaseSettings {
             url: format!("sqlite://{}", dir.path().join("b.db").display()),
             pool_size: 1,
+            ..Default::default()
         };
         let ours = super::Store::connect(&settings).unwrap();
         let theirs = super::Store::connect(&settings).unwrap();

@@ -704,6 +704,7 @@ mod tests {
         let store = Store::connect(&crate::config::DatabaseSettings {
             url: format!("sqlite://{}", dir.path().join("l.db").display()),
             pool_size: 2,
+            ..Default::default()
         })
         .unwrap();
         store.migrate().unwrap();

@@ -137,6 +137,35 @@ pub fn earliest_action(conn: &mut DbConn, after_ms: i64) -> Result<Option<i64>, 
     }
 }
 
+/// [`oldest_action`] on PostgreSQL: from each partial index's oldest end.
+pub const PG_OLDEST_ACTION: &str = "SELECT LEAST(\
+    (SELECT next_action_at FROM outings WHERE next_action_at IS NOT NULL \
+       ORDER BY next_action_at LIMIT 1), \
+    (SELECT next_action_at FROM alerts WHERE next_action_at IS NOT NULL \
+       ORDER BY next_action_at LIMIT 1)) AS at";
+
+/// The oldest pending action of any outing or alert, done or not: when it is well in the
+/// past, the scheduler is behind (`/readyz`, the heartbeat). Read at most every few seconds,
+/// so the walk from the index's oldest end (see [`earliest_action`]) costs little.
+pub fn oldest_action(conn: &mut DbConn) -> Result<Option<i64>, DbError> {
+    match conn {
+        DbConn::Pg(pg) => {
+            #[derive(QueryableByName)]
+            struct Oldest {
+                #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+                at: Option<i64>,
+            }
+            let found: Oldest = diesel::sql_query(PG_OLDEST_ACTION).get_result(pg)?;
+            Ok(found.at)
+        }
+        DbConn::Sqlite(sqlite) => {
+            let outing: Option<i64> = earliest_action!(outings).get_result(sqlite)?;
+            let alert: Option<i64> = earliest_action!(alerts).get_result(sqlite)?;
+            Ok(outing.into_iter().chain(alert).min())
+        }
+    }
+}
+
 /// Pushes a row's action back after a failure, so one broken row cannot block the queue.
 pub fn postpone(
     conn: &mut DbConn,

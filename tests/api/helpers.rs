@@ -70,10 +70,32 @@ pub fn postgres_available() -> bool {
     }
 }
 
-/// A fresh, empty database: a temporary SQLite file, or a new schema on the PostgreSQL server.
+/// Set (to a direct URL of the same server) when `TEST_DATABASE_URL` goes through PgBouncer in
+/// transaction pooling mode (.ci/run): each test then gets a database of its own, made over
+/// this URL, because a schema chosen by `search_path` for the session would not follow a
+/// transaction onto another server connection.
+fn postgres_admin_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_ADMIN_URL").ok()
+}
+
+/// A fresh, empty database: a temporary SQLite file, or a new schema on the PostgreSQL server
+/// (a new database when `TEST_DATABASE_ADMIN_URL` is set).
 pub fn fresh_database_url(backend: Backend, dir: &std::path::Path) -> String {
     match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.join("doorstep.db").display()),
+        Backend::Postgres if postgres_admin_url().is_some() => {
+            use diesel::{Connection, RunQueryDsl};
+            let admin = postgres_admin_url().unwrap_or_default();
+            let name = format!("doorstep_t_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = diesel::PgConnection::establish(&admin)
+                .unwrap_or_else(|e| panic!("connecting to PostgreSQL at {admin}: {e}"));
+            diesel::sql_query(format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+            let mut url = url::Url::parse(&postgres_url()).expect("TEST_DATABASE_URL is a URL");
+            url.set_path(&name);
+            url.to_string()
+        }
         Backend::Postgres => {
             use diesel::{Connection, RunQueryDsl};
             let schema = format!("doorstep_t_{}", uuid::Uuid::new_v4().simple());
@@ -99,6 +121,9 @@ pub fn test_settings(backend: Backend, dir: &std::path::Path) -> Settings {
     settings.server.workers = 2;
     settings.database.url = fresh_database_url(backend, dir);
     settings.database.pool_size = 4;
+    // TEST_STATEMENT_CACHE=false: as behind PgBouncer in transaction pooling mode (.ci/run).
+    settings.database.statement_cache =
+        std::env::var("TEST_STATEMENT_CACHE").map_or(true, |v| v != "false");
     settings.auth.jwt_secret = Some(URL_SAFE_NO_PAD.encode(TEST_JWT_SECRET));
     settings.server.metrics_token = Some(METRICS_TOKEN.to_owned());
     settings

@@ -25,6 +25,9 @@ mod watch;
 #[path = "../support/flood_endpoint.rs"]
 mod flood_endpoint;
 
+#[path = "../support/heartbeat_receiver.rs"]
+mod heartbeat_receiver;
+
 #[path = "../support/push_receiver.rs"]
 mod push_receiver;
 

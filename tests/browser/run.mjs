@@ -58,8 +58,8 @@ function withTimeout(promise, ms, what) {
 // ---------- the server ----------
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'doorstep-browser-'));
-// The server reads every DOORSTEP_* variable as configuration (and refuses unknown ones, such as
-// this runner's DOORSTEP_BIN): it gets only these.
+// The server reads DOORSTEP_<SECTION>__<KEY> variables as configuration (and ignores, with a
+// warning, other DOORSTEP_* ones such as this runner's DOORSTEP_BIN): it gets only these.
 const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DOORSTEP_')));
 const serverEnv = {
   ...inherited,
