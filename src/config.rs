@@ -91,7 +91,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
-    /// Believe `X-Forwarded-For` for the client address (only behind a proxy that sets it).
+    /// Believe the last `X-Forwarded-For` entry (the one the proxy in front appended) for the
+    /// client address; only behind such a proxy.
     pub trust_forwarded_for: bool,
     /// Browser origins allowed to call the API cross-origin (CORS). Empty: none (the default;
     /// the app served by Doorstep itself is same-origin and needs nothing here).

@@ -145,8 +145,20 @@ fn reserve_login(
 /// operator says a proxy sets it; otherwise anyone could pick a fresh address per attempt.
 pub(crate) fn client_address(req: &HttpRequest, state: &AppState) -> String {
     if state.settings.server.trust_forwarded_for {
-        if let Some(ip) = req.connection_info().realip_remote_addr() {
-            return ip.to_owned();
+        // The proxy appends the address it saw to `X-Forwarded-For`: the last entry. Anything
+        // before it is what the client sent, and a client must not choose the address the
+        // login limits count (or the audit log records).
+        let last = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .last()
+            .and_then(|entry| entry.parse::<std::net::IpAddr>().ok());
+        if let Some(ip) = last {
+            return ip.to_string();
         }
     }
     req.peer_addr()

@@ -18,6 +18,7 @@ on_both_backends!(
     concurrent_wrong_passwords_are_capped,
     sixty_logins_from_one_office_address_succeed,
     guesses_from_one_address_do_not_lock_out_another,
+    a_client_cannot_choose_its_address_behind_the_proxy,
     a_distributed_guesser_is_slowed_not_the_owner_locked_out,
     a_huge_error_body_is_read_to_a_bound,
     every_ssrf_form_is_refused,
@@ -101,6 +102,30 @@ async fn guesses_from_one_address_do_not_lock_out_another(backend: Backend) {
         resp.status(),
         StatusCode::OK,
         "the right password from elsewhere still works"
+    );
+}
+
+/// Behind a proxy that appends to `X-Forwarded-For` (nginx's `$proxy_add_x_forwarded_for`),
+/// the client's own entries come first: varying them must not escape the per-address limit.
+async fn a_client_cannot_choose_its_address_behind_the_proxy(backend: Backend) {
+    let app = behind_proxy(backend).await;
+    let admin = app.admin().await;
+    for i in 0..10 {
+        let forged = format!("198.51.100.{i}, 203.0.113.66");
+        let resp = login_from(&app, &admin.email, "guess guess", &forged).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let resp = login_from(&app, &admin.email, PASSWORD, "198.51.100.200, 203.0.113.66").await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the proxy saw one address: its guesses count together"
+    );
+    let resp = login_from(&app, &admin.email, PASSWORD, "203.0.113.66, 198.51.100.9").await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "another address of the proxy's still works"
     );
 }
 
