@@ -226,6 +226,18 @@ pub struct WebhookSettings {
     pub signing_secret: Option<String>,
 }
 
+impl Settings {
+    /// Where the SMS provider reaches this server (`sms.public_url`, else `server.public_url`),
+    /// without a trailing slash: the base of its callback URLs and of the URLs it signs.
+    pub fn sms_callback_base(&self) -> Option<String> {
+        self.sms
+            .public_url
+            .as_deref()
+            .or(self.server.public_url.as_deref())
+            .map(|u| u.trim_end_matches('/').to_owned())
+    }
+}
+
 /// SMS and voice calls through a provider (Twilio's API). Unset (`provider` none or no
 /// credentials): the channels are off, and their delivery rows are recorded as failed with
 /// the reason.

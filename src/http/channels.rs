@@ -259,14 +259,7 @@ pub async fn sms_test(
         .ok_or_else(|| AppError::field("phone", "the account has no phone number"))?;
     let callback = format!(
         "{}/api/v1/sms/status",
-        state
-            .settings
-            .sms
-            .public_url
-            .as_deref()
-            .or(state.settings.server.public_url.as_deref())
-            .unwrap_or_default()
-            .trim_end_matches('/')
+        state.settings.sms_callback_base().unwrap_or_default()
     );
     let text = "Doorstep test: SMS alerts will reach this phone. Reply OK and the alert's code to take charge.";
     match twilio

@@ -20,23 +20,16 @@ fn verified(
     request: &HttpRequest,
     body: &[u8],
 ) -> Result<Vec<(String, String)>, AppError> {
-    let (Some(twilio), Some(public_url)) = (
-        state.twilio.as_ref(),
-        state
-            .settings
-            .sms
-            .public_url
-            .as_deref()
-            .or(state.settings.server.public_url.as_deref()),
-    ) else {
+    let (Some(twilio), Some(public_url)) =
+        (state.twilio.as_ref(), state.settings.sms_callback_base())
+    else {
         return Err(AppError::NotFound("SMS endpoint"));
     };
     let params: Vec<(String, String)> = url::form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let url = format!(
-        "{}{}",
-        public_url.trim_end_matches('/'),
+        "{public_url}{}",
         request
             .uri()
             .path_and_query()
@@ -162,14 +155,7 @@ pub async fn gather(
             };
             let url = format!(
                 "{}{}",
-                state
-                    .settings
-                    .sms
-                    .public_url
-                    .as_deref()
-                    .or(state.settings.server.public_url.as_deref())
-                    .unwrap_or_default()
-                    .trim_end_matches('/'),
+                state.settings.sms_callback_base().unwrap_or_default(),
                 request
                     .uri()
                     .path_and_query()

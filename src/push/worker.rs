@@ -505,14 +505,7 @@ async fn phone_attempt(
     let (Some(recipient), Some(alert_id)) = (row.recipient_id, row.alert_id) else {
         return failed("an SMS or call needs a recipient and an alert");
     };
-    let public_url = state
-        .settings
-        .sms
-        .public_url
-        .clone()
-        .or_else(|| state.settings.server.public_url.clone())
-        .map(|u| u.trim_end_matches('/').to_owned());
-    let Some(public_url) = public_url else {
+    let Some(public_url) = state.settings.sms_callback_base() else {
         return failed("sms.public_url is unset: the provider could not report back");
     };
     let channel = row.channel;
@@ -594,6 +587,15 @@ async fn phone_attempt(
             twilio.call(&phone, &twiml, &callback, now_ms / 1000).await
         }
     };
+    provider_answered(state, row, sent).await
+}
+
+/// Keeps the provider's id of an accepted message or call (its status callbacks name it).
+async fn provider_answered(
+    state: &AppState,
+    row: &NotificationRow,
+    sent: crate::push::twilio::Sent,
+) -> Result<Attempt, AppError> {
     match sent {
         crate::push::twilio::Sent::Accepted { sid } => {
             let id = row.id.clone();
@@ -627,14 +629,7 @@ async fn incident_sms(
     let (Some(recipient), Some(incident_id)) = (row.recipient_id, incident_id) else {
         return failed("an incident SMS needs a recipient and an incident");
     };
-    let public_url = state
-        .settings
-        .sms
-        .public_url
-        .clone()
-        .or_else(|| state.settings.server.public_url.clone())
-        .map(|u| u.trim_end_matches('/').to_owned())
-        .unwrap_or_default();
+    let public_url = state.settings.sms_callback_base().unwrap_or_default();
     let found = state
         .store
         .read(move |conn| {
@@ -665,20 +660,10 @@ async fn incident_sms(
         crate::domain::sms::Language::of(&person.language),
     );
     let callback = format!("{public_url}/api/v1/sms/status");
-    match twilio
+    let sent = twilio
         .send_sms(&phone, &text, &callback, now_ms / 1000)
-        .await
-    {
-        crate::push::twilio::Sent::Accepted { sid } => {
-            let id = row.id.clone();
-            state
-                .store
-                .write(move |conn| Ok(store::notifications::set_provider_sid(conn, &id, &sid)?))
-                .await?;
-            Ok(Attempt::Delivered)
-        }
-        crate::push::twilio::Sent::NotSent(attempt) => Ok(attempt),
-    }
+        .await;
+    provider_answered(state, row, sent).await
 }
 
 /// Webhook: the organisation's (no recipient, signed with its secret) or the recipient's own

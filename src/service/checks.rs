@@ -31,13 +31,7 @@ fn own_running_outing(
     caller: &Caller,
     id: OutingId,
 ) -> Result<OutingRow, AppError> {
-    let row = store::outings::find_for_update(conn, id)?.ok_or(AppError::NotFound("outing"))?;
-    if row.canvasser_id != caller.id {
-        return Err(match visibility(conn, caller, &row)?.visibility {
-            OutingVisibility::None => AppError::NotFound("outing"),
-            _ => AppError::Forbidden("only the canvasser may do this".into()),
-        });
-    }
+    let row = crate::service::outings::own_outing_for_update(conn, caller, id)?;
     if row.status == OutingStatus::Ended {
         return Err(AppError::Conflict("this outing has ended".into()));
     }

@@ -300,7 +300,7 @@ pub fn visibility(conn: &mut DbConn, caller: &Caller, row: &OutingRow) -> Result
 
 /// Loads an outing for someone who must be its canvasser; 404 when they cannot see it at all,
 /// 403 when they can but it is not theirs.
-fn own_outing_for_update(
+pub(crate) fn own_outing_for_update(
     conn: &mut DbConn,
     caller: &Caller,
     id: OutingId,
