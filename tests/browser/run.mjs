@@ -546,7 +546,7 @@ async function serviceWorkerShowsPush() {
       const [a] = await r.getNotifications({ tag: `incident-${i}` });
       const [b] = await r.getNotifications({ tag: `caution-${c}` });
       return a && b ? { incident: [a.requireInteraction, a.data.url], caution: b.requireInteraction } : null;
-    }, [incidentId, cautionId]), 5000);
+    }, [incidentId, cautionId]), 10_000);
   assert.deepEqual(more, { incident: [false, `/app/incidents/${incidentId}`], caution: true });
   await cdp.detach();
 }
