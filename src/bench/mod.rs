@@ -67,6 +67,12 @@ pub struct BenchOptions {
     /// among them, so the ingest figures show what the register costs a check-in.
     #[arg(long, default_value_t = 0)]
     pub cautions: usize,
+    /// A soak's figures every this many seconds while the deadlines fire (0 = none): server
+    /// RSS, WAL written, and the p99 of check-ins, steps and pushes in each interval. With
+    /// `--outings 60000 --spread-s 600 --during-rate 1000 --sample-s 60`: 1,000 check-ins/s and
+    /// 100 deadlines/s for ten minutes, a row a minute.
+    #[arg(long, default_value_t = 0)]
+    pub sample_s: u64,
     /// Database connections of the server under test (`database.pool_size`).
     #[arg(long, default_value_t = 16)]
     pub pool_size: u32,
@@ -414,7 +420,7 @@ async fn drive_checkins_at_rate(
     rate: u64,
     stop: Instant,
     keyed: bool,
-) -> (Vec<f64>, Failures) {
+) -> (Vec<(i64, f64)>, Failures) {
     let mut requests = tokio::task::JoinSet::new();
     let tick = Duration::from_millis(10);
     let mut ticker = tokio::time::interval(tick);
@@ -426,9 +432,11 @@ async fn drive_checkins_at_rate(
         let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
         while sent < due {
             let (token, outing) = &canvassers[(sent as usize) % canvassers.len()];
-            requests.spawn(timed_checkin(checkin_request(
-                &client, &server, token, outing, sent, keyed,
-            )));
+            let request = checkin_request(&client, &server, token, outing, sent, keyed);
+            requests.spawn(async move {
+                let at_ms = chrono::Utc::now().timestamp_millis();
+                (at_ms, timed_checkin(request).await)
+            });
             sent += 1;
         }
     }
@@ -436,12 +444,112 @@ async fn drive_checkins_at_rate(
     let mut failures = Failures::default();
     while let Some(done) = requests.join_next().await {
         match done {
-            Ok(Ok(ms)) => latencies.push(ms),
-            Ok(Err(reason)) => failures.add(reason),
+            Ok((at_ms, Ok(ms))) => latencies.push((at_ms, ms)),
+            Ok((_, Err(reason))) => failures.add(reason),
             Err(e) => failures.add(format!("client task ({e})")),
         }
     }
     (latencies, failures)
+}
+
+/// A soak's table: a row per interval, with what the machine held at its end and the p99 of
+/// the check-ins sent, the steps due and the pushes due in it.
+fn soak_table(
+    rows: &[SoakRow],
+    sample_s: u64,
+    started_ms: i64,
+    checkins: &[(i64, f64)],
+    lags: &seed::Lags,
+    arrivals: &[(String, i64)],
+    wal_is_a_position: bool,
+) -> String {
+    if rows.is_empty() || sample_s == 0 {
+        return String::new();
+    }
+    let width = (sample_s * 1000) as i64;
+    let bucket = |at: i64| ((at - started_ms).max(0) / width) as usize;
+    let mut checkin_ms = vec![Vec::new(); rows.len()];
+    let mut step_ms = vec![Vec::new(); rows.len()];
+    let mut push_ms = vec![Vec::new(); rows.len()];
+    for (at, ms) in checkins {
+        if let Some(b) = checkin_ms.get_mut(bucket(*at)) {
+            b.push(*ms);
+        }
+    }
+    for (due, lag) in &lags.step_lags_by_due {
+        if let Some(b) = step_ms.get_mut(bucket(*due)) {
+            b.push(*lag);
+        }
+    }
+    for (topic, at) in arrivals {
+        if let Some(due) = lags.due_by_alert.get(topic) {
+            if let Some(b) = push_ms.get_mut(bucket(*due)) {
+                b.push((*at - *due) as f64);
+            }
+        }
+    }
+    let mut text = format!(
+        "\nEvery {sample_s} s while the deadlines fired:\n\n\
+         | at | server RSS | WAL (SQLite: file; PostgreSQL: written since the last row) | check-ins, p99 | steps due, lag p99 | pushes, lag p99 |\n|---|---|---|---|---|---|\n"
+    );
+    let mut previous_wal = None;
+    for (i, row) in rows.iter().enumerate() {
+        let wal = match previous_wal {
+            Some(before) if wal_is_a_position && row.wal_bytes >= before => row.wal_bytes - before,
+            _ => row.wal_bytes,
+        };
+        previous_wal = Some(row.wal_bytes);
+        let (c, s, p) = (
+            summarise(checkin_ms[i].clone()),
+            summarise(step_ms[i].clone()),
+            summarise(push_ms[i].clone()),
+        );
+        text.push_str(&format!(
+            "| {} s | {:.0} MB | {:.1} MB | {} × {:.1} ms | {} × {:.0} ms | {} × {:.0} ms |\n",
+            (i as u64 + 1) * sample_s,
+            row.rss_mb,
+            wal as f64 / 1_048_576.0,
+            c.count,
+            c.p99,
+            s.count,
+            s.p99,
+            p.count,
+            p.p99
+        ));
+    }
+    text
+}
+
+/// One interval of a soak: what the machine held at its end, and the p99s of its work.
+struct SoakRow {
+    rss_mb: f64,
+    wal_bytes: i64,
+}
+
+/// Bytes of WAL: SQLite's `-wal` file as it stands; PostgreSQL's WAL position (bytes ever
+/// written: rows show the difference).
+async fn wal_bytes(store: &Store, sqlite_path: Option<&std::path::Path>) -> i64 {
+    if let Some(path) = sqlite_path {
+        let wal = format!("{}-wal", path.display());
+        return std::fs::metadata(wal).map_or(0, |m| m.len() as i64);
+    }
+    store
+        .read(|conn| {
+            #[derive(diesel::QueryableByName)]
+            struct Lsn {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                bytes: i64,
+            }
+            use diesel::RunQueryDsl;
+            Ok(
+                diesel::sql_query("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS bytes")
+                    .get_result::<Lsn>(conn)
+                    .map(|l| l.bytes)
+                    .unwrap_or(0),
+            )
+        })
+        .await
+        .unwrap_or(0)
 }
 
 /// CPU time this (load-generating) process has used so far, in seconds.
@@ -659,6 +767,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         due, opts.spread_s
     );
     let storm_started = Instant::now();
+    let storm_started_ms = chrono::Utc::now().timestamp_millis();
     let cpu_before_steps = server.cpu();
     // Check-in latency while the steps fire.
     let during = tokio::spawn(drive_checkins_at_rate(
@@ -679,8 +788,18 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     // 15 ms a count at 100k alerts, and more as the table grew: on two shared cores, the
     // measurement slowed what it measured.
     let deadline = Instant::now() + Duration::from_secs(opts.spread_s + 600);
+    let sqlite_path = (opts.backend == "sqlite").then(|| data_dir.join("bench.db"));
+    let mut soak: Vec<SoakRow> = Vec::new();
+    let mut next_sample = storm_started + Duration::from_secs(opts.sample_s.max(1));
     while receiver.count() < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
+        if opts.sample_s > 0 && Instant::now() >= next_sample {
+            next_sample += Duration::from_secs(opts.sample_s);
+            soak.push(SoakRow {
+                rss_mb: server.rss_mb(),
+                wal_bytes: wal_bytes(&store, sqlite_path.as_deref()).await,
+            });
+        }
     }
     let fire_s = storm_started.elapsed().as_secs_f64();
     let arming = arming.await.map_err(|e| e.to_string())??;
@@ -701,8 +820,8 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     };
     // Includes the check-ins driven meanwhile; those are counted and costed separately below.
     let steps_cpu = server.cpu().since(cpu_before_steps);
-    let (during, during_failures) = during.await.map_err(|e| e.to_string())?;
-    let during = summarise(during);
+    let (during_timed, during_failures) = during.await.map_err(|e| e.to_string())?;
+    let during = summarise(during_timed.iter().map(|(_, ms)| *ms).collect());
     // CPU per escalation step and its push, less what the check-ins driven meanwhile cost.
     let step_count = due.max(1) as f64;
     let step_cpu_us =
@@ -720,6 +839,15 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
         0.0
     };
     let step_lag = summarise(lags.step_lags_ms.clone());
+    let soak_table = soak_table(
+        &soak,
+        opts.sample_s,
+        storm_started_ms,
+        &during_timed,
+        &lags,
+        &receiver.arrivals(),
+        opts.backend == "postgres",
+    );
     let arrivals = receiver.arrivals();
     let push_lag = summarise(
         arrivals
@@ -823,6 +951,11 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     } else {
         String::new()
     };
+    let cautions_arg = if opts.sample_s > 0 {
+        format!("{cautions_arg} --sample-s {}", opts.sample_s)
+    } else {
+        cautions_arg
+    };
     let keyed = if opts.idempotency_keys {
         ", each with an Idempotency-Key"
     } else {
@@ -904,6 +1037,7 @@ pub async fn run(opts: BenchOptions) -> Result<Report, String> {
     } else {
         text
     };
+    let text = format!("{text}{soak_table}");
     if let Some(path) = &opts.output {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new()

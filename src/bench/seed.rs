@@ -376,6 +376,8 @@ pub async fn arm_ahead(
 
 pub struct Lags {
     pub step_lags_ms: Vec<f64>,
+    /// Each step's due time and lag (for a soak's intervals).
+    pub step_lags_by_due: Vec<(i64, f64)>,
     pub due_by_alert: HashMap<String, i64>,
     pub first_due_ms: i64,
     pub last_recorded_ms: i64,
@@ -415,6 +417,10 @@ pub async fn lags(store: &Store) -> Result<Lags, String> {
                 step_lags_ms: by_alert
                     .values()
                     .map(|(due, created)| (created - due) as f64)
+                    .collect(),
+                step_lags_by_due: by_alert
+                    .values()
+                    .map(|(due, created)| (*due, (created - due) as f64))
                     .collect(),
                 first_due_ms: by_alert.values().map(|v| v.0).min().unwrap_or(0),
                 last_recorded_ms: by_alert.values().map(|v| v.1).max().unwrap_or(0),
